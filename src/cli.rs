@@ -1,0 +1,78 @@
+//! The command line: what the user typed, parsed by `clap`, with no I/O.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  runner check experiments/pathetique.kdl     validate an experiment file
+  runner plan experiments/ablation.kdl        show the matrix of runs it expands to
+  runner exec experiments/pathetique.kdl      train every run (CUDA when present)
+  runner report experiments/pathetique.kdl    collate results into runs/<experiment>/report.md
+  runner data inspect experiments/quickstart.kdl
+  runner info                                 libtorch version, CUDA devices, CPU threads";
+
+/// Plan, train and compare velocity-prediction models for symbolic music.
+#[derive(Debug, Parser)]
+#[command(name = "runner", after_help = EXAMPLES, disable_version_flag = true)]
+pub struct Cli {
+    /// Print the version, the libtorch in use, CUDA availability and CPU threads.
+    #[arg(short = 'V', long)]
+    pub version: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// A `runner` subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate experiment files and report every problem found.
+    Check {
+        /// Experiment files (KDL).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Expand an experiment file into its matrix of runs and show it.
+    Plan {
+        /// The experiment file (KDL).
+        file: PathBuf,
+    },
+    /// Train every planned run that is not done yet.
+    Exec {
+        /// The experiment file (KDL).
+        file: PathBuf,
+    },
+    /// Collate an experiment's results into Markdown tables and plots.
+    Report {
+        /// The experiment file (KDL).
+        file: PathBuf,
+    },
+    /// Inspect or export the dataset an experiment uses.
+    Data {
+        /// The experiment file (KDL).
+        file: PathBuf,
+    },
+    /// Show the libtorch version, CUDA availability, device count and CPU threads.
+    Info {
+        /// Also run a small computation on every device and compare it with the CPU's.
+        #[arg(long)]
+        check_devices: bool,
+    },
+}
+
+impl Command {
+    /// The subcommand's name as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Check { .. } => "check",
+            Command::Plan { .. } => "plan",
+            Command::Exec { .. } => "exec",
+            Command::Report { .. } => "report",
+            Command::Data { .. } => "data",
+            Command::Info { .. } => "info",
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! `runner`: experiments on velocity prediction for symbolic music, described
+//! in KDL, planned into a matrix of training runs, trained with libtorch and
+//! collated into Markdown reports.
+//!
+//! The crate is laid out by stage, each stage taking the previous one's
+//! output:
+//!
+//! | stage | module | in → out |
+//! |---|---|---|
+//! | command line | [`cli`] | arguments → a [`cli::Command`] |
+//! | environment | [`environment`] | libtorch and hardware → an [`environment::Environment`] |
+//!
+//! Stages still to come (see the issues): the experiment language (`spec`),
+//! the planner (`plan`), the data pipeline (`data`), models and training
+//! (`model`, `train`), the executor (`exec`) and the report (`report`).
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod environment;
