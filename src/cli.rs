@@ -39,6 +39,9 @@ pub enum Command {
     Plan {
         /// The experiment file (KDL).
         file: PathBuf,
+        /// Print every run's fully resolved configuration as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Train every planned run that is not done yet.
     Exec {

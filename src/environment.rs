@@ -142,11 +142,7 @@ mod tests {
     #[test]
     fn probe_reports_the_libtorch_the_build_script_found() {
         let env = Environment::probe();
-        assert!(
-            env.libtorch_version.starts_with("2.11."),
-            "{}",
-            env.libtorch_version
-        );
+        assert!(env.libtorch_version.starts_with("2.11."), "{}", env.libtorch_version);
         assert!(env.cpu_threads >= 1);
         assert_eq!(env.cuda_available, env.cuda_devices > 0);
         let folder = env.libtorch_loaded_from.expect("libtorch_cpu.so is mapped");

@@ -9,11 +9,14 @@
 //! |---|---|---|
 //! | command line | [`cli`] | arguments → a [`cli::Command`] |
 //! | environment | [`environment`] | libtorch and hardware → an [`environment::Environment`] |
+//! | experiment language | [`spec`] | KDL files → a typed [`spec::Experiment`] |
+//! | planner | [`plan`] | an experiment → a [`plan::Plan`] of resolved runs |
 //!
-//! Stages still to come (see the issues): the experiment language (`spec`),
-//! the planner (`plan`), the data pipeline (`data`), models and training
-//! (`model`, `train`), the executor (`exec`) and the report (`report`).
+//! Stages still to come (see the issues): models and training (`model`,
+//! `train`), the executor (`exec`) and the report (`report`).
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod environment;
+pub mod plan;
+pub mod spec;

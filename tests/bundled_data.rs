@@ -34,11 +34,7 @@ fn setup_placed_the_ten_files_with_their_committed_checksums() {
         .current_dir(&dir)
         .output()
         .expect("sha256sum runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
     let total: u64 = checksums()
         .iter()
         .map(|(_, name)| std::fs::metadata(dir.join(name)).unwrap().len())
@@ -63,10 +59,7 @@ fn fetching_again_repairs_a_corrupted_file_from_the_cached_download() {
         .unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{log}");
-    assert!(
-        !log.contains("downloading"),
-        "the cached sdist should be reused: {log}"
-    );
+    assert!(!log.contains("downloading"), "the cached sdist should be reused: {log}");
     let repaired = std::fs::read(target.join("Maestro_3.mid")).unwrap();
     let original = std::fs::read(repo().join("data/bundled/Maestro_3.mid")).unwrap();
     assert_eq!(repaired, original);

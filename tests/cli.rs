@@ -63,15 +63,7 @@ fn help_shows_every_subcommand_and_examples() {
     let output = runner(&["--help"]);
     assert!(output.status.success());
     let text = stdout(&output);
-    for word in [
-        "check",
-        "plan",
-        "exec",
-        "report",
-        "data",
-        "info",
-        "Examples:",
-    ] {
+    for word in ["check", "plan", "exec", "report", "data", "info", "Examples:"] {
         assert!(text.contains(word), "--help lacks '{word}':\n{text}");
     }
 }
@@ -80,11 +72,7 @@ fn help_shows_every_subcommand_and_examples() {
 fn no_subcommand_is_a_usage_error() {
     let output = runner(&[]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("Usage: runner"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("Usage: runner"), "{}", stderr(&output));
 }
 
 #[test]
@@ -96,4 +84,78 @@ fn an_unknown_subcommand_is_a_usage_error() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn check_accepts_the_shipped_experiments() {
+    let output = runner(&[
+        "check",
+        "experiments/quickstart.kdl",
+        "experiments/pathetique.kdl",
+        "experiments/ablation.kdl",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("experiments/ablation.kdl: ok (24 runs)"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn check_reports_every_problem_of_every_file_and_fails() {
+    let output = runner(&[
+        "check",
+        "tests/ui/several-problems.kdl",
+        "experiments/pathetique.kdl",
+        "tests/ui/bins-zero.kdl",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("4 problems in tests/ui/several-problems.kdl"), "{err}");
+    assert!(err.contains("1 problem in tests/ui/bins-zero.kdl"), "{err}");
+    assert!(err.contains("2 of 3 experiment files have problems"), "{err}");
+    assert!(stdout(&output).contains("experiments/pathetique.kdl: ok (2 runs)"));
+}
+
+#[test]
+fn check_of_a_missing_file_says_so() {
+    let output = runner(&["check", "experiments/nope.kdl"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("cannot read `experiments/nope.kdl`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn plan_shows_the_matrix_and_json_holds_resolved_configs() {
+    let output = runner(&["plan", "experiments/ablation.kdl"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    assert!(table.contains("ablation: 24 runs (24 pending)"), "{table}");
+    for column in [
+        "schedule",
+        "loss",
+        "encoder",
+        "model.architecture",
+        "seed",
+        "est. steps",
+        "status",
+    ] {
+        assert!(table.contains(column), "no column {column}:\n{table}");
+    }
+
+    let output = runner(&["plan", "experiments/pathetique.kdl", "--json"]);
+    assert!(output.status.success());
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let runs = plan["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let hf = runs.iter().find(|r| r["labels"][0][1] == "hf-t5").unwrap();
+    assert_eq!(hf["config"]["schedule"]["lr"], 3e-6);
+    assert_eq!(hf["config"]["model"]["positions"], "relative");
+    assert_eq!(hf["config"]["model"]["tie-embeddings"], true);
+    assert_eq!(hf["config"]["optimizer"]["beta2"], 0.999);
+    assert_eq!(hf["config"]["train"]["epochs"], 25);
 }

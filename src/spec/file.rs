@@ -1,0 +1,210 @@
+//! The typed form of one experiment file, before `extends` is followed and
+//! before anything is expanded. Every value keeps its span.
+
+use super::source::{Span, Spanned};
+use super::value::Value;
+
+/// One change to a run's configuration, as written in a file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Override {
+    /// A plain field set to a value.
+    Set {
+        /// The field's path (from the schema).
+        path: &'static str,
+        /// The value, already checked against the field's type and range.
+        value: Value,
+        /// Where it was written.
+        span: Span,
+    },
+    /// A choice set to one kind; the kind's fields not listed take their defaults.
+    Choose {
+        /// The choice's path (from the schema).
+        path: &'static str,
+        /// The kind.
+        kind: &'static str,
+        /// The kind's fields that were written.
+        fields: Vec<(&'static str, Value, Span)>,
+        /// Where the kind was written.
+        span: Span,
+    },
+}
+
+impl Override {
+    /// The path this override sets.
+    pub fn path(&self) -> &'static str {
+        match self {
+            Override::Set { path, .. } | Override::Choose { path, .. } => path,
+        }
+    }
+
+    /// Where it was written.
+    pub fn span(&self) -> Span {
+        match self {
+            Override::Set { span, .. } | Override::Choose { span, .. } => *span,
+        }
+    }
+}
+
+/// A named bundle of overrides (e.g. `midi-translation`).
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// Its name.
+    pub name: Spanned<String>,
+    /// What it changes.
+    pub overrides: Vec<Override>,
+}
+
+/// One value of a matrix axis.
+#[derive(Debug, Clone)]
+pub struct AxisValue {
+    /// How runs with this value are labelled, e.g. `noam` or `256`.
+    pub label: String,
+    /// Where it was written.
+    pub span: Span,
+    /// What it changes (empty for an axis over variants: the planner takes
+    /// the variant's overrides).
+    pub overrides: Vec<Override>,
+}
+
+/// An axis: a name and the values it takes.
+#[derive(Debug, Clone)]
+pub struct Axis {
+    /// The field path, `variant`, or a bundle's name.
+    pub name: Spanned<String>,
+    /// The values, in order.
+    pub values: Vec<AxisValue>,
+}
+
+/// An independent dimension of the matrix.
+#[derive(Debug, Clone)]
+pub enum Factor {
+    /// One axis, crossed with the other factors.
+    Axis(Axis),
+    /// Several axes of equal length that vary together.
+    Zip {
+        /// The axes.
+        axes: Vec<Axis>,
+        /// The `zip` node.
+        span: Span,
+    },
+}
+
+impl Factor {
+    /// The factor's axes.
+    pub fn axes(&self) -> &[Axis] {
+        match self {
+            Factor::Axis(axis) => std::slice::from_ref(axis),
+            Factor::Zip { axes, .. } => axes,
+        }
+    }
+}
+
+/// An `exclude` or `include` rule: axis name = value label pairs.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The pairs.
+    pub pairs: Vec<(Spanned<String>, Spanned<String>)>,
+    /// The rule's node.
+    pub span: Span,
+}
+
+/// The `matrix` block.
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    /// The factors, crossed in order.
+    pub factors: Vec<Factor>,
+    /// Combinations to drop.
+    pub exclude: Vec<Rule>,
+    /// Combinations to add.
+    pub include: Vec<Rule>,
+    /// The `matrix` node.
+    pub span: Span,
+}
+
+/// A metric an expectation can be about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Validation loss.
+    ValLoss,
+    /// Teacher-forced mean |predicted - true| velocity on validation.
+    ValDist,
+    /// Greedy-decoded mean |predicted - true| velocity on validation.
+    GreedyDist,
+    /// std(predicted) / std(true) velocity on validation.
+    Flatness,
+    /// Share of exactly right velocities on validation.
+    Accuracy,
+    /// Teacher-forced distance on the test split.
+    TestDist,
+}
+
+impl Metric {
+    /// Every metric with its name in files.
+    pub const ALL: [(&'static str, Metric); 6] = [
+        ("val-loss", Metric::ValLoss),
+        ("val-dist", Metric::ValDist),
+        ("greedy-dist", Metric::GreedyDist),
+        ("flatness", Metric::Flatness),
+        ("accuracy", Metric::Accuracy),
+        ("test-dist", Metric::TestDist),
+    ];
+
+    /// The metric's name in files.
+    pub fn name(self) -> &'static str {
+        Metric::ALL
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    }
+}
+
+/// What an expectation claims.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The subject's metric is better than the other's by at least `ratio`.
+    BetterThan {
+        /// The selector of the runs compared against.
+        other: Spanned<String>,
+        /// How many times better (1: just better).
+        ratio: f64,
+    },
+    /// The subject's metric is below a value.
+    Below(f64),
+    /// The subject's metric is above a value.
+    Above(f64),
+}
+
+/// `expect METRIC SUBJECT ...`: a claim the report checks.
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    /// The metric.
+    pub metric: Metric,
+    /// Which runs: a variant name or `axis=label` pairs separated by spaces.
+    pub subject: Spanned<String>,
+    /// The claim.
+    pub claim: Claim,
+    /// The `expect` node.
+    pub span: Span,
+}
+
+/// One experiment file, typed.
+#[derive(Debug, Clone)]
+pub struct ExperimentFile {
+    /// The experiment's name.
+    pub name: Spanned<String>,
+    /// One-line description.
+    pub description: Option<String>,
+    /// The file this one extends.
+    pub extends: Option<Spanned<String>>,
+    /// Seeds per run.
+    pub repeats: Option<Spanned<u32>>,
+    /// The settings every run starts from.
+    pub settings: Vec<Override>,
+    /// Named bundles of overrides.
+    pub variants: Vec<Variant>,
+    /// The matrix, if any.
+    pub matrix: Option<Matrix>,
+    /// Claims for the report.
+    pub expectations: Vec<Expectation>,
+}
