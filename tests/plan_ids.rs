@@ -213,3 +213,19 @@ fn identical_cells_are_planned_once() {
     assert_eq!(planned.runs.len(), 2);
     assert_eq!(planned.merged_duplicates, 2);
 }
+
+#[test]
+fn an_axis_can_vary_one_field_of_a_choice() {
+    let text = "experiment tweak {\n schedule noam warmup=4000\n matrix {\n  axis schedule.warmup 1000 2000\n }\n}\n";
+    let dir = std::env::temp_dir().join(format!("runner-tweak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tweak.kdl");
+    std::fs::write(&path, text).unwrap();
+    let (experiment, _) = spec::load(&path).unwrap();
+    let planned = plan::expand(&experiment).unwrap();
+    let warmups: Vec<_> = planned.runs.iter().map(|r| r.config.schedule).collect();
+    assert_eq!(
+        warmups,
+        [1000, 2000].map(|warmup| runner::plan::config::Schedule::Noam { warmup, factor: 1.0 })
+    );
+}

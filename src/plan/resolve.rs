@@ -56,10 +56,35 @@ impl Settings {
         }
     }
 
-    fn apply(&mut self, item: &Override) {
+    /// Applies one override; a tweak of a field the current kind lacks is a problem.
+    fn apply(&mut self, item: &Override, problems: &mut Vec<Problem>) {
         match item {
             Override::Set { path, value, span } => {
                 self.values.insert((*path).to_owned(), (value.clone(), Some(*span)));
+            }
+            Override::Tweak {
+                choice,
+                field,
+                value,
+                span,
+            } => {
+                let kind = self.word(choice).to_owned();
+                let has_field = schema::choice_at(choice)
+                    .and_then(|c| c.kind(&kind))
+                    .and_then(|k| k.field(field));
+                if has_field.is_none() {
+                    problems.push(
+                        Problem::at(
+                            "inconsistent",
+                            *span,
+                            format!("{choice} is `{kind}` here"),
+                            format!("`{choice}.{field}` varies, but this run's {choice} `{kind}` has no `{field}`"),
+                        )
+                        .also(self.span(choice), format!("{choice} set here")),
+                    );
+                }
+                self.values
+                    .insert(format!("{choice}.{field}"), (value.clone(), Some(*span)));
             }
             Override::Choose {
                 path,
@@ -159,10 +184,10 @@ pub fn resolve<'a>(
     fallback: Span,
 ) -> Result<Resolved, Vec<Problem>> {
     let mut s = Settings::defaults(fallback);
-    for item in overrides {
-        s.apply(item);
-    }
     let mut problems = Vec::new();
+    for item in overrides {
+        s.apply(item, &mut problems);
+    }
     let config = build(&s, &mut problems);
     let device = match DevicePreference::parse(s.word("train.device")) {
         Some(device) => device,

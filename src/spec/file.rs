@@ -16,6 +16,18 @@ pub enum Override {
         /// Where it was written.
         span: Span,
     },
+    /// One field of a choice, whatever kind the choice has (`axis schedule.warmup 1000 2000`).
+    /// The planner checks that the run's kind has that field.
+    Tweak {
+        /// The choice's path (from the schema).
+        choice: &'static str,
+        /// The field's name within the kind.
+        field: &'static str,
+        /// The value, already checked against the field's type and range.
+        value: Value,
+        /// Where it was written.
+        span: Span,
+    },
     /// A choice set to one kind; the kind's fields not listed take their defaults.
     Choose {
         /// The choice's path (from the schema).
@@ -31,16 +43,17 @@ pub enum Override {
 
 impl Override {
     /// The path this override sets.
-    pub fn path(&self) -> &'static str {
+    pub fn path(&self) -> String {
         match self {
-            Override::Set { path, .. } | Override::Choose { path, .. } => path,
+            Override::Set { path, .. } | Override::Choose { path, .. } => (*path).to_owned(),
+            Override::Tweak { choice, field, .. } => format!("{choice}.{field}"),
         }
     }
 
     /// Where it was written.
     pub fn span(&self) -> Span {
         match self {
-            Override::Set { span, .. } | Override::Choose { span, .. } => *span,
+            Override::Set { span, .. } | Override::Tweak { span, .. } | Override::Choose { span, .. } => *span,
         }
     }
 }

@@ -56,7 +56,7 @@ struct Parser {
 
 /// Paths already set in one scope (the settings, a variant, an axis value),
 /// so that setting one twice is reported.
-type Seen = HashMap<&'static str, Span>;
+type Seen = HashMap<String, Span>;
 
 impl Parser {
     fn span(&self, range: miette::SourceSpan) -> Span {
@@ -123,12 +123,12 @@ impl Parser {
             expectations: Vec::new(),
         };
         let mut seen_settings = Seen::new();
-        let mut seen_top: HashMap<&str, Span> = HashMap::new();
+        let mut seen_top: HashMap<String, Span> = HashMap::new();
         for child in children(node) {
             let word = child.name().value();
             if matches!(word, "description" | "extends" | "repeats" | "matrix") {
                 let span = self.node_span(child);
-                if let Some(first) = seen_top.insert(word_static(word), span) {
+                if let Some(first) = seen_top.insert(word.to_owned(), span) {
                     self.report(
                         Problem::at("duplicate", span, "set again", format!("`{word}` is set twice"))
                             .also(first, "first set here"),
@@ -138,11 +138,7 @@ impl Parser {
             match word {
                 "description" => file.description = self.single_string(child, word, "a string").map(|s| s.value),
                 "extends" => file.extends = self.single_string(child, word, "the path of another experiment file"),
-                "repeats" => {
-                    file.repeats = self
-                        .single_int(child, 1, 1000)
-                        .map(|n| Spanned::new(n as u32, n_span(&n, child, self)))
-                }
+                "repeats" => file.repeats = self.repeats(child),
                 "variant" => {
                     if let Some(variant) = self.variant(child, &file.variants) {
                         file.variants.push(variant);
@@ -681,6 +677,25 @@ impl Parser {
                 }
             }
             self.no_children(node);
+        } else if let Some((choice, field)) = schema::choice_field_at(path) {
+            for arg in &args {
+                if let Some(value) = self.entry_value(arg, field) {
+                    let span = self.span(arg.span());
+                    let label = value.to_string();
+                    let tweak = Override::Tweak {
+                        choice: choice.path,
+                        field: field.path,
+                        value,
+                        span,
+                    };
+                    values.push(AxisValue {
+                        label,
+                        span,
+                        overrides: vec![tweak],
+                    });
+                }
+            }
+            self.no_children(node);
         } else if let Some(choice) = schema::choice_at(path) {
             for arg in &args {
                 let span = self.span(arg.span());
@@ -735,14 +750,14 @@ impl Parser {
             let bundles: Vec<&KdlNode> = children(node).collect();
             if bundles.is_empty() || !args.is_empty() {
                 let mut candidates = schema::all_paths();
-                candidates.push("variant");
+                candidates.push("variant".to_owned());
                 let problem = Problem::at(
                     "unknown-axis",
                     name.span,
                     "unknown",
                     format!("unknown axis path `{path}`"),
                 );
-                let help = did_you_mean(path, candidates.iter().copied()).unwrap_or_else(|| {
+                let help = did_you_mean(path, candidates.iter().map(String::as_str)).unwrap_or_else(|| {
                     "an axis names a field (e.g. `model.d-model`), a choice (`schedule`), `variant`, \
                      or is a bundle: `axis NAME { label { settings } }`"
                         .to_owned()
@@ -1027,16 +1042,22 @@ impl Parser {
         Some(value)
     }
 
-    fn single_int(&mut self, node: &KdlNode, min: i64, max: i64) -> Option<i64> {
-        let field = Field {
-            path: static_name(node.name().value()),
-            ty: Type::Int { min, max },
+    /// `repeats N`: seeds per run, 1..=1000.
+    fn repeats(&mut self, node: &KdlNode) -> Option<Spanned<u32>> {
+        const REPEATS: Field = Field {
+            path: "repeats",
+            ty: Type::Int { min: 1, max: 1000 },
             default: schema::DefaultValue::Unset,
-            doc: "",
+            doc: "seeds per run",
         };
         self.no_properties(node);
-        match self.node_value(node, &field)? {
-            Value::Int(n) => Some(n),
+        self.no_children(node);
+        let span = node
+            .entries()
+            .first()
+            .map_or_else(|| self.node_span(node), |e| self.span(e.span()));
+        match self.node_value(node, &REPEATS)? {
+            Value::Int(n) => Some(Spanned::new(n as u32, span)),
             _ => None,
         }
     }
@@ -1188,20 +1209,6 @@ fn join(prefix: &str, name: &str) -> String {
     } else {
         format!("{prefix}.{name}")
     }
-}
-
-fn word_static(word: &str) -> &'static str {
-    TOP_LEVEL.iter().find(|w| **w == word).copied().unwrap_or("")
-}
-
-fn static_name(word: &str) -> &'static str {
-    word_static(word)
-}
-
-fn n_span(_: &i64, node: &KdlNode, parser: &Parser) -> Span {
-    node.entries()
-        .first()
-        .map_or_else(|| parser.node_span(node), |e| parser.span(e.span()))
 }
 
 /// `1 value`, `2 values`.

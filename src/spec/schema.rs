@@ -603,6 +603,14 @@ pub fn choice_at(path: &str) -> Option<&'static Choice> {
     CHOICES.iter().find(|c| c.path == path)
 }
 
+/// A field of some kind of a choice, by its full path (`schedule.warmup`).
+pub fn choice_field_at(path: &str) -> Option<(&'static Choice, &'static Field)> {
+    let (choice, name) = path.rsplit_once('.')?;
+    let choice = choice_at(choice)?;
+    let field = choice.kinds.iter().find_map(|k| k.field(name))?;
+    Some((choice, field))
+}
+
 /// The fields an alias sets.
 pub fn alias_at(path: &str) -> Option<&'static [&'static str]> {
     ALIASES.iter().find(|(a, _)| *a == path).map(|(_, targets)| *targets)
@@ -639,14 +647,26 @@ pub fn names_under(prefix: &str) -> Vec<&'static str> {
     names
 }
 
-/// Every path an axis may vary: plain fields, choices and aliases.
-pub fn all_paths() -> Vec<&'static str> {
-    FIELDS
+/// Every path an axis may vary: plain fields, choices, the choices' fields
+/// and aliases.
+pub fn all_paths() -> Vec<String> {
+    let mut paths: Vec<String> = FIELDS
         .iter()
-        .map(|f| f.path)
-        .chain(CHOICES.iter().map(|c| c.path))
-        .chain(ALIASES.iter().map(|(a, _)| *a))
-        .collect()
+        .map(|f| f.path.to_owned())
+        .chain(CHOICES.iter().map(|c| c.path.to_owned()))
+        .chain(ALIASES.iter().map(|(a, _)| (*a).to_owned()))
+        .collect();
+    for choice in CHOICES {
+        for kind in choice.kinds {
+            for field in kind.fields {
+                let path = format!("{}.{}", choice.path, field.path);
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
+            }
+        }
+    }
+    paths
 }
 
 #[cfg(test)]
