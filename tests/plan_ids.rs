@@ -2,6 +2,8 @@
 //! experiment written differently plans the same ids, and any change to a
 //! value that affects training changes the id.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use proptest::prelude::*;
 use runner::{plan, spec};
 
@@ -97,18 +99,14 @@ fn plan_ids(lines: &[(&str, &str)], noise: bool) -> Vec<String> {
     text.push_str("}\n");
     let dir = std::env::temp_dir().join(format!("runner-ids-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{:x}.kdl", fxhash(&text)));
+    // Tests run in parallel and plan the same text: one file per call.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let path = dir.join(format!("{}.kdl", CALLS.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&path, &text).unwrap();
     let (experiment, _) = spec::load(&path).unwrap_or_else(|e| panic!("{text}\n{e:?}"));
     let planned = plan::expand(&experiment).unwrap_or_else(|p| panic!("{text}\n{p:?}"));
     std::fs::remove_file(&path).unwrap();
     planned.runs.into_iter().map(|r| r.id).collect()
-}
-
-fn fxhash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    })
 }
 
 fn reference() -> Vec<String> {
