@@ -164,7 +164,7 @@ pub struct Augment {
 }
 
 /// Token scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scheme {
     /// Separate source and target vocabularies (midi-translation).
