@@ -10,7 +10,8 @@
 //!    nothing in the binary calls into it directly, so the default
 //!    `--as-needed` would drop it and CUDA would never be available;
 //! 3. reads the libtorch version and exposes it as `RUNNER_LIBTORCH_VERSION`,
-//!    refusing any libtorch other than 2.11.
+//!    refusing any libtorch other than 2.11;
+//! 4. compiles `csrc/`, the few libtorch calls `tch` does not expose.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,25 @@ fn main() {
         );
     }
     println!("cargo:rustc-env=RUNNER_LIBTORCH_VERSION={version}");
+
+    compile_shim(&lib_dir);
+}
+
+/// Compiles `csrc/*.cpp` against libtorch's headers, with the C++11 ABI the
+/// PyPI wheels use (as `.cargo/config.toml` tells torch-sys).
+fn compile_shim(lib_dir: &Path) {
+    let root = lib_dir.parent().expect("libtorch's lib folder has a parent");
+    println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/autocast.cpp")
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .warnings(false)
+        .compile("runner_shim");
 }
 
 /// Reads the version of the libtorch whose `lib` folder is `lib_dir`: from the

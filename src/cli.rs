@@ -42,11 +42,33 @@ pub enum Command {
         /// Print every run's fully resolved configuration as JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// The runs store whose status is shown (default: runs/ in the current folder).
+        #[arg(long, value_name = "DIR", default_value = "runs")]
+        store: PathBuf,
     },
     /// Train every planned run that is not done yet.
     Exec {
         /// The experiment file (KDL).
         file: PathBuf,
+        /// Only runs matching this: an id prefix, a variant name, or `axis=value` pairs
+        /// (repeatable).
+        #[arg(long, value_name = "ID|VARIANT|FILTER")]
+        only: Vec<String>,
+        /// Only runs that failed before.
+        #[arg(long)]
+        failed_only: bool,
+        /// Train again runs that are done.
+        #[arg(long)]
+        force: bool,
+        /// Device for every run: cpu, cuda or cuda:K (default: each run's `train.device`, auto).
+        #[arg(long, value_name = "DEVICE")]
+        device: Option<String>,
+        /// Show what would run, and do nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The runs store (default: runs/ in the current folder).
+        #[arg(long, value_name = "DIR", default_value = "runs")]
+        store: PathBuf,
     },
     /// Collate an experiment's results into Markdown tables and plots.
     Report {
@@ -55,14 +77,41 @@ pub enum Command {
     },
     /// Inspect or export the dataset an experiment uses.
     Data {
-        /// The experiment file (KDL).
-        file: PathBuf,
+        /// What to do with it.
+        #[command(subcommand)]
+        action: DataCommand,
     },
     /// Show the libtorch version, CUDA availability, device count and CPU threads.
     Info {
         /// Also run a small computation on every device and compare it with the CPU's.
         #[arg(long)]
         check_devices: bool,
+    },
+}
+
+/// A `runner data` subcommand; each works on one run's dataset (the first
+/// run's unless `--run` names another).
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Build the dataset (or read it from the cache in runs/.datasets) and print
+    /// pieces, notes and windows per split, bin edges, bin shares, velocities and skipped files.
+    Inspect {
+        /// The experiment file (KDL).
+        file: PathBuf,
+        /// The id of the run whose dataset to use (see `runner plan`).
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Write the dataset's pieces, with their splits, as parquet in the HuggingFace maestro layout.
+    Export {
+        /// The experiment file (KDL).
+        file: PathBuf,
+        /// The folder to write `dataset.parquet` into.
+        #[arg(long)]
+        out: PathBuf,
+        /// The id of the run whose dataset to use (see `runner plan`).
+        #[arg(long)]
+        run: Option<String>,
     },
 }
 

@@ -12,13 +12,20 @@
 //! | experiment language | [`spec`] | KDL files → a typed [`spec::Experiment`] |
 //! | planner | [`plan`] | an experiment → a [`plan::Plan`] of resolved runs |
 //! | data pipeline | [`data`] | MIDI files → pieces → quantized notes → token-id windows |
+//! | models | [`model`] | a model config and vocabulary sizes → an encoder-decoder over token ids |
+//! | training | [`train`] | a run config and its dataset → a trained model, metrics, checkpoints |
+//! | executor | [`exec`] | a plan → trained runs in the runs store, skipping, resuming, isolating failures |
 //!
-//! Stages still to come (see the issues): the training loop and evaluation
-//! (in `train`), the executor (`exec`) and the report (`report`).
+//! [`atomic`] writes files whole or not at all. Still to come (see the
+//! issues): the report (`report`).
 #![deny(missing_docs)]
 
+pub mod atomic;
 pub mod cli;
 pub mod data;
 pub mod environment;
+pub mod exec;
+pub mod model;
 pub mod plan;
 pub mod spec;
+pub mod train;

@@ -3,12 +3,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{CommandFactory, Parser};
-use runner::cli::{Cli, Command};
+use runner::cli::{Cli, Command, DataCommand};
+use runner::data::{dataset, export, report};
 use runner::environment::{self, Environment};
+use runner::exec::{self, progress::Reporter, store::RunStore};
+use runner::plan::config::DevicePreference;
 use runner::plan::show::{self, RunFacts};
-use runner::plan::{self, Plan};
+use runner::plan::{self, Plan, PlannedRun};
 use runner::spec::{self, SpecError};
 
 fn main() -> ExitCode {
@@ -34,23 +39,84 @@ fn main() -> ExitCode {
 fn run(command: Command) -> miette::Result<()> {
     match command {
         Command::Check { files } => check(&files),
-        Command::Plan { file, json } => {
+        Command::Plan { file, json, store } => {
             let plan = load_plan(&file)?;
             if json {
                 println!("{}", show::json(&plan));
             } else {
-                let store = Path::new("runs").join(&plan.experiment);
+                let store = RunStore::new(&store, &plan.experiment);
+                let windows = training_windows(&plan, &file, store.root());
                 println!(
                     "{}",
                     show::table(&plan, &|run| RunFacts {
-                        status: if store.join(&run.id).exists() {
-                            "partial"
-                        } else {
-                            "pending"
-                        }
-                        .to_owned(),
-                        steps: None,
+                        status: store.state(run).word().to_owned(),
+                        steps: windows(run).map(|w| run.config.steps(w)),
                     })
+                );
+            }
+            Ok(())
+        }
+        Command::Exec {
+            file,
+            only,
+            failed_only,
+            force,
+            device,
+            dry_run,
+            store,
+        } => {
+            let plan = load_plan(&file)?;
+            let device = match device.as_deref().map(DevicePreference::parse) {
+                None => None,
+                Some(Some(device)) => Some(device),
+                Some(None) => miette::bail!(
+                    help = "use cpu, cuda or cuda:K",
+                    "unknown device `{}`",
+                    device.unwrap_or_default()
+                ),
+            };
+            let options = exec::Options {
+                only,
+                failed_only,
+                force,
+                device,
+                base_dir: file.parent().unwrap_or(Path::new("")).to_owned(),
+                runs_root: store.clone(),
+            };
+            let store = RunStore::new(&store, &plan.experiment);
+            let selected = exec::select(&plan, &store, &options);
+            if dry_run {
+                for (run, state) in &selected {
+                    println!("{} {} ({})", &run.id[..8], run.label_text(), state.word());
+                }
+                println!("{} of {} runs selected", selected.len(), plan.runs.len());
+                return Ok(());
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            let _ = ctrlc::set_handler(move || {
+                if flag.swap(true, Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+                eprintln!("stopping after the current step (Ctrl-C again to quit at once)");
+            });
+            let reporter = Reporter::new(selected.len() as u64);
+            let results = exec::execute(&plan, &store, &options, &reporter, &stop);
+            reporter.finish();
+            println!("{}", exec::table(&results));
+            let failed = results
+                .iter()
+                .filter(|r| matches!(r.outcome, exec::Outcome::Failed(_)))
+                .count();
+            let interrupted = results
+                .iter()
+                .filter(|r| r.outcome == exec::Outcome::Interrupted)
+                .count();
+            if failed + interrupted > 0 {
+                miette::bail!(
+                    help = "run the same command again to resume; --failed-only retries just the failed runs",
+                    "{failed} run(s) failed, {interrupted} interrupted; see {}/<run>/status.json",
+                    store.root().display()
                 );
             }
             Ok(())
@@ -68,6 +134,7 @@ fn run(command: Command) -> miette::Result<()> {
             }
             Ok(())
         }
+        Command::Data { action } => data(action),
         other => Err(miette::miette!(
             help = "see the project's open issues for when it lands",
             "`runner {}` is not implemented yet",
@@ -76,10 +143,62 @@ fn run(command: Command) -> miette::Result<()> {
     }
 }
 
+/// Training windows of each run's dataset, for the plan's step estimates:
+/// built (or read from the dataset cache) once per distinct dataset; `None`
+/// when the data is not available.
+fn training_windows<'a>(plan: &Plan, file: &Path, store_root: &Path) -> impl Fn(&PlannedRun) -> Option<usize> + 'a {
+    let base = file.parent().unwrap_or(Path::new("")).to_owned();
+    let cache = store_root.parent().unwrap_or(Path::new("runs")).join(".datasets");
+    let mut known: Vec<(String, Option<usize>)> = Vec::new();
+    for run in &plan.runs {
+        let key = serde_json::to_string(&(&run.config.dataset, run.config.encoder)).unwrap_or_default();
+        if !known.iter().any(|(k, _)| *k == key) {
+            let windows = dataset::build(&run.config, &base, &cache).ok().map(|d| d.train.len());
+            known.push((key, windows));
+        }
+    }
+    move |run| {
+        let key = serde_json::to_string(&(&run.config.dataset, run.config.encoder)).unwrap_or_default();
+        known.iter().find(|(k, _)| *k == key).and_then(|(_, w)| *w)
+    }
+}
+
 /// Loads and expands an experiment file, with every problem found.
 fn load_plan(file: &Path) -> Result<Plan, SpecError> {
     let (experiment, sources) = spec::load(file)?;
     plan::expand(&experiment).map_err(|problems| SpecError::new(&file.display().to_string(), problems, &sources))
+}
+
+/// `runner data inspect|export`: builds or exports the dataset of one run.
+fn data(action: DataCommand) -> miette::Result<()> {
+    let (DataCommand::Inspect { file, run } | DataCommand::Export { file, run, .. }) = &action;
+    let plan = load_plan(file)?;
+    let chosen = match run {
+        None => plan.runs.first(),
+        Some(id) => plan.runs.iter().find(|r| &r.id == id),
+    };
+    let Some(chosen) = chosen else {
+        let ids: Vec<&str> = plan.runs.iter().map(|r| r.id.as_str()).collect();
+        miette::bail!(
+            help = format!("runs of this experiment: {}", ids.join(", ")),
+            "{} has no run {}",
+            file.display(),
+            run.as_deref().unwrap_or("at all")
+        );
+    };
+    // Relative source folders are taken from the experiment file's folder.
+    let base = file.parent().unwrap_or(Path::new(""));
+    match &action {
+        DataCommand::Inspect { .. } => {
+            let dataset = dataset::build(&chosen.config, base, Path::new("runs/.datasets"))?;
+            print!("{}", report::render(&dataset));
+        }
+        DataCommand::Export { out, .. } => {
+            let exported = export::export(&chosen.config.dataset, base, out)?;
+            print!("{}", report::render_export(&exported));
+        }
+    }
+    Ok(())
 }
 
 /// `runner check`: every file is checked; all problems are printed.

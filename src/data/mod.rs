@@ -1,34 +1,49 @@
 //! The data pipeline: performances in, token-id windows out (FACTS.md
 //! sections 1-3).
 //!
-//! Each step is a pure function in its own module; only [`midi::read_midi_file`]
-//! touches the disk.
+//! Each step is a pure function in its own module; only [`source`],
+//! [`parquet`], [`cache`] and [`export`] touch the disk.
 //!
 //! | step | module | in → out |
 //! |---|---|---|
+//! | find and read | [`source`] | a configured source → its files' hashes, then its [`notes::Piece`]s |
 //! | read | [`midi`] | Standard MIDI File bytes → a [`notes::Piece`] (pedal-extended, seconds) |
+//! | read / write | [`parquet`] | HuggingFace maestro-layout parquet ↔ pieces (with their split) |
 //! | split | [`split`] | piece names → train / validation / test, by piece |
 //! | quantize | [`quantize`] | a piece + bin [`quantize::Edges`] → [`quantize::QuantizedNote`]s |
 //! | window | [`window`] | a note count → the note ranges of `len`-note windows every `step` |
 //! | encode | [`encoder`] | quantized notes → source / target token ids, and back |
+//! | build | [`dataset`] | a run configuration → a [`dataset::Dataset`] (through the cache) |
+//! | summarize | [`summary`] | quantized notes → counts per split, bin and piece |
+//! | cache | [`cache`] | a dataset's key ↔ its token windows and summary on disk |
+//! | export | [`export`] | a run configuration → the pieces as one HuggingFace-layout parquet |
+//! | report | [`report`] | a [`summary::DatasetSummary`] → text tables |
 //!
-//! [`encode_piece`] and [`encode_pieces`] join the last three steps: given a
-//! [`DatasetConfig`] they turn pieces into [`TokenWindows`], the core of
-//! dataset building. Quantile edges must come from the training split only
-//! ([`quantize::Quantizer::from_quantiles`] on the training pieces).
+//! [`encode_piece`] and [`encode_pieces`] join the quantize, window and
+//! encode steps: given a [`DatasetConfig`] they turn pieces into
+//! [`TokenWindows`], the core of dataset building. Quantile edges must come
+//! from the training split only ([`quantize::Quantizer::from_quantiles`] on
+//! the training pieces).
 
+pub mod cache;
+pub mod dataset;
 pub mod encoder;
+pub mod export;
 pub mod midi;
 pub mod notes;
+pub mod parquet;
 pub mod quantize;
+pub mod report;
+pub mod source;
 pub mod split;
+pub mod summary;
 pub mod window;
 
 use rayon::prelude::*;
 
 use encoder::{CLS, EncodeError, NoteToken, Scheme, Vocab};
 use notes::Piece;
-use quantize::Quantizer;
+use quantize::{QuantizedNote, Quantizer};
 use window::WindowConfig;
 
 /// Everything that shapes the token windows of a piece.
@@ -87,6 +102,13 @@ impl TokenWindows {
         }
     }
 
+    /// Windows from flat id arrays, or `None` unless `width > 0`, both arrays
+    /// have the same length and that length is a multiple of `width`.
+    pub fn from_ids(width: usize, source: Vec<u32>, target: Vec<u32>) -> Option<TokenWindows> {
+        let whole = width > 0 && source.len() == target.len() && source.len().is_multiple_of(width);
+        whole.then_some(TokenWindows { width, source, target })
+    }
+
     /// Ids per window (window length + 1 for `<CLS>`).
     pub fn width(&self) -> usize {
         self.width
@@ -141,15 +163,24 @@ pub struct PieceError {
 /// Every note is quantized (its `dstart` needs the whole piece) and encoded
 /// once; the windows then copy the ids of their notes after a `<CLS>`.
 pub fn encode_piece(piece: &Piece, config: &DatasetConfig) -> Result<TokenWindows, PieceError> {
+    encode_quantized(&piece.name, &config.quantizer.quantize(piece), config)
+}
+
+/// Windows and encodes the already quantized notes of the piece `name` (all
+/// its notes, in order), for callers that also need the quantized notes.
+pub fn encode_quantized(
+    name: &str,
+    quantized: &[QuantizedNote],
+    config: &DatasetConfig,
+) -> Result<TokenWindows, PieceError> {
     let vocab = &config.vocab;
     let fail = |reason| PieceError {
-        piece: piece.name.clone(),
+        piece: name.to_owned(),
         reason,
     };
-    let quantized = config.quantizer.quantize(piece);
     let mut note_ids = Vec::with_capacity(quantized.len());
     let mut velocity_ids = Vec::with_capacity(quantized.len());
-    for note in &quantized {
+    for note in quantized {
         note_ids.push(vocab.note_id(NoteToken::from(note)).map_err(fail)?);
         velocity_ids.push(vocab.velocity_id(note.velocity).map_err(fail)?);
     }

@@ -17,7 +17,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// One of the three splits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Split {
     /// Training pieces (the only ones quantile edges may be computed from).
     Train,

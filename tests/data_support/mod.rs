@@ -106,3 +106,44 @@ impl Rng {
         self.next() as u8
     }
 }
+
+/// A fresh folder under the system temp folder, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A new empty folder whose name starts with `prefix`.
+    pub fn new(prefix: &str) -> TempDir {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("runner-{prefix}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The runs of `experiments/pathetique.kdl`: midi-translation (separate
+/// scheme) first, then hf-t5 (shared scheme).
+pub fn pathetique_runs() -> Vec<runner::plan::config::RunConfig> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/pathetique.kdl");
+    let (experiment, _) = runner::spec::load(&path).expect("pathetique.kdl loads");
+    let plan = runner::plan::expand(&experiment).expect("pathetique.kdl plans");
+    plan.runs.into_iter().map(|r| r.config).collect()
+}
+
+/// The bundled MIDI folder.
+pub fn bundled_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bundled")
+}

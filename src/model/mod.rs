@@ -1,0 +1,523 @@
+//! The networks: a typed [`ModelConfig`] and the vocabulary sizes come in, a
+//! [`Seq2Seq`] encoder-decoder comes out, with its weights registered under
+//! an [`nn::Path`] so that the checkpoint keys form a readable tree.
+//!
+//! | architecture | module | after |
+//! |---|---|---|
+//! | [`Architecture::Vanilla`] | [`vanilla`] | midi-translation (the Annotated Transformer) |
+//! | [`Architecture::T5`] | [`t5`] | midi-hf-transformers (HuggingFace T5 defaults) |
+//!
+//! Both take source ids `[B, S]` and teacher-forced target ids `[B, T]`
+//! (`<CLS>` followed by all but the last target) and return logits
+//! `[B, T, V_out]` over the target vocabulary; the log-softmax belongs to the
+//! loss ([`crate::train::loss`]). Greedy decoding runs [`Seq2Seq::encode`]
+//! once and [`Seq2Seq::decode`] on a growing prefix (recomputing the whole
+//! prefix at every step; there is no key/value cache).
+//!
+//! What the two files share lives here: the attention masks and the call to
+//! libtorch's fused attention ([`Tensor::scaled_dot_product_attention`]).
+
+pub mod t5;
+pub mod vanilla;
+
+use tch::{Device, Kind, Tensor, nn};
+
+use crate::plan::config::{Architecture, ModelConfig, Positions, Scheme};
+
+/// An encoder-decoder over token ids.
+pub trait Seq2Seq: Send {
+    /// Encodes source ids `[B, S]` (i64). `keep` (`[B, S]`, bool) marks the
+    /// source positions that may be attended to; `None` means all of them.
+    fn encode(&self, src: &Tensor, keep: Option<&Tensor>, train: bool) -> Memory;
+
+    /// Decodes target ids `[B, T]` (i64, starting with `<CLS>`) against an
+    /// encoded source: logits `[B, T, V_out]`, position `t` seeing only
+    /// targets `0..=t`.
+    fn decode(&self, memory: &Memory, tgt_in: &Tensor, train: bool) -> Tensor;
+
+    /// [`Seq2Seq::encode`] (every source position kept) then
+    /// [`Seq2Seq::decode`]: logits `[B, T, V_out]`.
+    fn forward(&self, src: &Tensor, tgt_in: &Tensor, train: bool) -> Tensor {
+        let memory = self.encode(src, None, train);
+        self.decode(&memory, tgt_in, train)
+    }
+}
+
+/// An encoded source: what the decoder's cross-attention reads.
+#[derive(Debug)]
+pub struct Memory {
+    /// The encoder's output, `[B, S, d_model]`.
+    pub states: Tensor,
+    /// Source positions that may be attended to, `[B, S]` bool; `None` for all.
+    pub keep: Option<Tensor>,
+}
+
+/// A configuration the networks cannot be built from.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// A width, depth or head count of zero.
+    #[error("model size `{field}` must be at least 1")]
+    ZeroSize {
+        /// The config field.
+        field: &'static str,
+    },
+    /// An empty vocabulary.
+    #[error("the {side} vocabulary is empty")]
+    EmptyVocab {
+        /// `source` or `target`.
+        side: &'static str,
+    },
+    /// The shared scheme with two vocabulary sizes.
+    #[error("the shared scheme has one vocabulary, but the source has {source_size} ids and the target {target_size}")]
+    VocabMismatch {
+        /// Source vocabulary size.
+        source_size: i64,
+        /// Target vocabulary size.
+        target_size: i64,
+    },
+    /// A dropout probability outside `[0, 1)`.
+    #[error("dropout must be in [0, 1), not {0}")]
+    Dropout(f64),
+    /// Relative-position buckets that T5's bucket formula cannot use.
+    #[error(
+        "relative positions need at least 4 buckets and a max distance above half of them, \
+         not {buckets} buckets and max distance {max_distance}"
+    )]
+    Buckets {
+        /// Number of buckets.
+        buckets: usize,
+        /// Max distance.
+        max_distance: usize,
+    },
+}
+
+/// T5's default number of relative-position buckets.
+pub const DEFAULT_RELATIVE_BUCKETS: usize = 32;
+
+/// T5's default relative-position max distance.
+pub const DEFAULT_RELATIVE_MAX_DISTANCE: usize = 128;
+
+/// Sizes checked and converted for libtorch, shared by both architectures.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    src_vocab: i64,
+    tgt_vocab: i64,
+    /// One embedding table for source and target.
+    shared: bool,
+    d_model: i64,
+    d_kv: i64,
+    d_ff: i64,
+    heads: i64,
+    encoder_layers: i64,
+    decoder_layers: i64,
+    dropout: f64,
+    /// `(buckets, max_distance)` when positions are relative.
+    relative: Option<(i64, i64)>,
+}
+
+impl Sizes {
+    fn check(cfg: &ModelConfig, src_vocab: i64, tgt_vocab: i64, scheme: Scheme) -> Result<Sizes, ModelError> {
+        let positive = |value: usize, field: &'static str| match value {
+            0 => Err(ModelError::ZeroSize { field }),
+            n => Ok(n as i64),
+        };
+        if src_vocab < 1 {
+            return Err(ModelError::EmptyVocab { side: "source" });
+        }
+        if tgt_vocab < 1 {
+            return Err(ModelError::EmptyVocab { side: "target" });
+        }
+        let shared = scheme == Scheme::Shared;
+        if shared && src_vocab != tgt_vocab {
+            return Err(ModelError::VocabMismatch {
+                source_size: src_vocab,
+                target_size: tgt_vocab,
+            });
+        }
+        if !(0.0..1.0).contains(&cfg.dropout) {
+            return Err(ModelError::Dropout(cfg.dropout));
+        }
+        let relative = match cfg.positions {
+            Positions::Sinusoidal => None,
+            Positions::Relative => {
+                let buckets = cfg.relative_buckets.unwrap_or(DEFAULT_RELATIVE_BUCKETS);
+                let max_distance = cfg.relative_max_distance.unwrap_or(DEFAULT_RELATIVE_MAX_DISTANCE);
+                if buckets < 4 || max_distance <= buckets / 2 {
+                    return Err(ModelError::Buckets { buckets, max_distance });
+                }
+                Some((buckets as i64, max_distance as i64))
+            }
+        };
+        Ok(Sizes {
+            src_vocab,
+            tgt_vocab,
+            shared,
+            d_model: positive(cfg.d_model, "d-model")?,
+            d_kv: positive(cfg.d_kv, "d-kv")?,
+            d_ff: positive(cfg.d_ff, "d-ff")?,
+            heads: positive(cfg.heads, "heads")?,
+            encoder_layers: positive(cfg.encoder_layers, "encoder-layers")?,
+            decoder_layers: positive(cfg.decoder_layers, "decoder-layers")?,
+            dropout: cfg.dropout,
+            relative,
+        })
+    }
+}
+
+/// Builds the network `cfg` describes under `vs`, for a source vocabulary of
+/// `src_vocab` ids and a target vocabulary of `tgt_vocab` ids (the logits'
+/// last dimension). With [`Scheme::Shared`] the two sizes must be equal and
+/// source and target share one embedding table.
+pub fn build(
+    vs: &nn::Path,
+    cfg: &ModelConfig,
+    src_vocab: i64,
+    tgt_vocab: i64,
+    scheme: Scheme,
+) -> Result<Box<dyn Seq2Seq>, ModelError> {
+    let sizes = Sizes::check(cfg, src_vocab, tgt_vocab, scheme)?;
+    Ok(match cfg.architecture {
+        Architecture::Vanilla => Box::new(vanilla::Vanilla::new(vs, cfg, sizes)),
+        Architecture::T5 => Box::new(t5::T5::new(vs, cfg, sizes)),
+    })
+}
+
+/// Which keys each query may attend to, in the form the fused attention takes.
+#[derive(Debug)]
+enum Mask {
+    /// Every key.
+    All,
+    /// Keys `0..=t` for query `t` (SDPA's `is_causal`).
+    Causal,
+    /// `[B, 1, 1, S]` bool, true where a key may be attended to.
+    Keep(Tensor),
+    /// `[B or 1, H or 1, T, S]` float added to the scores; `-inf` hides a key.
+    Bias(Tensor),
+}
+
+impl Mask {
+    /// The mask of one stack's attention, built once per forward pass and
+    /// used by all its layers: an optional additive `bias` (`[1, H, T, S]`),
+    /// causal or not, and an optional `keep` (`[B, S]` bool) over the keys.
+    fn new(bias: Option<Tensor>, causal: bool, keep: Option<&Tensor>, queries: i64) -> Mask {
+        match (bias, causal, keep) {
+            (None, false, None) => Mask::All,
+            (None, true, None) => Mask::Causal,
+            // [B, S] -> [B, 1, 1, S]
+            (None, false, Some(keep)) => Mask::Keep(keep.unsqueeze(1).unsqueeze(1)),
+            (bias, causal, keep) => {
+                let mut bias = bias.unwrap_or_else(|| {
+                    let (keys, device) = keep.map_or((queries, Device::Cpu), |k| (k.size()[1], k.device()));
+                    Tensor::zeros([1, 1, queries, keys], (Kind::Float, device))
+                });
+                if causal {
+                    let keys = bias.size()[3];
+                    let later = Tensor::ones([queries, keys], (Kind::Bool, bias.device())).triu(1);
+                    bias = bias.masked_fill(&later, f64::NEG_INFINITY);
+                }
+                if let Some(keep) = keep {
+                    // [B, S] -> [B, 1, 1, S]
+                    let hidden = keep.logical_not().unsqueeze(1).unsqueeze(1);
+                    bias = bias.masked_fill(&hidden, f64::NEG_INFINITY);
+                }
+                Mask::Bias(bias)
+            }
+        }
+    }
+}
+
+/// Fused attention over heads: `q` `[B, H, T, d]`, `k` and `v` `[B, H, S, d]`
+/// → `[B, H, T, d]`. Dropout on the attention probabilities when training;
+/// `scale` `None` is `1/sqrt(d)`.
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Mask, dropout: f64, train: bool, scale: Option<f64>) -> Tensor {
+    let p = if train { dropout } else { 0.0 };
+    match mask {
+        Mask::All => Tensor::scaled_dot_product_attention(q, k, v, None::<&Tensor>, p, false, scale, false),
+        Mask::Causal => Tensor::scaled_dot_product_attention(q, k, v, None::<&Tensor>, p, true, scale, false),
+        Mask::Keep(keep) => Tensor::scaled_dot_product_attention(q, k, v, Some(keep), p, false, scale, false),
+        Mask::Bias(bias) => {
+            // Under autocast the queries may be bf16; a float mask must match.
+            let bias = bias.to_kind(q.kind());
+            Tensor::scaled_dot_product_attention(q, k, v, Some(&bias), p, false, scale, false)
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Helpers for the architecture tests, and the tests both share.
+
+    use super::*;
+    use crate::plan::config::Norm;
+
+    /// A tiny configuration of `architecture`.
+    pub(crate) fn tiny(architecture: Architecture) -> ModelConfig {
+        ModelConfig {
+            architecture,
+            d_model: 16,
+            d_kv: 8,
+            d_ff: 32,
+            encoder_layers: 2,
+            decoder_layers: 2,
+            heads: 2,
+            dropout: 0.1,
+            norm: Norm::Pre,
+            positions: match architecture {
+                Architecture::Vanilla => Positions::Sinusoidal,
+                Architecture::T5 => Positions::Relative,
+            },
+            tie_embeddings: architecture == Architecture::T5,
+            relative_buckets: Some(8),
+            relative_max_distance: Some(16),
+        }
+    }
+
+    /// Random ids in `lo..hi`, `[rows, cols]`.
+    pub(crate) fn ids(rows: i64, cols: i64, lo: i64, hi: i64) -> Tensor {
+        Tensor::randint_low(lo, hi, [rows, cols], (Kind::Int64, Device::Cpu))
+    }
+
+    /// Largest absolute difference between two tensors.
+    pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    /// Vocabulary sizes for a scheme: (source, target).
+    pub(crate) fn vocabs(scheme: Scheme) -> (i64, i64) {
+        match scheme {
+            Scheme::Separate => (30, 12),
+            Scheme::Shared => (40, 40),
+        }
+    }
+
+    /// The sorted checkpoint keys of a model of `cfg` under `scheme`.
+    pub(crate) fn keys(cfg: &ModelConfig, scheme: Scheme) -> Vec<String> {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (sv, tv) = vocabs(scheme);
+        build(&vs.root(), cfg, sv, tv, scheme).unwrap();
+        let mut keys: Vec<String> = vs.variables().into_keys().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Saves a model of `cfg`, loads it into a differently initialised one,
+    /// and checks that both give the same logits in eval mode.
+    pub(crate) fn save_load_round_trip(cfg: &ModelConfig, name: &str) {
+        let scheme = Scheme::Separate;
+        let (sv, tv) = vocabs(scheme);
+        let path = std::env::temp_dir().join(format!("runner-{name}-{}.safetensors", std::process::id()));
+        tch::manual_seed(2);
+        let saved = nn::VarStore::new(Device::Cpu);
+        let model = build(&saved.root(), cfg, sv, tv, scheme).unwrap();
+        saved.save(&path).unwrap();
+        tch::manual_seed(3);
+        let mut loaded = nn::VarStore::new(Device::Cpu);
+        let other = build(&loaded.root(), cfg, sv, tv, scheme).unwrap();
+        let (src, tgt) = (ids(2, 6, 0, sv), ids(2, 5, 0, tv));
+        let before = other.forward(&src, &tgt, false);
+        loaded.load(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let expected = model.forward(&src, &tgt, false);
+        assert!(max_diff(&before, &expected) > 1e-3, "a fresh model differs");
+        assert!(other.forward(&src, &tgt, false).equal(&expected));
+    }
+
+    /// Changing the last target token leaves the logits of every earlier
+    /// position unchanged (and changes the last one's).
+    pub(crate) fn check_causal(cfg: &ModelConfig) {
+        tch::manual_seed(4);
+        let scheme = Scheme::Separate;
+        let (sv, tv) = vocabs(scheme);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = build(&vs.root(), cfg, sv, tv, scheme).unwrap();
+        let src = ids(2, 9, 0, sv);
+        let tgt = ids(2, 8, 0, tv - 1);
+        let changed = tgt.copy();
+        let _ = changed.narrow(1, 7, 1).fill_(tv - 1);
+        let a = model.forward(&src, &tgt, false);
+        let b = model.forward(&src, &changed, false);
+        assert!(max_diff(&a.narrow(1, 0, 7), &b.narrow(1, 0, 7)) < 1e-6, "{cfg:?}");
+        assert!(max_diff(&a.narrow(1, 7, 1), &b.narrow(1, 7, 1)) > 1e-6, "{cfg:?}");
+    }
+
+    /// Source positions whose `keep` is false do not influence the output.
+    pub(crate) fn check_masked_source(cfg: &ModelConfig) {
+        tch::manual_seed(5);
+        let scheme = Scheme::Separate;
+        let (sv, tv) = vocabs(scheme);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = build(&vs.root(), cfg, sv, tv, scheme).unwrap();
+        let src = ids(2, 9, 0, sv);
+        let tgt = ids(2, 8, 0, tv);
+        let keep = Tensor::arange(9, (Kind::Int64, Device::Cpu))
+            .lt(6)
+            .unsqueeze(0)
+            .repeat([2, 1]);
+        let other = src.copy();
+        let _ = other.narrow(1, 6, 3).fill_(sv - 1);
+        let _ = src.narrow(1, 6, 3).fill_(0);
+        let decode = |src: &Tensor| model.decode(&model.encode(src, Some(&keep), false), &tgt, false);
+        assert!(max_diff(&decode(&src), &decode(&other)) < 1e-6, "{cfg:?}");
+    }
+
+    /// Trains a tiny model of `cfg` with Adam on one fixed batch and returns
+    /// the cross-entropy (eval mode) before and after `steps` steps.
+    pub(crate) fn overfit(cfg: &ModelConfig, scheme: Scheme, steps: usize) -> (f64, f64) {
+        use crate::plan::config::{Loss, OptimizerConfig, OptimizerKind};
+        use crate::train::{loss::Criterion, optimizer::Optimizer};
+        tch::manual_seed(6);
+        let (sv, tv) = vocabs(scheme);
+        // The last ten ids are the "velocities".
+        let classes = tv - 10..tv;
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = build(&vs.root(), cfg, sv, tv, scheme).unwrap();
+        let src = ids(4, 9, 0, sv - 10);
+        let _ = src.narrow(1, 0, 1).fill_(0);
+        // [CLS, v1 .. v8]: the decoder reads [CLS, v1 .. v7] and predicts v1 .. v8
+        let tgt = ids(4, 9, classes.start, classes.end);
+        let _ = tgt.narrow(1, 0, 1).fill_(0);
+        let (tgt_in, tgt_out) = (tgt.narrow(1, 0, 8), tgt.narrow(1, 1, 8));
+        let criterion = Criterion::new(Loss::CrossEntropy, classes).unwrap();
+        let config = OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            beta1: 0.9,
+            beta2: 0.98,
+            eps: 1e-9,
+            weight_decay: 0.0,
+            clip_norm: Some(1.0),
+        };
+        let eval = || {
+            let terms = tch::no_grad(|| criterion.compute(&model.forward(&src, &tgt_in, false), &tgt_out));
+            terms.mean().double_value(&[])
+        };
+        let before = eval();
+        let mut opt = Optimizer::new(&vs, &config).unwrap();
+        for _ in 0..steps {
+            opt.zero_grad();
+            criterion
+                .compute(&model.forward(&src, &tgt_in, true), &tgt_out)
+                .mean()
+                .backward();
+            opt.step(1e-2);
+        }
+        (before, eval())
+    }
+
+    /// Output shape, for every architecture, scheme, norm, position and tying.
+    #[test]
+    fn logits_have_batch_time_and_target_vocab_shape() {
+        tch::manual_seed(0);
+        for architecture in [Architecture::Vanilla, Architecture::T5] {
+            for scheme in [Scheme::Separate, Scheme::Shared] {
+                for norm in [Norm::Pre, Norm::Post] {
+                    for positions in [Positions::Sinusoidal, Positions::Relative] {
+                        for tie_embeddings in [false, true] {
+                            let cfg = ModelConfig {
+                                norm,
+                                positions,
+                                tie_embeddings,
+                                ..tiny(architecture)
+                            };
+                            let vs = nn::VarStore::new(Device::Cpu);
+                            let (sv, tv) = vocabs(scheme);
+                            let model = build(&vs.root(), &cfg, sv, tv, scheme).unwrap();
+                            let logits = model.forward(&ids(3, 7, 0, sv), &ids(3, 5, 0, tv), true);
+                            assert_eq!(logits.size(), [3, 5, tv], "{cfg:?} {scheme:?}");
+                            assert!(logits.isfinite().all().int64_value(&[]) == 1, "{cfg:?} {scheme:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = tiny(Architecture::Vanilla);
+        let err = |cfg: &ModelConfig, sv, tv, scheme| build(&vs.root(), cfg, sv, tv, scheme).err();
+        assert_eq!(
+            err(&cfg, 30, 12, Scheme::Shared),
+            Some(ModelError::VocabMismatch {
+                source_size: 30,
+                target_size: 12
+            })
+        );
+        assert_eq!(
+            err(
+                &ModelConfig {
+                    heads: 0,
+                    ..cfg.clone()
+                },
+                30,
+                12,
+                Scheme::Separate
+            ),
+            Some(ModelError::ZeroSize { field: "heads" })
+        );
+        assert_eq!(
+            err(&cfg, 30, 0, Scheme::Separate),
+            Some(ModelError::EmptyVocab { side: "target" })
+        );
+        assert_eq!(
+            err(
+                &ModelConfig {
+                    dropout: 1.0,
+                    ..cfg.clone()
+                },
+                30,
+                12,
+                Scheme::Separate
+            ),
+            Some(ModelError::Dropout(1.0))
+        );
+        let relative = ModelConfig {
+            positions: Positions::Relative,
+            relative_buckets: Some(8),
+            relative_max_distance: Some(4),
+            ..cfg
+        };
+        assert_eq!(
+            err(&relative, 30, 12, Scheme::Separate),
+            Some(ModelError::Buckets {
+                buckets: 8,
+                max_distance: 4
+            })
+        );
+    }
+
+    #[test]
+    fn masks_take_the_cheapest_form() {
+        let keep = Tensor::from_slice(&[true, true, false]).view([1, 3]);
+        assert!(matches!(Mask::new(None, false, None, 3), Mask::All));
+        assert!(matches!(Mask::new(None, true, None, 3), Mask::Causal));
+        match Mask::new(None, false, Some(&keep), 2) {
+            Mask::Keep(k) => assert_eq!(k.size(), [1, 1, 1, 3]),
+            other => panic!("{other:?}"),
+        }
+        // Causal and a hidden key together: an additive mask.
+        match Mask::new(None, true, Some(&keep), 3) {
+            Mask::Bias(b) => {
+                let inf = f64::NEG_INFINITY;
+                let expected = Tensor::from_slice(&[0.0, inf, inf, 0.0, 0.0, inf, 0.0, 0.0, inf]).view([1, 1, 3, 3]);
+                assert!(b.to_kind(Kind::Double).equal(&expected), "{b}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The fused attention with a bias mask equals the textbook formula.
+    #[test]
+    fn attend_with_a_bias_is_softmax_of_scores_plus_bias() {
+        tch::manual_seed(1);
+        let q = Tensor::randn([2, 2, 4, 3], (Kind::Float, Device::Cpu));
+        let k = Tensor::randn([2, 2, 5, 3], (Kind::Float, Device::Cpu));
+        let v = Tensor::randn([2, 2, 5, 3], (Kind::Float, Device::Cpu));
+        let bias = Tensor::randn([1, 2, 4, 5], (Kind::Float, Device::Cpu));
+        let out = attend(&q, &k, &v, &Mask::Bias(bias.shallow_clone()), 0.5, false, Some(1.0));
+        let expected = (q.matmul(&k.transpose(-2, -1)) + bias)
+            .softmax(-1, Kind::Float)
+            .matmul(&v);
+        assert!(max_diff(&out, &expected) < 1e-5);
+    }
+}

@@ -1,0 +1,488 @@
+//! The midi-translation encoder-decoder: "Attention Is All You Need" as the
+//! Annotated Transformer writes it (FACTS.md section 4). Source ids `[B, S]`
+//! and target ids `[B, T]` in, logits `[B, T, V_out]` out.
+//!
+//! - Residual blocks `x + dropout(sublayer(norm(x)))` (pre-norm) and a final
+//!   layer norm per stack; [`Norm::Post`] gives `norm(x + dropout(sublayer(x)))`
+//!   instead, without the final norm (every block already ends in one).
+//! - The Annotated Transformer's own layer norm: `a * (x - mean) / (std + 1e-6) + b`
+//!   with the unbiased standard deviation (not PyTorch's `sqrt(var + eps)`).
+//! - Embeddings scaled by `sqrt(d_model)`, then sinusoidal positions added and
+//!   dropout; with [`Positions::Relative`](crate::plan::config::Positions::Relative) no sinusoids but T5's bucketed
+//!   bias (see [`super::t5`]) added to the self-attention scores, its table
+//!   shared by all layers of a stack (bidirectional in the encoder, causal in
+//!   the decoder).
+//! - Multi-head attention with biased q/k/v/o projections of width
+//!   `heads * d_kv`, scores scaled by `1/sqrt(d_kv)`, dropout on the
+//!   probabilities; ReLU feed-forward `w2(dropout(relu(w1(x))))`.
+//! - Xavier-uniform init of every matrix (embeddings and projections), linear
+//!   biases as PyTorch's default, norms at one and zero.
+//! - Generator: a linear map to the target vocabulary (its log-softmax is the
+//!   loss's). With tied embeddings its weight is the target embedding table
+//!   (the bias stays its own).
+//!
+//! Checkpoint keys (`{i}` a layer number):
+//!
+//! ```text
+//! src_embed.weight, tgt_embed.weight      (separate scheme)
+//! embed.weight                            (shared scheme)
+//! encoder.layers.{i}.self_attn.{q,k,v,o}.{weight,bias}
+//! encoder.layers.{i}.self_attn_norm.{weight,bias}
+//! encoder.layers.{i}.ff.{w1,w2}.{weight,bias}
+//! encoder.layers.{i}.ff_norm.{weight,bias}
+//! encoder.norm.{weight,bias}              (pre-norm)
+//! encoder.relative_bias.weight            (relative positions)
+//! decoder.…                               (as the encoder, plus cross_attn and cross_attn_norm)
+//! generator.weight                        (untied), generator.bias
+//! ```
+
+use tch::{Kind, Tensor, nn};
+
+use super::t5::RelativeBias;
+use super::{Mask, Memory, Seq2Seq, Sizes, attend};
+use crate::plan::config::{ModelConfig, Norm};
+
+/// Xavier-uniform (Glorot, fan average) for a `[fan_out, fan_in]` matrix.
+fn xavier(fan_out: i64, fan_in: i64) -> nn::Init {
+    let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    nn::Init::Uniform { lo: -bound, up: bound }
+}
+
+/// A biased linear layer with a Xavier-uniform weight.
+fn linear(p: nn::Path, d_in: i64, d_out: i64) -> nn::Linear {
+    let config = nn::LinearConfig {
+        ws_init: xavier(d_out, d_in),
+        bs_init: None,
+        bias: true,
+    };
+    nn::linear(p, d_in, d_out, config)
+}
+
+/// Sinusoidal positions `[len, d_model]`: `sin(pos / 10000^(2i/d))` at even
+/// features `2i`, the cosine at odd ones.
+pub(crate) fn sinusoids(len: i64, d_model: i64, device: tch::Device) -> Tensor {
+    let options = (Kind::Float, device);
+    // [len] -> [len, 1]
+    let position = Tensor::arange(len, options).unsqueeze(1);
+    // [ceil(d/2)]
+    let frequency = (Tensor::arange_start_step(0, d_model, 2, options) * (-(10000f64.ln()) / d_model as f64)).exp();
+    let angle = position * frequency;
+    // [len, ceil(d/2), 2] -> [len, 2 * ceil(d/2)] -> [len, d]
+    let half = angle.size()[1];
+    Tensor::stack(&[angle.sin(), angle.cos()], 2)
+        .view([len, 2 * half])
+        .narrow(1, 0, d_model)
+}
+
+/// The Annotated Transformer's layer norm.
+#[derive(Debug)]
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl LayerNorm {
+    fn new(p: nn::Path, d_model: i64) -> LayerNorm {
+        LayerNorm {
+            weight: p.ones("weight", &[d_model]),
+            bias: p.zeros("bias", &[d_model]),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mean = x.mean_dim(-1, true, None);
+        let std = x.std_dim(-1, true, true);
+        (x - mean) / (std + 1e-6) * &self.weight + &self.bias
+    }
+}
+
+/// A residual connection around `sublayer`, the norm placed by `placement`.
+fn residual(
+    x: &Tensor,
+    norm: &LayerNorm,
+    placement: Norm,
+    dropout: f64,
+    train: bool,
+    sublayer: impl FnOnce(&Tensor) -> Tensor,
+) -> Tensor {
+    match placement {
+        Norm::Pre => x + sublayer(&norm.forward(x)).dropout(dropout, train),
+        Norm::Post => norm.forward(&(x + sublayer(x).dropout(dropout, train))),
+    }
+}
+
+/// Multi-head attention with biased projections.
+#[derive(Debug)]
+struct Attention {
+    q: nn::Linear,
+    k: nn::Linear,
+    v: nn::Linear,
+    o: nn::Linear,
+    heads: i64,
+    d_kv: i64,
+    dropout: f64,
+}
+
+impl Attention {
+    fn new(p: nn::Path, sizes: Sizes) -> Attention {
+        let inner = sizes.heads * sizes.d_kv;
+        Attention {
+            q: linear(&p / "q", sizes.d_model, inner),
+            k: linear(&p / "k", sizes.d_model, inner),
+            v: linear(&p / "v", sizes.d_model, inner),
+            o: linear(&p / "o", inner, sizes.d_model),
+            heads: sizes.heads,
+            d_kv: sizes.d_kv,
+            dropout: sizes.dropout,
+        }
+    }
+
+    /// Queries from `x` `[B, T, D]`, keys and values from `context` `[B, S, D]`.
+    fn forward(&self, x: &Tensor, context: &Tensor, mask: &Mask, train: bool) -> Tensor {
+        let (b, t, _) = x.size3().expect("[B, T, D]");
+        let s = context.size()[1];
+        // [B, L, H * d_kv] -> [B, L, H, d_kv] -> [B, H, L, d_kv]
+        let split = |y: Tensor, len: i64| y.view([b, len, self.heads, self.d_kv]).transpose(1, 2);
+        let q = split(x.apply(&self.q), t);
+        let k = split(context.apply(&self.k), s);
+        let v = split(context.apply(&self.v), s);
+        let y = attend(&q, &k, &v, mask, self.dropout, train, None);
+        // [B, H, T, d_kv] -> [B, T, H, d_kv] -> [B, T, H * d_kv]
+        y.transpose(1, 2)
+            .contiguous()
+            .view([b, t, self.heads * self.d_kv])
+            .apply(&self.o)
+    }
+}
+
+/// `w2(dropout(relu(w1(x))))`.
+#[derive(Debug)]
+struct FeedForward {
+    w1: nn::Linear,
+    w2: nn::Linear,
+    dropout: f64,
+}
+
+impl FeedForward {
+    fn new(p: nn::Path, sizes: Sizes) -> FeedForward {
+        FeedForward {
+            w1: linear(&p / "w1", sizes.d_model, sizes.d_ff),
+            w2: linear(&p / "w2", sizes.d_ff, sizes.d_model),
+            dropout: sizes.dropout,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        x.apply(&self.w1).relu().dropout(self.dropout, train).apply(&self.w2)
+    }
+}
+
+/// One encoder layer (self-attention, feed-forward) or decoder layer
+/// (self-attention, cross-attention, feed-forward).
+#[derive(Debug)]
+struct Layer {
+    self_attn: Attention,
+    self_attn_norm: LayerNorm,
+    cross_attn: Option<(Attention, LayerNorm)>,
+    ff: FeedForward,
+    ff_norm: LayerNorm,
+    placement: Norm,
+    dropout: f64,
+}
+
+impl Layer {
+    fn new(p: nn::Path, sizes: Sizes, placement: Norm, cross: bool) -> Layer {
+        Layer {
+            self_attn: Attention::new(&p / "self_attn", sizes),
+            self_attn_norm: LayerNorm::new(&p / "self_attn_norm", sizes.d_model),
+            cross_attn: cross.then(|| {
+                (
+                    Attention::new(&p / "cross_attn", sizes),
+                    LayerNorm::new(&p / "cross_attn_norm", sizes.d_model),
+                )
+            }),
+            ff: FeedForward::new(&p / "ff", sizes),
+            ff_norm: LayerNorm::new(&p / "ff_norm", sizes.d_model),
+            placement,
+            dropout: sizes.dropout,
+        }
+    }
+
+    /// `x` `[B, L, D]` → `[B, L, D]`; `memory` and `cross_mask` only for decoder layers.
+    fn forward(&self, x: &Tensor, self_mask: &Mask, memory: Option<(&Tensor, &Mask)>, train: bool) -> Tensor {
+        let (placement, p) = (self.placement, self.dropout);
+        let mut x = residual(x, &self.self_attn_norm, placement, p, train, |h| {
+            self.self_attn.forward(h, h, self_mask, train)
+        });
+        if let (Some((attn, norm)), Some((memory, cross_mask))) = (&self.cross_attn, memory) {
+            x = residual(&x, norm, placement, p, train, |h| {
+                attn.forward(h, memory, cross_mask, train)
+            });
+        }
+        residual(&x, &self.ff_norm, placement, p, train, |h| self.ff.forward(h, train))
+    }
+}
+
+/// The layers of the encoder or the decoder, and what they share.
+#[derive(Debug)]
+struct Stack {
+    layers: Vec<Layer>,
+    /// Pre-norm only.
+    norm: Option<LayerNorm>,
+    /// Relative positions only.
+    relative_bias: Option<RelativeBias>,
+}
+
+impl Stack {
+    fn new(p: nn::Path, sizes: Sizes, placement: Norm, layers: i64, decoder: bool) -> Stack {
+        Stack {
+            layers: (0..layers)
+                .map(|i| Layer::new(&p / "layers" / i, sizes, placement, decoder))
+                .collect(),
+            norm: (placement == Norm::Pre).then(|| LayerNorm::new(&p / "norm", sizes.d_model)),
+            relative_bias: sizes.relative.map(|(buckets, max_distance)| {
+                let init = xavier(buckets, sizes.heads);
+                RelativeBias::new(&p / "relative_bias", sizes.heads, buckets, max_distance, !decoder, init)
+            }),
+        }
+    }
+
+    /// `x` `[B, L, D]` (embedded) → `[B, L, D]`.
+    fn forward(&self, x: Tensor, keep: Option<&Tensor>, memory: Option<&Memory>, train: bool) -> Tensor {
+        let len = x.size()[1];
+        let decoder = memory.is_some();
+        // [1, H, L, L]
+        let bias = self.relative_bias.as_ref().map(|b| b.forward(len, len));
+        let self_mask = Mask::new(bias, decoder, keep, len);
+        let cross_mask = memory.map(|m| Mask::new(None, false, m.keep.as_ref(), len));
+        let cross = memory.zip(cross_mask.as_ref()).map(|(m, mask)| (&m.states, mask));
+        let x = self
+            .layers
+            .iter()
+            .fold(x, |x, layer| layer.forward(&x, &self_mask, cross, train));
+        match &self.norm {
+            Some(norm) => norm.forward(&x),
+            None => x,
+        }
+    }
+}
+
+/// The midi-translation encoder-decoder.
+#[derive(Debug)]
+pub struct Vanilla {
+    src_embed: Tensor,
+    tgt_embed: Tensor,
+    encoder: Stack,
+    decoder: Stack,
+    generator_weight: Tensor,
+    generator_bias: Tensor,
+    sinusoids: bool,
+    d_model: i64,
+    dropout: f64,
+}
+
+impl Vanilla {
+    /// Registers the weights under `p`.
+    pub(super) fn new(p: &nn::Path, cfg: &ModelConfig, sizes: Sizes) -> Vanilla {
+        let d = sizes.d_model;
+        let (src_embed, tgt_embed) = if sizes.shared {
+            let table = (p / "embed").var("weight", &[sizes.src_vocab, d], xavier(sizes.src_vocab, d));
+            (table.shallow_clone(), table)
+        } else {
+            (
+                (p / "src_embed").var("weight", &[sizes.src_vocab, d], xavier(sizes.src_vocab, d)),
+                (p / "tgt_embed").var("weight", &[sizes.tgt_vocab, d], xavier(sizes.tgt_vocab, d)),
+            )
+        };
+        let encoder = Stack::new(p / "encoder", sizes, cfg.norm, sizes.encoder_layers, false);
+        let decoder = Stack::new(p / "decoder", sizes, cfg.norm, sizes.decoder_layers, true);
+        let generator = p / "generator";
+        let generator_weight = if cfg.tie_embeddings {
+            tgt_embed.shallow_clone()
+        } else {
+            generator.var("weight", &[sizes.tgt_vocab, d], xavier(sizes.tgt_vocab, d))
+        };
+        let bound = 1.0 / (d as f64).sqrt();
+        let generator_bias = generator.var("bias", &[sizes.tgt_vocab], nn::Init::Uniform { lo: -bound, up: bound });
+        Vanilla {
+            src_embed,
+            tgt_embed,
+            encoder,
+            decoder,
+            generator_weight,
+            generator_bias,
+            sinusoids: sizes.relative.is_none(),
+            d_model: d,
+            dropout: sizes.dropout,
+        }
+    }
+
+    /// Ids `[B, L]` → `dropout(embed(ids) * sqrt(d_model) + positions)` `[B, L, D]`.
+    fn embed(&self, table: &Tensor, ids: &Tensor, train: bool) -> Tensor {
+        let x = Tensor::embedding(table, ids, -1, false, false) * (self.d_model as f64).sqrt();
+        let x = if self.sinusoids {
+            let len = ids.size()[1];
+            // [L, D] broadcast over the batch
+            x + sinusoids(len, self.d_model, ids.device())
+        } else {
+            x
+        };
+        x.dropout(self.dropout, train)
+    }
+}
+
+impl Seq2Seq for Vanilla {
+    fn encode(&self, src: &Tensor, keep: Option<&Tensor>, train: bool) -> Memory {
+        let x = self.embed(&self.src_embed, src, train);
+        Memory {
+            states: self.encoder.forward(x, keep, None, train),
+            keep: keep.map(Tensor::shallow_clone),
+        }
+    }
+
+    fn decode(&self, memory: &Memory, tgt_in: &Tensor, train: bool) -> Tensor {
+        let x = self.embed(&self.tgt_embed, tgt_in, train);
+        // [B, T, D] -> [B, T, V_out]
+        self.decoder
+            .forward(x, None, Some(memory), train)
+            .linear(&self.generator_weight, Some(&self.generator_bias))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::{check_causal, check_masked_source, keys, overfit, save_load_round_trip, tiny};
+    use crate::plan::config::{Architecture, Positions, Scheme};
+
+    fn cfg() -> ModelConfig {
+        tiny(Architecture::Vanilla)
+    }
+
+    #[test]
+    fn checkpoint_keys_form_a_readable_tree() {
+        let names = keys(&cfg(), Scheme::Separate);
+        for name in [
+            "src_embed.weight",
+            "tgt_embed.weight",
+            "encoder.layers.0.self_attn.q.weight",
+            "encoder.layers.1.self_attn.o.bias",
+            "encoder.layers.0.self_attn_norm.weight",
+            "encoder.layers.1.ff.w1.weight",
+            "encoder.layers.1.ff_norm.bias",
+            "encoder.norm.weight",
+            "decoder.layers.0.cross_attn.k.weight",
+            "decoder.layers.1.cross_attn_norm.bias",
+            "decoder.norm.bias",
+            "generator.weight",
+            "generator.bias",
+        ] {
+            assert!(names.contains(&name.to_string()), "{name} not in {names:?}");
+        }
+        // Per layer: 4 projections and 2 feed-forward linears (weight + bias),
+        // norms (weight + bias): 2 per encoder layer, 3 per decoder layer.
+        let encoder_layer = 4 * 2 + 2 * 2 + 2 * 2;
+        let decoder_layer = 8 * 2 + 2 * 2 + 3 * 2;
+        assert_eq!(names.len(), 2 + 2 * encoder_layer + 2 * decoder_layer + 2 * 2 + 2);
+
+        let shared = keys(&cfg(), Scheme::Shared);
+        assert!(shared.contains(&"embed.weight".to_string()));
+        assert!(
+            !shared
+                .iter()
+                .any(|k| k.contains("src_embed") || k.contains("tgt_embed"))
+        );
+        let variants = ModelConfig {
+            tie_embeddings: true,
+            norm: Norm::Post,
+            positions: Positions::Relative,
+            ..cfg()
+        };
+        let variant = keys(&variants, Scheme::Separate);
+        assert!(!variant.contains(&"generator.weight".to_string()));
+        assert!(!variant.contains(&"encoder.norm.weight".to_string()));
+        assert!(variant.contains(&"encoder.relative_bias.weight".to_string()));
+        assert!(variant.contains(&"decoder.relative_bias.weight".to_string()));
+    }
+
+    #[test]
+    fn weights_start_as_the_annotated_transformer_does() {
+        tch::manual_seed(7);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        crate::model::build(&vs.root(), &cfg(), 30, 12, Scheme::Separate).unwrap();
+        let vars = vs.variables();
+        // Xavier-uniform [12, 16]: bound sqrt(6 / 28).
+        let bound = (6.0f64 / 28.0).sqrt();
+        let embed = &vars["tgt_embed.weight"];
+        let max = embed.abs().max().double_value(&[]);
+        assert!(max <= bound && max > 0.8 * bound, "{max} vs {bound}");
+        let norm = &vars["encoder.layers.0.self_attn_norm.weight"];
+        assert!(norm.equal(&Tensor::ones([16], (Kind::Float, tch::Device::Cpu))));
+        assert_eq!(vars["decoder.norm.bias"].abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn layer_norm_uses_the_unbiased_std_plus_eps() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let norm = LayerNorm::new(vs.root(), 4);
+        let x = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 6.0]).view([1, 4]);
+        // mean 3, unbiased std sqrt(14 / 3)
+        let std = (14.0f64 / 3.0).sqrt() + 1e-6;
+        let y = norm.forward(&x);
+        for (i, v) in [1.0, 2.0, 3.0, 6.0].iter().enumerate() {
+            assert!((y.double_value(&[0, i as i64]) - (v - 3.0) / std).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn sinusoids_interleave_sine_and_cosine() {
+        let pe = sinusoids(3, 6, tch::Device::Cpu);
+        assert_eq!(pe.size(), [3, 6]);
+        let at = |p, i| pe.double_value(&[p, i]);
+        for i in 0..3 {
+            assert_eq!((at(0, 2 * i), at(0, 2 * i + 1)), (0.0, 1.0));
+        }
+        let frequency = 10000f64.powf(-2.0 / 6.0);
+        assert!((at(2, 2) - (2.0 * frequency).sin()).abs() < 1e-6);
+        assert!((at(2, 3) - (2.0 * frequency).cos()).abs() < 1e-6);
+        assert!((at(1, 0) - 1f64.sin()).abs() < 1e-6);
+        // An odd width keeps the first d features.
+        assert_eq!(sinusoids(2, 5, tch::Device::Cpu).size(), [2, 5]);
+    }
+
+    #[test]
+    fn save_and_load_give_identical_outputs() {
+        save_load_round_trip(&cfg(), "vanilla");
+    }
+
+    #[test]
+    fn later_targets_do_not_change_earlier_logits() {
+        check_causal(&cfg());
+        check_causal(&ModelConfig {
+            positions: Positions::Relative,
+            norm: Norm::Post,
+            ..cfg()
+        });
+    }
+
+    #[test]
+    fn masked_source_positions_are_ignored() {
+        check_masked_source(&cfg());
+        check_masked_source(&ModelConfig {
+            positions: Positions::Relative,
+            ..cfg()
+        });
+    }
+
+    #[test]
+    fn overfits_one_batch_with_separate_vocabularies() {
+        let (before, after) = overfit(&cfg(), Scheme::Separate, 250);
+        assert!(before > 1.5 && after < 0.1, "{before} -> {after}");
+    }
+
+    #[test]
+    fn overfits_one_batch_with_a_shared_vocabulary() {
+        let (before, after) = overfit(&cfg(), Scheme::Shared, 250);
+        assert!(before > 1.5 && after < 0.1, "{before} -> {after}");
+    }
+}

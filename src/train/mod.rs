@@ -1,0 +1,18 @@
+//! Training: the loss, the learning-rate schedule, the optimizer, mixed
+//! precision, the metrics, and the loop that ties them into one run.
+//!
+//! | piece | module | in → out |
+//! |---|---|---|
+//! | loss | [`loss`] | logits `[B, T, V]`, targets `[B, T]`, real classes → summed loss terms |
+//! | schedule | [`schedule`] | a schedule and the step → the learning rate |
+//! | optimizer | [`optimizer`] | an optimizer config and a variable store → updates at a given rate, with state a checkpoint holds |
+//! | precision | [`precision`] | → bfloat16 CUDA autocast |
+//! | metrics | [`metrics`] | predicted and true velocities → distance, accuracy, flatness, baselines |
+//! | run | [`run`] | a run config and its dataset → a trained model, metrics, checkpoints, a summary |
+
+pub mod loss;
+pub mod metrics;
+pub mod optimizer;
+pub mod precision;
+pub mod run;
+pub mod schedule;
