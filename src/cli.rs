@@ -74,6 +74,13 @@ pub enum Command {
     Report {
         /// The experiment file (KDL).
         file: PathBuf,
+        /// Where to write the Markdown report (default: <store>/<experiment>/report.md); figures go in
+        /// `figures/` beside it.
+        #[arg(short = 'o', long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// The runs store to read (default: runs/ in the current folder).
+        #[arg(long, value_name = "DIR", default_value = "runs")]
+        store: PathBuf,
     },
     /// Inspect or export the dataset an experiment uses.
     Data {

@@ -15,9 +15,9 @@
 //! | models | [`model`] | a model config and vocabulary sizes → an encoder-decoder over token ids |
 //! | training | [`train`] | a run config and its dataset → a trained model, metrics, checkpoints |
 //! | executor | [`exec`] | a plan → trained runs in the runs store, skipping, resuming, isolating failures |
+//! | report | [`report`] | a plan and its finished runs → `report.md` with tables, factor effects, verdicts, figures |
 //!
-//! [`atomic`] writes files whole or not at all. Still to come (see the
-//! issues): the report (`report`).
+//! [`atomic`] writes files whole or not at all.
 #![deny(missing_docs)]
 
 pub mod atomic;
@@ -27,5 +27,6 @@ pub mod environment;
 pub mod exec;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod spec;
 pub mod train;

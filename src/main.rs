@@ -135,11 +135,15 @@ fn run(command: Command) -> miette::Result<()> {
             Ok(())
         }
         Command::Data { action } => data(action),
-        other => Err(miette::miette!(
-            help = "see the project's open issues for when it lands",
-            "`runner {}` is not implemented yet",
-            other.name()
-        )),
+        Command::Report { file, output, store } => {
+            let plan = load_plan(&file)?;
+            let (experiment, _) = spec::load(&file)?;
+            let store = RunStore::new(&store, &plan.experiment);
+            let written = runner::report::write(&plan, &experiment.expectations, &store, output.as_deref())?;
+            println!("{}", written.main_table.terminal());
+            println!("report: {}", written.path.display());
+            Ok(())
+        }
     }
 }
 

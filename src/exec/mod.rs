@@ -142,6 +142,10 @@ fn one(
         Ok(None) => return (Outcome::Busy, None),
         Err(e) => return (Outcome::Failed(format!("cannot write the run's folder: {e}")), None),
     };
+    // Another process may have finished it since the plan was read.
+    if store.is_done(run) && !options.force {
+        return (Outcome::Skipped, None);
+    }
     if options.force
         && let Err(e) = store.reset(&run.id)
     {

@@ -103,9 +103,7 @@ impl RunStore {
         if self.is_locked_by_other(&run.id) {
             return RunState::Running;
         }
-        let config_matches =
-            std::fs::read_to_string(dir.join("config.json")).is_ok_and(|text| text.trim() == run.config.canonical());
-        if config_matches && dir.join("summary.json").exists() {
+        if self.is_done(run) {
             return RunState::Done;
         }
         match read_status(&dir) {
@@ -113,6 +111,15 @@ impl RunStore {
             _ if dir.join("checkpoint/position.json").exists() => RunState::Partial,
             _ => RunState::Pending,
         }
+    }
+
+    /// Whether the run finished: its summary exists and the recorded
+    /// configuration is this run's.
+    pub fn is_done(&self, run: &PlannedRun) -> bool {
+        let dir = self.run_dir(&run.id);
+        let config_matches =
+            std::fs::read_to_string(dir.join("config.json")).is_ok_and(|text| text.trim() == run.config.canonical());
+        config_matches && dir.join("summary.json").exists()
     }
 
     /// Creates the run's folder, records its configuration and takes its

@@ -1,0 +1,244 @@
+//! `runner report` on hand-made run folders: a 2x2 factorial (schedule x
+//! loss) with 2 seeds in `tests/fixtures/report/`. The fixture folders are
+//! named by their labels (`runs/<schedule>-<loss>-<seed>/`); each test copies
+//! them into a fresh store under the run ids the plan gives, with the
+//! `config.json` the plan resolves (so a change of the config schema does not
+//! break the fixtures, only the ids printed in the golden file).
+//!
+//! The golden Markdown is `tests/fixtures/report/expected.md`; regenerate it
+//! with `UPDATE_GOLDEN=1 cargo test --test report`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use runner::exec::store::RunStore;
+use runner::plan::{self, Plan};
+use runner::report::{self, collect};
+use runner::spec::{self, Experiment};
+
+const FIXTURE: &str = "tests/fixtures/report";
+
+fn load() -> (Plan, Experiment) {
+    let file = Path::new(FIXTURE).join("factorial.kdl");
+    let (experiment, _) = spec::load(&file).expect("the fixture experiment loads");
+    let plan = plan::expand(&experiment).expect("the fixture experiment expands");
+    (plan, experiment)
+}
+
+/// A fresh store under the test's temporary folder, with every fixture run
+/// copied in as a finished run.
+fn fixture_store(name: &str, plan: &Plan) -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{name}"));
+    let _ = std::fs::remove_dir_all(&root);
+    for run in &plan.runs {
+        let values: Vec<&str> = run.labels.iter().map(|(_, v)| v.as_str()).collect();
+        let from = Path::new(FIXTURE).join("runs").join(values.join("-"));
+        let to = root.join(&plan.experiment).join(&run.id);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+        std::fs::write(to.join("config.json"), run.config.canonical()).unwrap();
+    }
+    root
+}
+
+fn markdown(plan: &Plan, experiment: &Experiment, root: &Path) -> String {
+    let store = RunStore::new(root, &plan.experiment);
+    let collected = collect::collect(plan, &store).unwrap();
+    report::render(plan, &experiment.expectations, &collected).markdown
+}
+
+#[test]
+fn report_matches_the_golden_file() {
+    let (plan, experiment) = load();
+    let root = fixture_store("golden", &plan);
+    let text = markdown(&plan, &experiment, &root);
+    let golden = Path::new(FIXTURE).join("expected.md");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &text).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden).expect("expected.md exists (UPDATE_GOLDEN=1 writes it)");
+    assert_eq!(text, expected, "the report differs from {}", golden.display());
+}
+
+#[test]
+fn report_states_the_hand_computed_numbers() {
+    let (plan, experiment) = load();
+    let root = fixture_store("numbers", &plan);
+    let text = markdown(&plan, &experiment, &root);
+    // Cell noam / label-smoothing: val dist 4 and 5 → 4.50 ± 0.71.
+    assert!(
+        text.contains("| noam | label-smoothing | 2 | 2.600 ± 0.141 | 4.50 ± 0.71 |"),
+        "{text}"
+    );
+    // schedule: seed 0 (10+11)/2 − (4+6)/2 = 5.5, seed 1 (12+14)/2 − (5+6)/2 = 7.5.
+    assert!(
+        text.contains("**schedule** accounts for most of the gap in val dist: constant − noam = +6.50 ± 1.41"),
+        "{text}"
+    );
+    // loss: 1.5 on both seeds.
+    assert!(
+        text.contains("- loss: cross-entropy − label-smoothing = +1.50 ± 0.00 on val dist"),
+        "{text}"
+    );
+    // schedule × loss: seed 0 (11 − 6) − (10 − 4) = −1, seed 1 (14 − 6) − (12 − 5) = +1.
+    assert!(text.contains("= +0.00 ± 1.41 on val dist"), "{text}");
+    // val dist: noam mean 5.25, constant mean 11.75; 11.75 / 5.25 = 2.24 ≥ 2.
+    assert!(
+        text.contains("- **reproduced**: `expect val-dist \"schedule=noam\""),
+        "{text}"
+    );
+    assert!(text.contains("other / subject = 2.24"), "{text}");
+    // flatness of constant: (0.2 + 0.25 + 0.3 + 0.25) / 4 = 0.25 < 0.3.
+    assert!(text.contains("- **reproduced**: `expect flatness"), "{text}");
+    // accuracy of cross-entropy: ≈ 0.04, not above 0.5.
+    assert!(text.contains("- **not reproduced**: `expect accuracy"), "{text}");
+}
+
+#[test]
+fn missing_and_failed_runs_are_listed_and_block_their_expectations() {
+    let (plan, experiment) = load();
+    let root = fixture_store("missing", &plan);
+    let store = RunStore::new(&root, &plan.experiment);
+    // The first run never finished; the last one failed; a third has a corrupt summary.
+    std::fs::remove_file(store.run_dir(&plan.runs[0].id).join("summary.json")).unwrap();
+    let failed = store.run_dir(&plan.runs[7].id);
+    std::fs::remove_file(failed.join("summary.json")).unwrap();
+    std::fs::write(
+        failed.join("status.json"),
+        r#"{"state": "failed", "reason": "out of memory", "log_tail": []}"#,
+    )
+    .unwrap();
+    std::fs::write(store.run_dir(&plan.runs[4].id).join("summary.json"), "{ not json").unwrap();
+    std::fs::remove_file(store.run_dir(&plan.runs[1].id).join("lr.csv")).unwrap();
+    let text = markdown(&plan, &experiment, &root);
+    assert!(text.contains("- **runs**: 8 planned, 5 finished, 3 missing"), "{text}");
+    assert!(text.contains("| pending | – |"), "{text}");
+    assert!(text.contains("| failed | out of memory |"), "{text}");
+    assert!(text.contains("summary.json is corrupt"), "{text}");
+    assert!(text.contains("lr.csv"), "{text}");
+    assert!(
+        text.contains("- **not evaluated**: `expect val-dist \"schedule=noam\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 of the 4 runs matching `schedule=noam` have no result"),
+        "{text}"
+    );
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (word(16), word(20))
+}
+
+#[test]
+fn figures_are_pngs_of_the_expected_size_and_reports_are_byte_identical() {
+    let (plan, experiment) = load();
+    let root = fixture_store("figures", &plan);
+    let store = RunStore::new(&root, &plan.experiment);
+    let first = report::write(&plan, &experiment.expectations, &store, None).unwrap();
+    assert_eq!(first.path, root.join("factorial/report.md"));
+    let names: Vec<String> = first
+        .figures
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "learning-curves.png",
+            "learning-rate.png",
+            "examples-1-schedule-noam-loss-label-smoothing.png",
+            "examples-2-schedule-noam-loss-cross-entropy.png",
+            "examples-3-schedule-constant-loss-label-smoothing.png",
+            "examples-4-schedule-constant-loss-cross-entropy.png",
+            "velocity-histogram.png",
+        ]
+    );
+    let expected_sizes = [
+        (900, 540),
+        (900, 540),
+        (1000, 560),
+        (1000, 560),
+        (1000, 560),
+        (1000, 560),
+        (900, 1040),
+    ];
+    for (path, size) in first.figures.iter().zip(expected_sizes) {
+        assert_eq!(png_size(path), size, "{}", path.display());
+    }
+    let collected = collect::collect(&plan, &store).unwrap();
+    let rendered = report::render(&plan, &experiment.expectations, &collected);
+    for figure in &rendered.figures {
+        assert_eq!(png_size(&root.join("factorial").join(&figure.file)), figure.size);
+    }
+
+    let read_all = |written: &report::Written| -> Vec<Vec<u8>> {
+        std::iter::once(&written.path)
+            .chain(&written.figures)
+            .map(|p| std::fs::read(p).unwrap())
+            .collect()
+    };
+    let before = read_all(&first);
+    let other = root.join("again/report.md");
+    let second = report::write(&plan, &experiment.expectations, &store, Some(&other)).unwrap();
+    assert_eq!(second.figures[0], root.join("again/figures/learning-curves.png"));
+    assert_eq!(before, read_all(&second), "two reports of the same runs differ");
+}
+
+fn runner(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runner starts")
+}
+
+#[test]
+fn the_binary_writes_the_report_and_its_figures() {
+    let (plan, _) = load();
+    let root = fixture_store("binary", &plan);
+    let file = format!("{FIXTURE}/factorial.kdl");
+    let output = runner(&["report", &file, "--store", root.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("label-smoothing"), "{stdout}");
+    assert!(stdout.contains("report.md"), "{stdout}");
+    let folder = root.join("factorial");
+    assert!(folder.join("report.md").is_file());
+    for name in ["learning-curves.png", "learning-rate.png", "velocity-histogram.png"] {
+        assert!(folder.join("figures").join(name).is_file(), "{name}");
+    }
+    let custom = root.join("elsewhere/out.md");
+    let output = runner(&[
+        "report",
+        &file,
+        "--store",
+        root.to_str().unwrap(),
+        "-o",
+        custom.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(custom.is_file());
+    assert!(root.join("elsewhere/figures/learning-curves.png").is_file());
+}
+
+#[test]
+fn the_binary_fails_clearly_without_finished_runs() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-empty");
+    let _ = std::fs::remove_dir_all(&root);
+    let file = format!("{FIXTURE}/factorial.kdl");
+    let output = runner(&["report", &file, "--store", root.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no run of `factorial` has finished"), "{stderr}");
+    assert!(stderr.contains("runner exec"), "{stderr}");
+    assert!(!root.join("factorial/report.md").exists());
+}
