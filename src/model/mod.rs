@@ -22,7 +22,7 @@ pub mod vanilla;
 
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::plan::config::{Architecture, ModelConfig, Positions, Scheme};
+use crate::plan::config::{Architecture, ModelConfig, Norm, Positions, Scheme};
 
 /// An encoder-decoder over token ids.
 pub trait Seq2Seq: Send {
@@ -180,6 +180,23 @@ pub fn build(
         Architecture::Vanilla => Box::new(vanilla::Vanilla::new(vs, cfg, sizes)),
         Architecture::T5 => Box::new(t5::T5::new(vs, cfg, sizes)),
     })
+}
+
+/// A residual connection around `sublayer`, with `norm` (layer norm or RMS
+/// norm) placed by `placement`: `x + dropout(f(norm(x)))` or
+/// `norm(x + dropout(f(x)))`.
+fn residual(
+    x: &Tensor,
+    norm: &impl nn::Module,
+    placement: Norm,
+    dropout: f64,
+    train: bool,
+    sublayer: impl FnOnce(&Tensor) -> Tensor,
+) -> Tensor {
+    match placement {
+        Norm::Pre => x + sublayer(&norm.forward(x)).dropout(dropout, train),
+        Norm::Post => norm.forward(&(x + sublayer(x).dropout(dropout, train))),
+    }
 }
 
 /// Which keys each query may attend to, in the form the fused attention takes.

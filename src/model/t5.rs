@@ -43,10 +43,11 @@
 //! lm_head.weight                                          (untied)
 //! ```
 
+use tch::nn::Module;
 use tch::{Kind, Tensor, nn};
 
 use super::vanilla::sinusoids;
-use super::{Mask, Memory, Seq2Seq, Sizes, attend};
+use super::{Mask, Memory, Seq2Seq, Sizes, attend, residual};
 use crate::plan::config::{ModelConfig, Norm};
 
 /// The bucket of a relative position (`key position - query position`), as
@@ -153,26 +154,13 @@ impl RmsNorm {
             weight: p.ones("weight", &[d_model]),
         }
     }
+}
 
+impl nn::Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Tensor {
         // The mean square in f32 even under autocast, as HF does.
         let variance = x.to_kind(Kind::Float).square().mean_dim(-1, true, None);
         x * (variance + 1e-6).rsqrt() * &self.weight
-    }
-}
-
-/// A residual connection around `sublayer`, the norm placed by `placement`.
-fn residual(
-    x: &Tensor,
-    norm: &RmsNorm,
-    placement: Norm,
-    dropout: f64,
-    train: bool,
-    sublayer: impl FnOnce(&Tensor) -> Tensor,
-) -> Tensor {
-    match placement {
-        Norm::Pre => x + sublayer(&norm.forward(x)).dropout(dropout, train),
-        Norm::Post => norm.forward(&(x + sublayer(x).dropout(dropout, train))),
     }
 }
 

@@ -36,10 +36,11 @@
 //! generator.weight                        (untied), generator.bias
 //! ```
 
+use tch::nn::Module;
 use tch::{Kind, Tensor, nn};
 
 use super::t5::RelativeBias;
-use super::{Mask, Memory, Seq2Seq, Sizes, attend};
+use super::{Mask, Memory, Seq2Seq, Sizes, attend, residual};
 use crate::plan::config::{ModelConfig, Norm};
 
 /// Xavier-uniform (Glorot, fan average) for a `[fan_out, fan_in]` matrix.
@@ -88,26 +89,13 @@ impl LayerNorm {
             bias: p.zeros("bias", &[d_model]),
         }
     }
+}
 
+impl nn::Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mean = x.mean_dim(-1, true, None);
         let std = x.std_dim(-1, true, true);
         (x - mean) / (std + 1e-6) * &self.weight + &self.bias
-    }
-}
-
-/// A residual connection around `sublayer`, the norm placed by `placement`.
-fn residual(
-    x: &Tensor,
-    norm: &LayerNorm,
-    placement: Norm,
-    dropout: f64,
-    train: bool,
-    sublayer: impl FnOnce(&Tensor) -> Tensor,
-) -> Tensor {
-    match placement {
-        Norm::Pre => x + sublayer(&norm.forward(x)).dropout(dropout, train),
-        Norm::Post => norm.forward(&(x + sublayer(x).dropout(dropout, train))),
     }
 }
 
