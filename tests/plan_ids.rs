@@ -2,9 +2,11 @@
 //! experiment written differently plans the same ids, and any change to a
 //! value that affects training changes the id.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
+use runner::plan::Plan;
 use runner::{plan, spec};
 
 /// One setting: its section (`""` for top level) and equivalent spellings.
@@ -97,16 +99,26 @@ fn plan_ids(lines: &[(&str, &str)], noise: bool) -> Vec<String> {
         }
     }
     text.push_str("}\n");
+    plan_text(&text).runs.into_iter().map(|r| r.id).collect()
+}
+
+/// Plans an experiment given as text (written to a temporary file).
+fn plan_text(text: &str) -> Plan {
     let dir = std::env::temp_dir().join(format!("runner-ids-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // Tests run in parallel and plan the same text: one file per call.
     static CALLS: AtomicUsize = AtomicUsize::new(0);
     let path = dir.join(format!("{}.kdl", CALLS.fetch_add(1, Ordering::Relaxed)));
-    std::fs::write(&path, &text).unwrap();
-    let (experiment, _) = spec::load(&path).unwrap_or_else(|e| panic!("{text}\n{e:?}"));
-    let planned = plan::expand(&experiment).unwrap_or_else(|p| panic!("{text}\n{p:?}"));
+    std::fs::write(&path, text).unwrap();
+    let planned = plan_file(&path);
     std::fs::remove_file(&path).unwrap();
-    planned.runs.into_iter().map(|r| r.id).collect()
+    planned
+}
+
+/// Plans an experiment file.
+fn plan_file(path: &Path) -> Plan {
+    let (experiment, _) = spec::load(path).unwrap_or_else(|e| panic!("{}\n{e:?}", path.display()));
+    plan::expand(&experiment).unwrap_or_else(|p| panic!("{}\n{p:?}", path.display()))
 }
 
 fn reference() -> Vec<String> {
@@ -170,10 +182,7 @@ fn the_device_is_not_part_of_the_id() {
 
 #[test]
 fn the_ablation_plans_24_runs_and_pathetique_2() {
-    let count = |name: &str| {
-        let (experiment, _) = spec::load(std::path::Path::new(&format!("experiments/{name}.kdl"))).unwrap();
-        plan::expand(&experiment).unwrap().runs.len()
-    };
+    let count = |name: &str| plan_file(Path::new(&format!("experiments/{name}.kdl"))).runs.len();
     assert_eq!(count("ablation"), 24);
     assert_eq!(count("pathetique"), 2);
     assert_eq!(count("quickstart"), 1);
@@ -181,10 +190,7 @@ fn the_ablation_plans_24_runs_and_pathetique_2() {
 
 #[test]
 fn the_ablation_cell_matching_midi_translation_has_its_id() {
-    let ids = |name: &str| {
-        let (experiment, _) = spec::load(std::path::Path::new(&format!("experiments/{name}.kdl"))).unwrap();
-        plan::expand(&experiment).unwrap().runs
-    };
+    let ids = |name: &str| plan_file(Path::new(&format!("experiments/{name}.kdl"))).runs;
     let pathetique = ids("pathetique");
     let ablation = ids("ablation");
     let midi_translation = pathetique.iter().find(|r| r.matches("midi-translation")).unwrap();
@@ -202,12 +208,7 @@ fn the_ablation_cell_matching_midi_translation_has_its_id() {
 fn identical_cells_are_planned_once() {
     // `a` and `b` both restate a default, so they make the same run as `base`.
     let text = "experiment dup {\n matrix {\n  axis setup {\n   base {}\n   a { model { d-model 256 } }\n   b { model { heads 4 } }\n   c { model { heads 8 } }\n  }\n }\n}\n";
-    let dir = std::env::temp_dir().join(format!("runner-dup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("dup.kdl");
-    std::fs::write(&path, text).unwrap();
-    let (experiment, _) = spec::load(&path).unwrap();
-    let planned = plan::expand(&experiment).unwrap();
+    let planned = plan_text(text);
     assert_eq!(planned.runs.len(), 2);
     assert_eq!(planned.merged_duplicates, 2);
 }
@@ -215,12 +216,7 @@ fn identical_cells_are_planned_once() {
 #[test]
 fn an_axis_can_vary_one_field_of_a_choice() {
     let text = "experiment tweak {\n schedule noam warmup=4000\n matrix {\n  axis schedule.warmup 1000 2000\n }\n}\n";
-    let dir = std::env::temp_dir().join(format!("runner-tweak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("tweak.kdl");
-    std::fs::write(&path, text).unwrap();
-    let (experiment, _) = spec::load(&path).unwrap();
-    let planned = plan::expand(&experiment).unwrap();
+    let planned = plan_text(text);
     let warmups: Vec<_> = planned.runs.iter().map(|r| r.config.schedule).collect();
     assert_eq!(
         warmups,
