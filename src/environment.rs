@@ -124,6 +124,43 @@ pub fn check_devices() -> Vec<DeviceCheck> {
     checks
 }
 
+/// The device in words for reports: `cpu: <CPU model> (<N> threads)` or
+/// `cuda:K: <GPU name>` (the name from `nvidia-smi` when it answers).
+pub fn describe_device(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(index) => match gpu_name(index) {
+            Some(name) => format!("cuda:{index}: {name}"),
+            None => format!("cuda:{index}"),
+        },
+        _ => {
+            let threads = tch::get_num_threads();
+            match cpu_model() {
+                Some(model) => format!("cpu: {model} ({threads} threads)"),
+                None => format!("cpu ({threads} threads)"),
+            }
+        }
+    }
+}
+
+/// The CPU's model name from `/proc/cpuinfo` (Linux only).
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map(|(_, name)| name.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// The name `nvidia-smi` gives CUDA device `index`, when it is installed.
+fn gpu_name(index: usize) -> Option<String> {
+    let output = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name", "--format=csv,noheader", "-i", &index.to_string()])
+        .output()
+        .ok()?;
+    let name = String::from_utf8(output.stdout).ok()?.trim().to_owned();
+    (output.status.success() && !name.is_empty()).then_some(name)
+}
+
 /// Finds the folder `libtorch_cpu.so` was mapped from, by reading the
 /// process's memory map (Linux only; `None` elsewhere or when not found).
 fn loaded_libtorch_folder() -> Option<String> {
@@ -155,6 +192,13 @@ mod tests {
         assert_eq!(checks.len(), 1 + tch::Cuda::device_count() as usize);
         assert_eq!(checks[0].device, "cpu");
         assert!(checks.iter().all(DeviceCheck::passed), "{checks:?}");
+    }
+
+    #[test]
+    fn the_cpu_is_described_with_its_thread_count() {
+        let text = describe_device(tch::Device::Cpu);
+        assert!(text.starts_with("cpu"), "{text}");
+        assert!(text.ends_with(&format!("({} threads)", tch::get_num_threads())), "{text}");
     }
 
     #[test]

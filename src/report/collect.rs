@@ -6,8 +6,9 @@
 //! first appearance — `variant`, axis names, `seed` — then the final-epoch
 //! metrics, the two baselines, `epochs`, `steps`, `parameters`, `seconds`,
 //! `device`, `precision`), each finished run's curves, learning rates and
-//! example predictions, the runs that are not done (with their state), and
-//! notes about files that were unreadable. Nothing here panics on a missing
+//! example predictions, the datasets the runs trained on (`data.json`), the
+//! runs that are not done (with their state), and notes about files that
+//! were unreadable. Nothing here panics on a missing
 //! or corrupt file: a run without a readable `summary.json` is listed as
 //! missing, and a missing `lr.csv` or `predictions.json` only leaves that run
 //! out of the figure that needs it.
@@ -22,8 +23,10 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::Deserialize;
 
+use crate::data::summary::DatasetSummary;
 use crate::exec::store::{RunState, RunStore};
 use crate::plan::Plan;
+use crate::plan::config::Scheme;
 use crate::spec::file::Metric;
 use crate::train::run::Example;
 
@@ -90,6 +93,27 @@ pub struct RunRecords {
     pub examples: Vec<Example>,
 }
 
+/// One dataset (pieces, windows, bins) and the finished runs that trained
+/// on it, whatever token scheme they read it in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataUsed {
+    /// What the first run's `data.json` recorded.
+    pub summary: DatasetSummary,
+    /// The token schemes the runs used, in order of first use.
+    pub schemes: Vec<Scheme>,
+    /// The short ids of the runs that used it.
+    pub runs: Vec<String>,
+}
+
+impl DataUsed {
+    /// Whether `other` is the same data, perhaps in another token scheme.
+    fn same_data(&self, other: &DatasetSummary) -> bool {
+        let mut other = other.clone();
+        other.scheme = self.summary.scheme;
+        self.summary == other
+    }
+}
+
 /// Everything the report is made from.
 #[derive(Debug)]
 pub struct Collected {
@@ -99,6 +123,9 @@ pub struct Collected {
     pub label_keys: Vec<String>,
     /// Per finished run, in frame order.
     pub runs: Vec<RunRecords>,
+    /// The datasets the finished runs trained on, each once, in order of
+    /// first use.
+    pub datasets: Vec<DataUsed>,
     /// Planned runs without a result, in plan order.
     pub missing: Vec<Missing>,
     /// Problems with files of finished runs (a missing `lr.csv`...).
@@ -154,6 +181,7 @@ pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
     let mut runs = Vec::new();
     let mut missing = Vec::new();
     let mut notes = Vec::new();
+    let mut datasets: Vec<DataUsed> = Vec::new();
     for run in &plan.runs {
         let state = store.state(run);
         if state != RunState::Done {
@@ -197,6 +225,22 @@ pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
                 Vec::new()
             }
         };
+        match read_json::<DatasetSummary>(&dir.join("data.json")) {
+            Ok(data) => match datasets.iter_mut().find(|d| d.same_data(&data)) {
+                Some(used) => {
+                    used.runs.push(short.to_owned());
+                    if !used.schemes.contains(&data.scheme) {
+                        used.schemes.push(data.scheme);
+                    }
+                }
+                None => datasets.push(DataUsed {
+                    schemes: vec![data.scheme],
+                    summary: data,
+                    runs: vec![short.to_owned()],
+                }),
+            },
+            Err(reason) => notes.push(format!("run {short}: {reason}; left out of the data summary")),
+        }
         rows.push(row(&run.id, &run.labels, &summary));
         runs.push(RunRecords {
             id: run.id.clone(),
@@ -225,6 +269,7 @@ pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
         frame: frame(&rows, &label_keys)?,
         label_keys,
         runs,
+        datasets,
         missing,
         notes,
     })

@@ -6,13 +6,14 @@
 //! `figures/` beside it, and the main table for the terminal.
 //!
 //! The stages, one module each: [`collect`] reads the run folders into a
-//! polars frame; [`table`], [`effects`] and [`expect`] are pure functions of
-//! that frame returning tables, factor effects and verdicts; [`render`] joins
+//! polars frame; [`table`], [`data`], [`effects`] and [`expect`] are pure
+//! functions of what it collected returning tables, factor effects and verdicts; [`render`] joins
 //! them into Markdown; [`plots`] draws the figures separately. The same runs
 //! give a byte-identical report: nothing in it depends on when or how long
 //! the report itself took.
 
 pub mod collect;
+pub mod data;
 pub mod effects;
 pub mod expect;
 pub mod plots;
@@ -98,6 +99,8 @@ pub fn render(plan: &Plan, expectations: &[Expectation], collected: &Collected) 
     }
     md.push_str("## The experiment\n\n");
     md.push_str(&table::experiment(plan, frame.height()));
+    md.push_str("\n## Data\n\n");
+    md.push_str(&data::render(&collected.datasets));
     md.push_str("\n## Results\n\n");
     md.push_str(&main_table.markdown());
     md.push_str(

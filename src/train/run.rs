@@ -5,7 +5,8 @@
 //! Out: in that folder, `metrics.csv` (one row per evaluated epoch), `lr.csv`
 //! (the learning rate applied at each optimizer step), `predictions.json`
 //! (true, teacher-forced and greedy velocities of a few fixed validation
-//! windows), `summary.json`, and `checkpoint/` (model, optimizer, position),
+//! windows), `data.json` (the dataset's summary: pieces, notes and windows
+//! per split, bin edges), `summary.json`, and `checkpoint/` (model, optimizer, position),
 //! rewritten atomically at every epoch end. A run started again with a
 //! checkpoint present resumes from it and ends exactly where an uninterrupted
 //! run ends: data order and dropout are seeded per epoch from the run's seed.
@@ -355,7 +356,7 @@ pub fn train(
         baseline_bin_centre: metrics::bin_centre_baseline(velocity_edges, &validation_truth),
         parameters: vs.trainable_variables().iter().map(|t| t.numel() as i64).sum(),
         steps: position.step,
-        device: format!("{device:?}"),
+        device: crate::environment::describe_device(device),
         precision: if use_autocast {
             "bf16 autocast".to_owned()
         } else {
@@ -363,6 +364,7 @@ pub fn train(
         },
         seconds: started.elapsed().as_secs_f64(),
     };
+    write_json(&dir.join("data.json"), &data.summary)?;
     write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
 }
