@@ -198,7 +198,10 @@ mod tests {
     fn the_cpu_is_described_with_its_thread_count() {
         let text = describe_device(tch::Device::Cpu);
         assert!(text.starts_with("cpu"), "{text}");
-        assert!(text.ends_with(&format!("({} threads)", tch::get_num_threads())), "{text}");
+        assert!(
+            text.ends_with(&format!("({} threads)", tch::get_num_threads())),
+            "{text}"
+        );
     }
 
     #[test]

@@ -33,7 +33,11 @@ fn describe(used: &DataUsed) -> String {
         summary.window.length,
         summary.window.step,
         if used.schemes.len() == 1 { "" } else { "s" },
-        used.schemes.iter().map(|s| format!("`{}`", scheme_name(*s))).collect::<Vec<_>>().join(", ")
+        used.schemes
+            .iter()
+            .map(|s| format!("`{}`", scheme_name(*s)))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let edges = &summary.edges;
     text.push_str(&format!(
@@ -63,7 +67,14 @@ fn scheme_name(scheme: Scheme) -> &'static str {
 
 /// Pieces, notes, windows and velocity statistics per split.
 fn splits_table(summary: &DatasetSummary) -> Table {
-    let header = ["split", "pieces", "notes", "windows", "velocity mean ± std", "velocity range"];
+    let header = [
+        "split",
+        "pieces",
+        "notes",
+        "windows",
+        "velocity mean ± std",
+        "velocity range",
+    ];
     let rows = summary
         .splits
         .iter()
