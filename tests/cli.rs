@@ -88,18 +88,66 @@ fn an_unknown_subcommand_is_a_usage_error() {
 
 #[test]
 fn check_accepts_the_shipped_experiments() {
-    let output = runner(&[
-        "check",
-        "experiments/quickstart.kdl",
-        "experiments/pathetique.kdl",
-        "experiments/ablation.kdl",
-    ]);
+    let mut files: Vec<String> = std::fs::read_dir("experiments")
+        .unwrap()
+        .map(|entry| entry.unwrap().path().display().to_string())
+        .filter(|path| path.ends_with(".kdl"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    let mut args = vec!["check"];
+    args.extend(files.iter().map(String::as_str));
+    let output = runner(&args);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        stdout(&output).contains("experiments/ablation.kdl: ok (24 runs)"),
-        "{}",
-        stdout(&output)
-    );
+    for (file, runs) in [
+        ("experiments/ablation.kdl", 24),
+        ("experiments/ablation-cpu.kdl", 16),
+        ("experiments/pathetique-cpu.kdl", 2),
+    ] {
+        let line = format!("{file}: ok ({runs} runs)");
+        assert!(stdout(&output).contains(&line), "no `{line}` in\n{}", stdout(&output));
+    }
+}
+
+/// The settings (flattened JSON paths) in which an experiment's two variants differ.
+fn paths_the_variants_differ_in(file: &str) -> Vec<String> {
+    fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match value.as_object() {
+            Some(map) => map.iter().for_each(|(k, v)| flatten(&format!("{prefix}.{k}"), v, out)),
+            None => out.push((prefix.to_owned(), value.to_string())),
+        }
+    }
+    let output = runner(&["plan", file, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let [a, b] = plan["runs"].as_array().unwrap().as_slice() else {
+        panic!("{file}: two runs expected")
+    };
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    flatten("", &a["config"], &mut left);
+    flatten("", &b["config"], &mut right);
+    let mut paths: Vec<String> = left
+        .iter()
+        .filter(|entry| !right.contains(entry))
+        .map(|(path, _)| path.clone())
+        .collect();
+    paths.extend(right.iter().filter(|e| !left.contains(e)).map(|(path, _)| path.clone()));
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+#[test]
+fn the_cpu_scale_down_keeps_every_difference_between_the_two_setups() {
+    let full = paths_the_variants_differ_in("experiments/pathetique.kdl");
+    let small = paths_the_variants_differ_in("experiments/pathetique-cpu.kdl");
+    for setup_setting in [".encoder", ".loss.kind", ".model.architecture", ".schedule.kind"] {
+        assert!(
+            full.iter().any(|p| p.starts_with(setup_setting)),
+            "{setup_setting} in {full:?}"
+        );
+    }
+    assert_eq!(full, small);
 }
 
 #[test]
