@@ -37,17 +37,19 @@ pub fn column(metric: Metric) -> &'static str {
         Metric::ValDist => "val_dist",
         Metric::GreedyDist => "greedy_dist",
         Metric::Flatness => "flatness",
+        Metric::GreedyFlatness => "greedy_flatness",
         Metric::Accuracy => "accuracy",
         Metric::TestDist => "test_dist",
     }
 }
 
 /// The metrics in table order.
-pub const METRICS: [Metric; 6] = [
+pub const METRICS: [Metric; 7] = [
     Metric::ValLoss,
     Metric::ValDist,
     Metric::GreedyDist,
     Metric::Flatness,
+    Metric::GreedyFlatness,
     Metric::Accuracy,
     Metric::TestDist,
 ];
@@ -165,7 +167,7 @@ struct MetricsView {
 struct Row {
     id: String,
     labels: Vec<(String, String)>,
-    metrics: [Option<f64>; 6],
+    metrics: [Option<f64>; 7],
     baselines: [Option<f64>; 2],
     epochs: u64,
     steps: u64,
@@ -288,6 +290,7 @@ fn row(id: &str, labels: &[(String, String)], summary: &SummaryFile) -> Row {
         Metric::ValDist => last.and_then(|e| e.val.dist),
         Metric::GreedyDist => last.and_then(|e| e.greedy.as_ref()).and_then(|g| g.dist),
         Metric::Flatness => last.and_then(|e| e.val.flatness),
+        Metric::GreedyFlatness => last.and_then(|e| e.greedy.as_ref()).and_then(|g| g.flatness),
         Metric::Accuracy => last.and_then(|e| e.val.accuracy),
         Metric::TestDist => test,
     });

@@ -130,7 +130,7 @@ pub fn judge(metric: Metric, claim: &Claim, subject: f64, other: Option<f64>) ->
         (Claim::BetterThan { ratio, .. }, Some(other)) => {
             let (better, factor, how) = match metric {
                 Metric::Accuracy => (subject > other, subject / other, "subject / other"),
-                Metric::Flatness => {
+                Metric::Flatness | Metric::GreedyFlatness => {
                     let (s, o) = ((1.0 - subject).abs(), (1.0 - other).abs());
                     (s < o, o / s, "|1 − other| / |1 − subject|")
                 }

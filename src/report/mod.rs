@@ -107,7 +107,8 @@ pub fn render(plan: &Plan, expectations: &[Expectation], collected: &Collected) 
         "\nFinal-epoch values on the validation split (test dist: the test split, teacher-forced), as mean ± \
          std across seeds when a cell has several runs. val dist and greedy dist are the mean |predicted − true| \
          velocity (teacher-forced and greedy-decoded); lower is better for loss and distances, higher for \
-         accuracy; flatness is std(predicted) / std(true): 1 when the spread matches, 0 when flat. The \
+         accuracy; flatness is std(predicted) / std(true): 1 when the spread matches, 0 when flat (greedy flatness: of \
+         the greedy-decoded predictions, the write-up's \"flat\" picture). The \
          baselines are the validation distance of predicting the training mean, and the centre of the note's \
          coarse velocity bin.\n",
     );

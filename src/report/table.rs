@@ -102,7 +102,7 @@ pub fn cells(frame: &DataFrame, label_keys: &[String]) -> Vec<Cell> {
 pub fn decimals(metric: Metric) -> usize {
     match metric {
         Metric::ValLoss | Metric::Accuracy => 3,
-        Metric::ValDist | Metric::GreedyDist | Metric::Flatness | Metric::TestDist => 2,
+        Metric::ValDist | Metric::GreedyDist | Metric::Flatness | Metric::GreedyFlatness | Metric::TestDist => 2,
     }
 }
 
@@ -113,6 +113,7 @@ pub fn title(metric: Metric) -> &'static str {
         Metric::ValDist => "val dist",
         Metric::GreedyDist => "greedy dist",
         Metric::Flatness => "flatness",
+        Metric::GreedyFlatness => "greedy flatness",
         Metric::Accuracy => "accuracy",
         Metric::TestDist => "test dist",
     }

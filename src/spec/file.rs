@@ -143,8 +143,10 @@ pub enum Metric {
     ValDist,
     /// Greedy-decoded mean |predicted - true| velocity on validation.
     GreedyDist,
-    /// std(predicted) / std(true) velocity on validation.
+    /// std(predicted) / std(true) velocity on validation, teacher-forced.
     Flatness,
+    /// The same, greedy-decoded: the write-up's "flat" picture.
+    GreedyFlatness,
     /// Share of exactly right velocities on validation.
     Accuracy,
     /// Teacher-forced distance on the test split.
@@ -153,11 +155,12 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric with its name in files.
-    pub const ALL: [(&'static str, Metric); 6] = [
+    pub const ALL: [(&'static str, Metric); 7] = [
         ("val-loss", Metric::ValLoss),
         ("val-dist", Metric::ValDist),
         ("greedy-dist", Metric::GreedyDist),
         ("flatness", Metric::Flatness),
+        ("greedy-flatness", Metric::GreedyFlatness),
         ("accuracy", Metric::Accuracy),
         ("test-dist", Metric::TestDist),
     ];
