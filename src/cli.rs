@@ -63,6 +63,10 @@ pub enum Command {
         /// Device for every run: cpu, cuda or cuda:K (default: each run's `train.device`, auto).
         #[arg(long, value_name = "DEVICE")]
         device: Option<String>,
+        /// Runs trained at once, each in its own process (default: one per CUDA device when the
+        /// runs go to CUDA, else 1; on the CPU each gets cores/N threads).
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
         /// Show what would run, and do nothing.
         #[arg(long)]
         dry_run: bool,
@@ -70,6 +74,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "runs")]
         store: PathBuf,
     },
+    /// Train one run handed over by `runner exec --jobs N` (internal).
+    #[command(name = "exec-worker", hide = true)]
+    ExecWorker,
     /// Collate an experiment's results into Markdown tables and plots.
     Report {
         /// The experiment file (KDL).
@@ -129,6 +136,7 @@ impl Command {
             Command::Check { .. } => "check",
             Command::Plan { .. } => "plan",
             Command::Exec { .. } => "exec",
+            Command::ExecWorker => "exec-worker",
             Command::Report { .. } => "report",
             Command::Data { .. } => "data",
             Command::Info { .. } => "info",

@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser};
 use runner::cli::{Cli, Command, DataCommand};
 use runner::data::{dataset, export, report};
 use runner::environment::{self, Environment};
-use runner::exec::{self, progress::Reporter, store::RunStore};
+use runner::exec::{self, progress::Bars, store::RunStore};
 use runner::plan::config::DevicePreference;
 use runner::plan::show::{self, RunFacts};
 use runner::plan::{self, Plan, PlannedRun};
@@ -62,6 +62,7 @@ fn run(command: Command) -> miette::Result<()> {
             failed_only,
             force,
             device,
+            jobs,
             dry_run,
             store,
         } => {
@@ -80,6 +81,7 @@ fn run(command: Command) -> miette::Result<()> {
                 failed_only,
                 force,
                 device,
+                jobs: jobs.map(usize::from),
                 base_dir: file.parent().unwrap_or(Path::new("")).to_owned(),
                 runs_root: store.clone(),
             };
@@ -89,7 +91,12 @@ fn run(command: Command) -> miette::Result<()> {
                 for (run, state) in &selected {
                     println!("{} {} ({})", &run.id[..8], run.label_text(), state.word());
                 }
-                println!("{} of {} runs selected", selected.len(), plan.runs.len());
+                println!(
+                    "{} of {} runs selected; {} at a time",
+                    selected.len(),
+                    plan.runs.len(),
+                    exec::jobs(&selected, &options)
+                );
                 return Ok(());
             }
             let stop = Arc::new(AtomicBool::new(false));
@@ -100,14 +107,22 @@ fn run(command: Command) -> miette::Result<()> {
                 }
                 eprintln!("stopping after the current step (Ctrl-C again to quit at once)");
             });
-            let reporter = Reporter::new(selected.len() as u64);
+            let reporter = Bars::new(selected.len() as u64);
             let results = exec::execute(&plan, &store, &options, &reporter, &stop);
             reporter.finish();
             println!("{}", exec::table(&results));
-            let failed = results
-                .iter()
-                .filter(|r| matches!(r.outcome, exec::Outcome::Failed(_)))
-                .count();
+            if let Some((path, problem)) = results.iter().find_map(|r| match &r.outcome {
+                exec::Outcome::Unwritable { path, problem } => Some((path, *problem)),
+                _ => None,
+            }) {
+                miette::bail!(
+                    help = problem.help(&options.runs_root),
+                    "the runs store cannot be written: {} ({})",
+                    problem.what(),
+                    path.display()
+                );
+            }
+            let failed = results.iter().filter(|r| r.outcome.is_failure()).count();
             let interrupted = results
                 .iter()
                 .filter(|r| r.outcome == exec::Outcome::Interrupted)
@@ -121,6 +136,7 @@ fn run(command: Command) -> miette::Result<()> {
             }
             Ok(())
         }
+        Command::ExecWorker => exec::worker::serve(),
         Command::Info { check_devices } => {
             println!("{}", Environment::probe());
             if check_devices {

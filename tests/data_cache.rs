@@ -344,3 +344,26 @@ fn a_midi_folder_source_reads_recursively_skips_bad_files_and_caches() {
     let err = dataset::build(&run, base, cache.path()).unwrap_err();
     assert!(err.to_string().contains("broken.mid"), "{err}");
 }
+
+#[test]
+fn builds_of_one_dataset_at_the_same_time_all_succeed() {
+    // Two `runner exec` processes (or parallel workers) miss the cache
+    // together and store the same entry: the later one keeps the first's
+    // (the rename onto it used to fail with "Directory not empty").
+    let run = pathetique_runs().remove(0);
+    for round in 0..5 {
+        let cache = TempDir::new(&format!("race-{round}"));
+        let built: Vec<Dataset> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| build(&run, cache.path()))).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for other in &built[1..] {
+            same_data(&built[0], other);
+        }
+        let left: Vec<_> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), 1, "one entry and no temporary folder: {left:?}");
+    }
+}

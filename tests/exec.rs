@@ -1,9 +1,14 @@
 //! `runner exec` as its user meets it: finished runs are not trained again,
 //! a killed run resumes and ends as if uninterrupted, a failing run does not
-//! stop the others, and two processes never train one run twice.
+//! stop the others, two processes never train one run twice, runs trained
+//! in parallel worker processes end exactly as in one process, a killed
+//! worker and Ctrl-C are recorded, `runner plan` shows every run's state,
+//! and a full disk or a read-only store stop with a clear error and lose no
+//! finished run.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -83,6 +88,101 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// The words of `text`, with miette's wrapping and margins undone.
+fn words(text: &str) -> String {
+    text.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Each run's id by its `variant` label (from `runner plan --json`).
+fn ids_by_variant(work: &Work, file: &str) -> HashMap<String, String> {
+    let output = work.run(&["plan", file, "--json"], "runs");
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    plan["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| {
+            let variant = run["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|pair| pair[0] == "variant")
+                .map(|pair| pair[1].as_str().unwrap().to_owned())
+                .unwrap();
+            (variant, run["id"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// The status column of the run `id` in `runner plan`'s table.
+fn plan_status(plan: &str, id: &str) -> String {
+    let row = plan
+        .lines()
+        .find(|line| line.contains(&id[..8]))
+        .unwrap_or_else(|| panic!("no row for {id}: {plan}"));
+    let cells: Vec<&str> = row.split('│').map(str::trim).filter(|c| !c.is_empty()).collect();
+    cells.last().unwrap().to_string()
+}
+
+/// Waits until `done` holds, for at most two minutes.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The processes whose parent is `pid` (read from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let child: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+            let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == pid).then_some(child)
+        })
+        .collect()
+}
+
+/// Sends `signal` (`INT`, `KILL`) to `pid` through the shell's `kill`.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -s {signal} {pid}")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -s {signal} {pid}");
+}
+
+/// Runs `script` with `sh` in a private mount namespace (`unshare -m`), so
+/// it can mount a small tmpfs or a read-only bind mount that nobody else
+/// sees. Fails when the namespace cannot be made: these tests must not pass
+/// without testing anything.
+fn in_mount_namespace(work: &Work, script: &str) -> Output {
+    let probe = Command::new("unshare").args(["-m", "true"]).output();
+    match &probe {
+        Ok(output) if output.status.success() => {}
+        _ => panic!(
+            "`unshare -m` is needed to make a full disk or a read-only store for this test (run as root, or \
+             where user namespaces are allowed): {probe:?}"
+        ),
+    }
+    Command::new("unshare")
+        .args(["-m", "sh", "-euc", script])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("R", env!("CARGO_BIN_EXE_runner"))
+        .env("W", &work.dir)
+        .env("NO_COLOR", "1")
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
 fn summary_metrics(dir: &Path) -> Vec<(f64, f64, f64)> {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
@@ -122,6 +222,20 @@ fn a_second_exec_trains_nothing() {
     );
     let plan = work.run(&["plan", file], "runs");
     assert!(text(&plan).contains("(1 done)"), "{}", text(&plan));
+
+    // The run's config.kdl is an experiment file for it alone: same id, and
+    // `runner plan` finds it done in the same store.
+    let run_dir = &work.run_dirs("runs", "twice")[0];
+    let config = run_dir.join("config.kdl");
+    let config = config.to_str().unwrap();
+    let json = work.run(&["plan", config, "--json"], "runs");
+    assert!(json.status.success(), "{}", text(&json));
+    let planned: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let id = run_dir.file_name().unwrap().to_str().unwrap();
+    assert_eq!(planned["experiment"], "twice");
+    assert_eq!(planned["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(planned["runs"][0]["id"], id);
+    assert!(text(&work.run(&["plan", config], "runs")).contains("(1 done)"));
 }
 
 #[test]
@@ -229,11 +343,7 @@ fn two_processes_train_every_run_exactly_once() {
     let file = file.to_str().unwrap();
     let spawn = || {
         let mut command = work.command(&["exec", file], "runs");
-        command
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
@@ -245,4 +355,286 @@ fn two_processes_train_every_run_exactly_once() {
         assert_eq!(log.matches("starting").count(), 1, "{}: {log}", dir.display());
         assert!(dir.join("summary.json").exists());
     }
+}
+
+#[test]
+fn two_jobs_on_the_cpu_train_each_run_once_and_end_as_one_job_does() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let work = Work::new("jobs");
+    let file = work.experiment("jobs", 1, "repeats 4");
+    let file = file.to_str().unwrap();
+
+    let dry = text(&work.run(&["exec", file, "--device", "cpu", "--dry-run"], "two"));
+    assert!(
+        dry.contains("4 of 4 runs selected; 1 at a time"),
+        "one job on the CPU by default: {dry}"
+    );
+    let dry = text(&work.run(&["exec", file, "--jobs", "2", "--dry-run"], "two"));
+    assert!(dry.contains("2 at a time"), "{dry}");
+
+    let one = work.run(&["exec", file, "--jobs", "1", "--device", "cpu"], "one");
+    assert!(one.status.success(), "{}", text(&one));
+    let two = work.run(&["exec", file, "--jobs", "2", "--device", "cpu"], "two");
+    assert!(two.status.success(), "{}", text(&two));
+    assert!(text(&two).contains("4 trained, 0 resumed, 0 skipped"), "{}", text(&two));
+
+    let dirs = work.run_dirs("two", "jobs");
+    assert_eq!(dirs.len(), 4);
+    for dir in dirs {
+        let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+        assert_eq!(log.matches("starting").count(), 1, "{}: {log}", dir.display());
+        // Across the process boundary, every run ends exactly as in one process.
+        let alone = work.dir.join("one/jobs").join(dir.file_name().unwrap());
+        let (expected, actual) = (summary_metrics(&alone), summary_metrics(&dir));
+        assert_eq!(expected.len(), actual.len());
+        for (a, b) in expected.iter().zip(&actual) {
+            assert!(
+                (a.0 - b.0).abs() < 1e-6 && (a.1 - b.1).abs() < 1e-6 && (a.2 - b.2).abs() < 1e-6,
+                "{}: {a:?} {b:?}",
+                dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn workers_that_fail_are_killed_or_stopped_are_recorded_and_plan_shows_every_state() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let work = Work::new("states");
+    let variants = r#"
+        variant good { seed 1 }
+        variant broken { dataset { source midi-dir path="no-such-folder" } }
+        variant victim { seed 2; train { epochs 3 } }
+        variant stopped { seed 3; train { epochs 3 } }
+        variant untouched { seed 4 }
+    "#;
+    let file = work.experiment("states", 1, variants);
+    let file = file.to_str().unwrap();
+    let ids = ids_by_variant(&work, file);
+    let dir = |variant: &str| work.dir.join("runs/states").join(&ids[variant]);
+
+    // A worker trains one run while the other's fails; the failure is recorded.
+    let first = work.run(
+        &["exec", file, "--jobs", "2", "--only", "good", "--only", "broken"],
+        "runs",
+    );
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    assert!(text(&first).contains("1 trained, 0 resumed, 0 skipped, 0 busy, 0 interrupted, 1 failed"));
+    let status = std::fs::read_to_string(dir("broken").join("status.json")).unwrap();
+    assert!(status.contains("no-such-folder"), "{status}");
+
+    // Two runs in two workers: one worker is killed, then Ctrl-C stops the other.
+    let parent = work
+        .command(
+            &["exec", file, "--jobs", "2", "--only", "victim", "--only", "stopped"],
+            "runs",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("both runs' first checkpoint", || {
+        ["victim", "stopped"]
+            .iter()
+            .all(|v| dir(v).join("checkpoint/position.json").exists())
+    });
+    let workers = children_of(parent.id());
+    assert_eq!(workers.len(), 2, "one worker process per run: {workers:?}");
+    signal(workers[0], "KILL");
+    let failed = || {
+        ["victim", "stopped"]
+            .into_iter()
+            .find(|v| std::fs::read_to_string(dir(v).join("status.json")).is_ok_and(|s| s.contains("failed")))
+    };
+    wait_until("the killed worker's run to be recorded as failed", || {
+        failed().is_some()
+    });
+    signal(parent.id(), "INT");
+    let stopped = parent.wait_with_output().unwrap();
+    let out = text(&stopped);
+    assert_eq!(stopped.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("0 trained, 0 resumed, 0 skipped, 0 busy, 1 interrupted, 1 failed"),
+        "{out}"
+    );
+    assert!(out.contains("the worker process was killed (SIGKILL"), "{out}");
+    let killed = failed().unwrap();
+    let interrupted = if killed == "victim" { "stopped" } else { "victim" };
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir(killed).join("status.json")).unwrap()).unwrap();
+    assert!(status["reason"].as_str().unwrap().contains("killed"), "{status}");
+    assert!(!status["log_tail"].as_array().unwrap().is_empty(), "{status}");
+    let status = std::fs::read_to_string(dir(interrupted).join("status.json")).unwrap();
+    assert!(status.contains("interrupted"), "the stop reached the worker: {status}");
+    for variant in ["victim", "stopped"] {
+        assert!(
+            !dir(variant).join("summary.json").exists(),
+            "stopped too late to test anything"
+        );
+    }
+
+    let plan = text(&work.run(&["plan", file], "runs"));
+    for (variant, expected) in [
+        ("good", "done"),
+        ("broken", "failed"),
+        (killed, "failed"),
+        (interrupted, "partial"),
+        ("untouched", "pending"),
+    ] {
+        assert_eq!(plan_status(&plan, &ids[variant]), expected, "{variant}: {plan}");
+    }
+
+    // Both resume from their checkpoints, in workers again.
+    let again = work.run(
+        &["exec", file, "--jobs", "2", "--only", "victim", "--only", "stopped"],
+        "runs",
+    );
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("0 trained, 2 resumed"), "{}", text(&again));
+    let plan = text(&work.run(&["plan", file], "runs"));
+    for (variant, expected) in [
+        ("good", "done"),
+        ("broken", "failed"),
+        ("victim", "done"),
+        ("stopped", "done"),
+        ("untouched", "pending"),
+    ] {
+        assert_eq!(plan_status(&plan, &ids[variant]), expected, "{variant}: {plan}");
+    }
+}
+
+#[test]
+fn a_full_disk_stops_with_a_clear_error_keeps_finished_runs_and_resumes_later() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let work = Work::new("full");
+    let variants = "variant first { seed 1 }\nvariant second { seed 2; train { epochs 3 } }";
+    let file = work.experiment("full", 1, variants);
+    let ids = ids_by_variant(&work, file.to_str().unwrap());
+    // The store is a 64 MiB tmpfs; once `second` has its first checkpoint,
+    // a file fills the tmpfs up. What the store holds then is copied out.
+    let script = r#"
+        mkdir -p "$W/store"
+        mount -t tmpfs -o size=64m tmpfs "$W/store"
+        "$R" exec "$W/full.kdl" --store "$W/store" --only first > "$W/first.txt" 2>&1
+        set +e
+        "$R" exec "$W/full.kdl" --store "$W/store" --only second > "$W/full.txt" 2>&1 &
+        pid=$!
+        n=0
+        while [ "$(ls "$W"/store/full/*/checkpoint/position.json 2>/dev/null | wc -l)" -lt 2 ]; do
+            sleep 0.02; n=$((n + 1)); [ $n -lt 6000 ] || exit 90
+        done
+        dd if=/dev/zero of="$W/store/filler" bs=1M 2> /dev/null
+        wait $pid
+        echo $? > "$W/full.rc"
+        set -e
+        "$R" plan "$W/full.kdl" --store "$W/store" > "$W/plan.txt" 2>&1
+        rm "$W/store/filler"
+        cp -a "$W/store/full" "$W/after-full"
+        "$R" exec "$W/full.kdl" --store "$W/store" > "$W/again.txt" 2>&1
+        "$R" plan "$W/full.kdl" --store "$W/store" > "$W/plan-again.txt" 2>&1
+    "#;
+    let output = in_mount_namespace(&work, script);
+    let read = |name: &str| std::fs::read_to_string(work.dir.join(name)).unwrap_or_default();
+    assert!(
+        output.status.success(),
+        "{}\nfirst: {}\nfull: {}\nagain: {}",
+        text(&output),
+        read("first.txt"),
+        read("full.txt"),
+        read("again.txt")
+    );
+
+    let full = read("full.txt");
+    assert_eq!(read("full.rc").trim(), "1", "{full}");
+    let second = work.dir.join("store/full").join(&ids["second"]);
+    assert!(
+        words(&full).contains("the runs store cannot be written: no space left on device"),
+        "{full}"
+    );
+    assert!(full.contains(&second.display().to_string()), "names the path: {full}");
+    assert!(
+        words(&full).contains("free space on the disk"),
+        "says what to do: {full}"
+    );
+
+    let after = work.dir.join("after-full");
+    let first: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(after.join(&ids["first"]).join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        first["epochs"].as_array().unwrap().len(),
+        1,
+        "the finished run is kept whole"
+    );
+    let second = after.join(&ids["second"]);
+    assert!(
+        !second.join("summary.json").exists(),
+        "no summary for an unfinished run"
+    );
+    assert!(second.join("checkpoint/position.json").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&second)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let plan = read("plan.txt");
+    assert_eq!(plan_status(&plan, &ids["first"]), "done", "{plan}");
+    assert_eq!(plan_status(&plan, &ids["second"]), "partial", "resumable: {plan}");
+
+    let again = read("again.txt");
+    assert!(again.contains("0 trained, 1 resumed, 1 skipped"), "{again}");
+    assert!(
+        read("plan-again.txt").contains("(2 done)"),
+        "{}",
+        read("plan-again.txt")
+    );
+}
+
+#[test]
+fn a_read_only_store_stops_with_a_clear_error_and_changes_nothing() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let work = Work::new("readonly");
+    let variants = "variant first { seed 1 }\nvariant second { seed 2 }\nvariant third { seed 3 }";
+    let file = work.experiment("readonly", 1, variants);
+    let file = file.to_str().unwrap();
+    let ids = ids_by_variant(&work, file);
+    let first = work.run(&["exec", file, "--only", "first"], "runs");
+    assert!(first.status.success(), "{}", text(&first));
+    let summary = work.dir.join("runs/readonly").join(&ids["first"]).join("summary.json");
+    let before = std::fs::read(&summary).unwrap();
+
+    let script = r#"
+        mount --bind "$W/runs" "$W/runs"
+        mount -o remount,bind,ro "$W/runs"
+        set +e
+        "$R" exec "$W/readonly.kdl" --store "$W/runs" > "$W/one.txt" 2>&1
+        echo $? > "$W/one.rc"
+        "$R" exec "$W/readonly.kdl" --store "$W/runs" --jobs 2 > "$W/two.txt" 2>&1
+        echo $? > "$W/two.rc"
+    "#;
+    let output = in_mount_namespace(&work, script);
+    assert!(output.status.success(), "{}", text(&output));
+    let read = |name: &str| std::fs::read_to_string(work.dir.join(name)).unwrap();
+    for (out, rc) in [("one.txt", "one.rc"), ("two.txt", "two.rc")] {
+        let out = read(out);
+        assert_eq!(read(rc).trim(), "1", "{out}");
+        assert!(
+            words(&out).contains("the runs store cannot be written: read-only file system"),
+            "{out}"
+        );
+        assert!(
+            out.contains(&work.dir.join("runs/readonly").display().to_string()),
+            "{out}"
+        );
+        assert!(words(&out).contains("remount the file system"), "{out}");
+        assert!(out.contains("1 skipped"), "{out}");
+    }
+    assert!(read("one.txt").contains("1 not started"), "{}", read("one.txt"));
+    assert_eq!(
+        std::fs::read(&summary).unwrap(),
+        before,
+        "the finished run is untouched"
+    );
+    assert_eq!(work.run_dirs("runs", "readonly").len(), 1, "nothing else was written");
 }

@@ -166,7 +166,8 @@ impl Cache {
     }
 
     /// Stores a dataset's summary and its train, validation and test windows
-    /// as `key`, replacing any entry there.
+    /// as `key`. A usable entry that another process stored meanwhile is
+    /// kept (same key, same contents); an unusable one is replaced.
     pub fn store(&self, key: &str, summary: &DatasetSummary, windows: [&TokenWindows; 3]) -> Result<(), CacheError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let io = |path: &Path| {
@@ -192,17 +193,29 @@ impl Cache {
             }
             File::open(&tmp).and_then(|d| d.sync_all()).map_err(io(&tmp))?;
             let target = self.entry_dir(key);
-            if target.exists() {
+            if let Err(error) = std::fs::rename(&tmp, &target) {
+                if !target.exists() {
+                    return Err(io(&target)(error));
+                }
+                // Another process (a second `runner exec`, a parallel worker)
+                // stored the same key meanwhile: its entry is as good as ours.
+                // Only an unusable entry in the way is replaced.
+                if matches!(self.load(key), Ok(Some(_))) {
+                    return Ok(false);
+                }
                 std::fs::remove_dir_all(&target).map_err(io(&target))?;
+                std::fs::rename(&tmp, &target).map_err(io(&target))?;
             }
-            std::fs::rename(&tmp, &target).map_err(io(&target))?;
-            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&self.dir))
+                .map(|()| true)
         })();
-        if written.is_err() {
+        if !matches!(written, Ok(true)) {
             // Best effort: the temporary folder is never read, only wasted space.
             let _ = std::fs::remove_dir_all(&tmp);
         }
-        written
+        written.map(|_| ())
     }
 }
 

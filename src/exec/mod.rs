@@ -1,30 +1,46 @@
 //! The executor: a [`Plan`] → trained runs in the runs store.
 //!
 //! In: a plan (never the experiment file), the store, options and a
-//! reporter. Out: one [`RunResult`] per selected run. A run whose summary
-//! exists with a matching configuration is skipped; a run with a checkpoint
-//! resumes; a run that fails (an error, a NaN loss, a libtorch panic such as
-//! out-of-memory) is recorded as failed with its reason and log tail while
-//! the others go on; a run locked by another `runner exec` is left to it.
+//! [`Reporter`]. Out: one [`RunResult`] per selected run, in plan order. A
+//! run whose summary exists with a matching configuration is skipped; a run
+//! with a checkpoint resumes; a run that fails (an error, a NaN loss, a
+//! libtorch panic such as out-of-memory, a worker process killed) is
+//! recorded as failed with its reason and log tail while the others go on;
+//! a run locked by another `runner exec` is left to it.
+//!
+//! With one job, runs train one after another in this process. With more
+//! ([`Options::jobs`], by default one per CUDA device when runs go to CUDA),
+//! [`schedule`] trains that many at once, each in a [`worker`] process
+//! pinned to its device and thread count: libtorch's random generator is
+//! process-global, so parallel runs must not share a process.
+//!
+//! A write that fails because the disk is full or the file system read-only
+//! ([`store::StoreProblem`]) ends the run as [`Outcome::Unwritable`]: its
+//! summary is written atomically or not at all, its status says failed if
+//! that could still be written, and it resumes from its last checkpoint;
+//! no further run is started, since each would fail the same way.
 
 pub mod progress;
+pub mod schedule;
 pub mod store;
+pub mod worker;
 
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
 use tabled::builder::Builder;
 use tabled::settings::Style;
 use tch::Device;
 
-use crate::data::dataset;
+use crate::data::dataset::{self, DataError};
 use crate::plan::config::DevicePreference;
 use crate::plan::{Plan, PlannedRun};
 use crate::train::run::{self as training, TrainError};
 use progress::Reporter;
-use store::{Recorded, RunState, RunStore};
+use store::{Recorded, RunState, RunStore, StoreError, StoreProblem};
 
 /// What the user asked `runner exec` to do.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +54,9 @@ pub struct Options {
     pub force: bool,
     /// Device for every run, overriding the experiment's preference.
     pub device: Option<DevicePreference>,
+    /// Runs trained at once (`--jobs`); `None`: one per CUDA device when
+    /// the runs go to CUDA, else one.
+    pub jobs: Option<usize>,
     /// The folder relative dataset paths start from (the experiment file's).
     pub base_dir: PathBuf,
     /// The runs store's root, e.g. `runs/`.
@@ -45,7 +64,8 @@ pub struct Options {
 }
 
 /// How one run ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Trained from the start.
     Trained,
@@ -59,10 +79,68 @@ pub enum Outcome {
     Interrupted,
     /// Failed, with the reason.
     Failed(String),
+    /// The store could not be written (a full disk, a read-only file
+    /// system): the run is marked failed if that could still be written, and
+    /// resumes from its last checkpoint; no further run is started.
+    Unwritable {
+        /// The file that could not be written.
+        path: PathBuf,
+        /// What happened.
+        problem: StoreProblem,
+    },
+    /// Not started, because an earlier run found the store unwritable.
+    NotStarted,
+}
+
+impl Outcome {
+    /// Whether the run failed (the exit code is then non-zero).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed(_) | Outcome::Unwritable { .. })
+    }
+
+    /// Words for tables and lines.
+    pub fn text(&self) -> String {
+        match self {
+            Outcome::Trained => "trained".to_owned(),
+            Outcome::Resumed => "resumed".to_owned(),
+            Outcome::Skipped => "skipped (done)".to_owned(),
+            Outcome::Busy => "busy (another exec)".to_owned(),
+            Outcome::Interrupted => "interrupted".to_owned(),
+            Outcome::Failed(reason) => format!("FAILED: {reason}"),
+            Outcome::Unwritable { path, problem } => {
+                format!("FAILED: cannot write {}: {}", path.display(), problem.what())
+            }
+            Outcome::NotStarted => "not started (store unwritable)".to_owned(),
+        }
+    }
+
+    /// The outcome of a store write that failed.
+    fn of_store_error(error: StoreError) -> Outcome {
+        match StoreProblem::of(&error.source) {
+            Some(problem) => Outcome::Unwritable {
+                path: error.path,
+                problem,
+            },
+            None => Outcome::Failed(error.to_string()),
+        }
+    }
+
+    /// The outcome of a failure described by `reason`, written while
+    /// working on `path`: unwritable when the text names a full disk or a
+    /// read-only file system.
+    fn of_reason(reason: String, path: &Path) -> Outcome {
+        match StoreProblem::in_text(&reason) {
+            Some(problem) => Outcome::Unwritable {
+                path: path.to_owned(),
+                problem,
+            },
+            None => Outcome::Failed(reason),
+        }
+    }
 }
 
 /// One run's result.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
     /// The run's id.
     pub id: String,
@@ -74,6 +152,20 @@ pub struct RunResult {
     pub seconds: f64,
     /// Final validation distance, when it trained.
     pub val_dist: Option<f64>,
+}
+
+impl RunResult {
+    /// One line: short id, labels, outcome, val dist and time.
+    pub fn describe(&self) -> String {
+        let dist = self.val_dist.map_or(String::new(), |d| format!(", val dist {d:.2}"));
+        format!(
+            "{} {}: {}{dist} ({:.1}s)",
+            &self.id[..8.min(self.id.len())],
+            self.label,
+            self.outcome.text(),
+            self.seconds
+        )
+    }
 }
 
 /// The runs `options` select from the plan, with their state.
@@ -92,39 +184,101 @@ pub fn select<'a>(plan: &'a Plan, store: &RunStore, options: &Options) -> Vec<(&
         .collect()
 }
 
-/// Trains the selected runs one after another.
+/// How many runs train at once: `--jobs`, else one per CUDA device when
+/// the selected runs go to CUDA, else one.
+pub fn jobs(selected: &[(&PlannedRun, RunState)], options: &Options) -> usize {
+    options.jobs.unwrap_or_else(|| {
+        schedule::default_jobs(
+            selected.iter().map(|(run, _)| options.device.unwrap_or(run.device)),
+            cuda_devices(),
+        )
+    })
+}
+
+/// Trains the selected runs: one after another in this process with one
+/// job, else in `jobs` worker processes at once (see [`schedule`]). After a
+/// run finds the store unwritable no further run starts.
 pub fn execute(
     plan: &Plan,
     store: &RunStore,
     options: &Options,
-    reporter: &Reporter,
+    reporter: &dyn Reporter,
     stop: &AtomicBool,
 ) -> Vec<RunResult> {
-    let mut results = Vec::new();
-    for (run, state) in select(plan, store, options) {
-        let started = Instant::now();
-        let label = if run.labels.is_empty() {
-            plan.experiment.clone()
+    let selected = select(plan, store, options);
+    let jobs = jobs(&selected, options);
+    if jobs > 1 {
+        return schedule::parallel(plan, &selected, store, options, jobs, reporter, stop);
+    }
+    let mut results: Vec<RunResult> = Vec::new();
+    for (run, state) in selected {
+        let label = label_of(plan, run);
+        let result = if results.iter().any(|r| matches!(r.outcome, Outcome::Unwritable { .. })) {
+            not_started(run, label)
         } else {
-            run.label_text()
+            attempt(run, &state, label, store, options, reporter, stop)
         };
-        let (outcome, val_dist) = if stop.load(Ordering::Relaxed) {
-            (Outcome::Interrupted, None)
-        } else if state == RunState::Done && !options.force {
-            (Outcome::Skipped, None)
-        } else {
-            one(run, &label, store, options, reporter, stop)
-        };
-        reporter.run_finished();
-        results.push(RunResult {
-            id: run.id.clone(),
-            label,
-            outcome,
-            seconds: started.elapsed().as_secs_f64(),
-            val_dist,
-        });
+        reporter.finished(&result);
+        results.push(result);
     }
     results
+}
+
+/// A run's labels as text, or the experiment's name when it has none.
+fn label_of(plan: &Plan, run: &PlannedRun) -> String {
+    if run.labels.is_empty() {
+        plan.experiment.clone()
+    } else {
+        run.label_text()
+    }
+}
+
+/// The result of a run not started because the store is unwritable.
+fn not_started(run: &PlannedRun, label: String) -> RunResult {
+    RunResult {
+        id: run.id.clone(),
+        label,
+        outcome: Outcome::NotStarted,
+        seconds: 0.0,
+        val_dist: None,
+    }
+}
+
+/// How a run ends without training: interrupted when a stop was asked
+/// for, skipped when done (and not forced); `None`: it trains.
+fn settled(state: &RunState, options: &Options, stop: &AtomicBool) -> Option<Outcome> {
+    if stop.load(Ordering::Relaxed) {
+        Some(Outcome::Interrupted)
+    } else if *state == RunState::Done && !options.force {
+        Some(Outcome::Skipped)
+    } else {
+        None
+    }
+}
+
+/// Skips, or trains in this process, one run whose state was `state` when
+/// selected.
+fn attempt(
+    run: &PlannedRun,
+    state: &RunState,
+    label: String,
+    store: &RunStore,
+    options: &Options,
+    reporter: &dyn Reporter,
+    stop: &AtomicBool,
+) -> RunResult {
+    let started = Instant::now();
+    let (outcome, val_dist) = match settled(state, options, stop) {
+        Some(outcome) => (outcome, None),
+        None => one(run, &label, store, options, reporter, stop),
+    };
+    RunResult {
+        id: run.id.clone(),
+        label,
+        outcome,
+        seconds: started.elapsed().as_secs_f64(),
+        val_dist,
+    }
 }
 
 /// Trains one run under its lock and records how it ended.
@@ -133,27 +287,25 @@ fn one(
     label: &str,
     store: &RunStore,
     options: &Options,
-    reporter: &Reporter,
+    reporter: &dyn Reporter,
     stop: &AtomicBool,
 ) -> (Outcome, Option<f64>) {
     let short = &run.id[..8];
     let _lock = match store.claim(run) {
         Ok(Some(lock)) => lock,
         Ok(None) => return (Outcome::Busy, None),
-        Err(e) => return (Outcome::Failed(format!("cannot write the run's folder: {e}")), None),
+        // Without the lock, the run's status is not ours to write.
+        Err(e) => return (Outcome::of_store_error(e), None),
     };
     // Another process may have finished it since the plan was read.
     if store.is_done(run) && !options.force {
         return (Outcome::Skipped, None);
     }
-    if options.force
-        && let Err(e) = store.reset(&run.id)
-    {
-        return (Outcome::Failed(format!("cannot clear the previous attempt: {e}")), None);
-    }
-    let resuming = store.run_dir(&run.id).join("checkpoint/position.json").exists();
-    let fail = |reason: String| {
+    let fail = |outcome: Outcome| {
+        let reason = outcome.text().trim_start_matches("FAILED: ").to_owned();
         let _ = store.log(&run.id, &format!("failed: {reason}"));
+        // On a full or read-only disk this fails too, and the run stays
+        // resumable from its last checkpoint.
         let _ = store.record(
             &run.id,
             &Recorded::Failed {
@@ -161,15 +313,21 @@ fn one(
                 log_tail: store.log_tail(&run.id, 20),
             },
         );
-        reporter.line(&format!("{short} {label}: failed: {reason}"));
-        (Outcome::Failed(reason), None)
+        (outcome, None)
     };
+    if options.force
+        && let Err(e) = store.reset(&run.id)
+    {
+        return fail(Outcome::of_store_error(e));
+    }
+    let dir = store.run_dir(&run.id);
+    let resuming = dir.join("checkpoint/position.json").exists();
     if let Err(e) = store.record(&run.id, &Recorded::Running) {
-        return fail(format!("cannot write status.json: {e}"));
+        return fail(Outcome::of_store_error(e));
     }
     let device = match device_for(options.device.unwrap_or(run.device)) {
         Ok(device) => device,
-        Err(reason) => return fail(reason),
+        Err(reason) => return fail(Outcome::Failed(reason)),
     };
     let _ = store.log(
         &run.id,
@@ -177,18 +335,25 @@ fn one(
     );
     let data = match dataset::build(&run.config, &options.base_dir, &options.runs_root.join(".datasets")) {
         Ok(data) => data,
-        Err(e) => return fail(format!("dataset: {e}")),
+        Err(DataError::Cache(e)) => {
+            return fail(Outcome::of_store_error(StoreError {
+                path: e.path,
+                source: e.source,
+            }));
+        }
+        Err(e) => return fail(Outcome::Failed(format!("dataset: {e}"))),
     };
-    let bar = reporter.run(short);
-    let dir = store.run_dir(&run.id);
-    let trained = catch_panic(|| training::train(&run.config, &data, device, &dir, &bar, stop));
+    let bar = reporter.run(&run.id, label);
+    let trained = catch_panic(|| training::train(&run.config, &data, device, &dir, bar.as_ref(), stop));
     drop(bar);
+    let checkpoint = dir.join("checkpoint");
     match trained {
         Ok(Ok(summary)) => {
             let dist = summary.epochs.last().map(|r| r.val.dist);
             let _ = store.log(&run.id, &format!("done in {:.1}s", summary.seconds));
             if let Err(e) = store.record(&run.id, &Recorded::Done) {
-                return fail(format!("cannot write status.json: {e}"));
+                // summary.json is written: the run is done whatever its status says.
+                reporter.line(&format!("{short} {label}: done, but {e}"));
             }
             (if resuming { Outcome::Resumed } else { Outcome::Trained }, dist)
         }
@@ -197,8 +362,9 @@ fn one(
             let _ = store.record(&run.id, &Recorded::Interrupted);
             (Outcome::Interrupted, None)
         }
-        Ok(Err(e)) => fail(e.to_string()),
-        Err(panic) => fail(panic),
+        Ok(Err(TrainError::Io { path, source })) => fail(Outcome::of_store_error(StoreError { path, source })),
+        Ok(Err(e)) => fail(Outcome::of_reason(e.to_string(), &checkpoint)),
+        Err(panic) => fail(Outcome::of_reason(panic, &checkpoint)),
     }
 }
 
@@ -234,24 +400,21 @@ pub fn device_for(preference: DevicePreference) -> Result<Device, String> {
     }
 }
 
+/// The CUDA devices libtorch sees.
+pub fn cuda_devices() -> usize {
+    usize::try_from(tch::Cuda::device_count()).unwrap_or(0)
+}
+
 /// The closing table: one row per run, then the counts.
 pub fn table(results: &[RunResult]) -> String {
     let mut builder = Builder::default();
     builder.push_record(["run", "labels", "outcome", "val dist", "time"]);
     for r in results {
-        let outcome = match &r.outcome {
-            Outcome::Trained => "trained".to_owned(),
-            Outcome::Resumed => "resumed".to_owned(),
-            Outcome::Skipped => "skipped (done)".to_owned(),
-            Outcome::Busy => "busy (another exec)".to_owned(),
-            Outcome::Interrupted => "interrupted".to_owned(),
-            Outcome::Failed(reason) => format!("FAILED: {reason}"),
-        };
         let dist = r.val_dist.map_or_else(|| "-".to_owned(), |d| format!("{d:.2}"));
         builder.push_record([
             r.id[..8].to_owned(),
             r.label.clone(),
-            outcome,
+            r.outcome.text(),
             dist,
             format!("{:.1}s", r.seconds),
         ]);
@@ -259,13 +422,17 @@ pub fn table(results: &[RunResult]) -> String {
     let mut table = builder.build();
     table.with(Style::rounded());
     let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
+    let not_started = match count(|o| *o == Outcome::NotStarted) {
+        0 => String::new(),
+        n => format!(", {n} not started"),
+    };
     format!(
-        "{table}\n{} trained, {} resumed, {} skipped, {} busy, {} interrupted, {} failed",
+        "{table}\n{} trained, {} resumed, {} skipped, {} busy, {} interrupted, {} failed{not_started}",
         count(|o| *o == Outcome::Trained),
         count(|o| *o == Outcome::Resumed),
         count(|o| *o == Outcome::Skipped),
         count(|o| *o == Outcome::Busy),
         count(|o| *o == Outcome::Interrupted),
-        count(|o| matches!(o, Outcome::Failed(_))),
+        count(Outcome::is_failure),
     )
 }

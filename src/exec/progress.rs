@@ -1,24 +1,42 @@
-//! The only module that knows `indicatif`: a bar for the whole plan and one
-//! for the run in progress, drawn on stderr when it is a terminal; plain
-//! lines otherwise.
+//! Progress: the [`Reporter`] the executor reports through, and [`Bars`],
+//! the only code that knows `indicatif`.
+//!
+//! In: callbacks (a line to show, a run starting to train, a run ended).
+//! Out: on stderr, when it is a terminal, a `MultiProgress` with one bar per
+//! run training now and an overall bar below them, lines printed above the
+//! bars; when it is not, plain lines: each epoch, each failure and one line
+//! per finished run. A worker process reports through another [`Reporter`]
+//! (`worker::Events`) that sends the same callbacks to its parent as JSON.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::RunResult;
 use crate::train::run::{EpochRecord, Progress};
 
-/// Progress of a whole `runner exec`.
-pub struct Reporter {
+/// What the executor tells about its progress; only implementations print.
+pub trait Reporter: Sync {
+    /// A line to show (a failure, a worker's message).
+    fn line(&self, text: &str);
+    /// The run `id` (labelled `label`) starts training: where its steps and
+    /// epochs go. Dropping it removes the run's bar.
+    fn run(&self, id: &str, label: &str) -> Box<dyn Progress + '_>;
+    /// A selected run ended, in any way (skipped runs too).
+    fn finished(&self, result: &RunResult);
+}
+
+/// Bars on a terminal, plain lines otherwise.
+pub struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
     terminal: bool,
 }
 
-impl Reporter {
+impl Bars {
     /// A reporter for `runs` runs.
-    pub fn new(runs: u64) -> Reporter {
+    pub fn new(runs: u64) -> Bars {
         let terminal = std::io::stderr().is_terminal();
         let target = if terminal {
             ProgressDrawTarget::stderr()
@@ -33,42 +51,10 @@ impl Reporter {
                 .progress_chars("=> "),
         );
         overall.set_prefix("exec");
-        Reporter {
+        Bars {
             multi,
             overall,
             terminal,
-        }
-    }
-
-    /// Prints a line above the bars (or on stderr without a terminal).
-    pub fn line(&self, text: &str) {
-        if self.terminal {
-            let _ = self.multi.println(text);
-        } else {
-            eprintln!("{text}");
-        }
-    }
-
-    /// One run finished (in any way).
-    pub fn run_finished(&self) {
-        self.overall.inc(1);
-    }
-
-    /// A bar for one run's training.
-    pub fn run(&self, label: &str) -> RunBar<'_> {
-        let bar = self.multi.insert_before(&self.overall, ProgressBar::new(0));
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} steps {per_sec} {msg} ({eta})")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(label.chars().take(8).collect::<String>());
-        RunBar {
-            bar,
-            label: label.to_owned(),
-            started: Instant::now(),
-            terminal: self.terminal,
-            reporter: self,
         }
     }
 
@@ -78,13 +64,49 @@ impl Reporter {
     }
 }
 
+impl Reporter for Bars {
+    fn line(&self, text: &str) {
+        if self.terminal {
+            let _ = self.multi.println(text);
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    fn run(&self, id: &str, label: &str) -> Box<dyn Progress + '_> {
+        let bar = self.multi.insert_before(&self.overall, ProgressBar::new(0));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} steps {per_sec} {msg} ({eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let short: String = id.chars().take(8).collect();
+        bar.set_prefix(short.clone());
+        Box::new(RunBar {
+            bar,
+            label: if label.is_empty() {
+                short
+            } else {
+                format!("{short} {label}")
+            },
+            started: Instant::now(),
+            reporter: self,
+        })
+    }
+
+    fn finished(&self, result: &RunResult) {
+        self.overall.inc(1);
+        let count = format!("[{}/{}]", self.overall.position(), self.overall.length().unwrap_or(0));
+        self.line(&format!("{count} {}", result.describe()));
+    }
+}
+
 /// One run's bar; implements the trainer's [`Progress`].
-pub struct RunBar<'a> {
+struct RunBar<'a> {
     bar: ProgressBar,
     label: String,
     started: Instant,
-    terminal: bool,
-    reporter: &'a Reporter,
+    reporter: &'a Bars,
 }
 
 impl Progress for RunBar<'_> {
@@ -105,7 +127,7 @@ impl Progress for RunBar<'_> {
         let greedy = r
             .greedy
             .map_or(String::new(), |g| format!(", greedy dist {:.2}", g.dist));
-        let line = format!(
+        self.reporter.line(&format!(
             "{}: epoch {} step {}: train loss {:.3}, val loss {:.3}, val dist {:.2}{greedy}, flatness {:.2} ({:.0}s)",
             self.label,
             r.epoch,
@@ -115,12 +137,7 @@ impl Progress for RunBar<'_> {
             r.val.dist,
             r.val.flatness,
             self.started.elapsed().as_secs_f64()
-        );
-        if self.terminal {
-            let _ = self.reporter.multi.println(&line);
-        } else {
-            eprintln!("{line}");
-        }
+        ));
     }
 }
 

@@ -2,10 +2,17 @@
 //!
 //! In: the store's root (`runs/`), an experiment name and run ids. Out: run
 //! folders, their state as recorded on disk, and locks. A run's folder holds
-//! `config.json` (the resolved configuration), `status.json` (its state, with
-//! the reason and log tail when it failed), `log.txt`, and what training
-//! writes (`metrics.csv`, `lr.csv`, `predictions.json`, `checkpoint/`, and
-//! `summary.json`, whose presence marks the run done).
+//! `config.json` (the resolved configuration in its canonical form, compared
+//! to tell whether a summary belongs to this run), `config.kdl` (the same as
+//! an experiment file for this run alone: `runner plan config.kdl` plans it
+//! with the same id), `status.json` (its state, with the reason and log tail
+//! when it failed), `log.txt`, and what training writes (`metrics.csv`,
+//! `lr.csv`, `predictions.json`, `checkpoint/`, and `summary.json`, whose
+//! presence marks the run done).
+//!
+//! Every write that fails says which file; [`StoreProblem`] tells the
+//! failures that no retry fixes (a full disk, a read-only file system) from
+//! the others.
 
 use std::fs::File;
 use std::io::Write;
@@ -14,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
-use crate::plan::PlannedRun;
+use crate::plan::{PlannedRun, write};
 
 /// A run's state on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +70,91 @@ pub enum Recorded {
     Done,
 }
 
+/// A write to the store that failed: which file, and what happened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct StoreError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// What the operating system said.
+    pub source: std::io::Error,
+}
+
+impl StoreError {
+    fn at(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+        move |source| StoreError {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Why the store cannot be written at all: trying again, or another run,
+/// fails the same way until someone acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreProblem {
+    /// ENOSPC.
+    Full,
+    /// EROFS.
+    ReadOnly,
+    /// EDQUOT.
+    Quota,
+}
+
+impl StoreProblem {
+    /// The problem behind an I/O error, if it is one of these.
+    pub fn of(error: &std::io::Error) -> Option<StoreProblem> {
+        match error.kind() {
+            std::io::ErrorKind::StorageFull => Some(StoreProblem::Full),
+            std::io::ErrorKind::ReadOnlyFilesystem => Some(StoreProblem::ReadOnly),
+            std::io::ErrorKind::QuotaExceeded => Some(StoreProblem::Quota),
+            _ => None,
+        }
+    }
+
+    /// The problem named in an error's text (libtorch and safetensors pass
+    /// the operating system's message on as text only).
+    pub fn in_text(text: &str) -> Option<StoreProblem> {
+        [
+            (StoreProblem::Full, "(os error 28)"),
+            (StoreProblem::ReadOnly, "(os error 30)"),
+            (StoreProblem::Quota, "(os error 122)"),
+        ]
+        .into_iter()
+        .find(|(_, code)| text.contains(code))
+        .map(|(problem, _)| problem)
+    }
+
+    /// What happened, in the operating system's words.
+    pub fn what(self) -> &'static str {
+        match self {
+            StoreProblem::Full => "no space left on device",
+            StoreProblem::ReadOnly => "read-only file system",
+            StoreProblem::Quota => "disk quota exceeded",
+        }
+    }
+
+    /// What to do about it, for the store under `runs_root`.
+    pub fn help(self, runs_root: &Path) -> String {
+        let root = runs_root.display();
+        let fix = match self {
+            StoreProblem::Full => format!("free space on the disk that holds {root}"),
+            StoreProblem::ReadOnly => format!("remount the file system that holds {root} read-write"),
+            StoreProblem::Quota => format!("free space in your quota on the disk that holds {root}"),
+        };
+        format!(
+            "{fix}, or pass --store DIR on another disk; then run the same command again: finished runs are \
+             kept, and an unfinished run resumes from its last checkpoint"
+        )
+    }
+}
+
 /// An experiment's folder in the runs store.
 #[derive(Debug, Clone)]
 pub struct RunStore {
     root: PathBuf,
+    experiment: String,
 }
 
 /// An exclusive lock on one run, held while it trains; released on drop
@@ -81,6 +169,7 @@ impl RunStore {
     pub fn new(runs_root: &Path, experiment: &str) -> RunStore {
         RunStore {
             root: runs_root.join(experiment),
+            experiment: experiment.to_owned(),
         }
     }
 
@@ -122,29 +211,36 @@ impl RunStore {
         config_matches && dir.join("summary.json").exists()
     }
 
-    /// Creates the run's folder, records its configuration and takes its
-    /// lock; `None` when another process holds it.
-    pub fn claim(&self, run: &PlannedRun) -> std::io::Result<Option<RunLock>> {
+    /// Creates the run's folder, takes its lock and records its
+    /// configuration (`config.json`, `config.kdl`); `None` when another
+    /// process holds the lock.
+    pub fn claim(&self, run: &PlannedRun) -> Result<Option<RunLock>, StoreError> {
         let dir = self.run_dir(&run.id);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(StoreError::at(&dir))?;
+        let path = dir.join("lock");
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(dir.join("lock"))?;
+            .open(&path)
+            .map_err(StoreError::at(&path))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::at(&path)(e)),
         }
-        atomic::write(&dir.join("config.json"), run.config.canonical().as_bytes())?;
+        let json = dir.join("config.json");
+        atomic::write(&json, run.config.canonical().as_bytes()).map_err(StoreError::at(&json))?;
+        let kdl = dir.join("config.kdl");
+        atomic::write(&kdl, write::experiment_file(&self.experiment, run).as_bytes()).map_err(StoreError::at(&kdl))?;
         Ok(Some(RunLock { _file: file }))
     }
 
     /// Records a state transition.
-    pub fn record(&self, id: &str, recorded: &Recorded) -> std::io::Result<()> {
+    pub fn record(&self, id: &str, recorded: &Recorded) -> Result<(), StoreError> {
         let text = serde_json::to_string_pretty(recorded).expect("serialisable");
-        atomic::write(&self.run_dir(id).join("status.json"), text.as_bytes())
+        let path = self.run_dir(id).join("status.json");
+        atomic::write(&path, text.as_bytes()).map_err(StoreError::at(&path))
     }
 
     /// Appends a line to the run's log.
@@ -167,7 +263,7 @@ impl RunStore {
     }
 
     /// Removes what a previous attempt left, for `--force`.
-    pub fn reset(&self, id: &str) -> std::io::Result<()> {
+    pub fn reset(&self, id: &str) -> Result<(), StoreError> {
         let dir = self.run_dir(id);
         for name in [
             "summary.json",
@@ -177,13 +273,15 @@ impl RunStore {
             "predictions.json",
             "log.txt",
         ] {
-            match std::fs::remove_file(dir.join(name)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            let path = dir.join(name);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::at(&path)(e)),
                 _ => {}
             }
         }
-        match std::fs::remove_dir_all(dir.join("checkpoint")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        let path = dir.join("checkpoint");
+        match std::fs::remove_dir_all(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::at(&path)(e)),
             _ => Ok(()),
         }
     }
@@ -204,4 +302,24 @@ impl RunStore {
 
 fn read_status(dir: &Path) -> Option<Recorded> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_and_read_only_are_told_from_other_errors() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let read_only = std::io::Error::from_raw_os_error(30);
+        assert_eq!(StoreProblem::of(&full), Some(StoreProblem::Full));
+        assert_eq!(StoreProblem::of(&read_only), Some(StoreProblem::ReadOnly));
+        assert_eq!(StoreProblem::of(&std::io::Error::from_raw_os_error(2)), None);
+        // libtorch and safetensors hand the error on as text.
+        let text = format!("libtorch: model.safetensors: {full}");
+        assert_eq!(StoreProblem::in_text(&text), Some(StoreProblem::Full));
+        assert_eq!(StoreProblem::in_text("libtorch: out of memory"), None);
+        assert_eq!(StoreProblem::Full.what(), "no space left on device");
+        assert_eq!(StoreProblem::ReadOnly.what(), "read-only file system");
+    }
 }

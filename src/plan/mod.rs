@@ -10,17 +10,18 @@ pub mod config;
 pub mod matrix;
 pub mod resolve;
 pub mod show;
+pub mod write;
 
 use std::collections::HashSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::file::Claim;
 use crate::spec::{Experiment, Problem, Span};
 use config::{DevicePreference, RunConfig};
 
 /// One run to train.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedRun {
     /// Hash of the canonical config (16 hex digits).
     pub id: String,
