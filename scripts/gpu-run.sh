@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Everything a session with a GPU machine checks, in one call (device tool):
+# Everything a session with a GPU machine checks (device tool), in two calls
+# on the same warm machine (one call may last at most 10 minutes):
 #
-#   run(command="scripts/gpu-run.sh", carry=["target/release/runner", "data/bundled"], timeout_s=560)
+#   run(command="PHASES='check bench' scripts/gpu-run.sh",
+#       carry=["target/release/runner", "data/bundled"], timeout_s=400)
+#   run(command="PHASES='bf16 experiments reports' scripts/gpu-run.sh",
+#       carry=["target/release/runner", "data/bundled"], timeout_s=500)
 #
 # The GPU machine has PyTorch 2.11.0+cu130 at /opt/torch/.venv, no cargo and
 # no network (FACTS.md section 9): the binary and the bundled data are built
@@ -12,18 +16,20 @@
 #   1. check      scripts/gpu-check.sh: libtorch, CUDA, a computation per GPU vs the CPU
 #   2. bench      scripts/gpu-bench.sh: runner vs the PyTorch reference, 6 cells (R7)
 #   3. bf16       the quickstart trained on CUDA in fp32 and in bf16 autocast
-#   4. pathetique experiments/pathetique.kdl (the write-up's sizes) and
-#                 experiments/pathetique-cpu.kdl (the CPU scale-down) on CUDA,
-#                 then their reports (R6)
+#   4. experiments  experiments/pathetique.kdl (the write-up's sizes),
+#                 pathetique-cpu.kdl and ablation-cpu.kdl (the CPU scale-downs),
+#                 all at once on the GPU with --jobs (R5, R6)
+#   5. reports    runner report for each of them
+
 #
 #   OUT           where results go (the device tool sets it; default gpu-out/)
-#   PHASES        which phases to run (default "check bench bf16 pathetique")
+#   PHASES        which phases to run (default: all)
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 out=${OUT:-$repo/gpu-out}
 mkdir -p "$out"
-phases=${PHASES:-check bench bf16 pathetique}
+phases=${PHASES:-check bench bf16 experiments reports}
 export RUNNER_BIN=${RUNNER_BIN:-$repo/target/release/runner}
 export TORCH_LIB=${TORCH_LIB:-/opt/torch/.venv/lib/python3.12/site-packages/torch/lib}
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -52,22 +58,30 @@ bf16() {
   for f in experiments/quickstart.kdl "$file"; do "$RUNNER_BIN" report "$f" --store "$store"; done
 }
 
-pathetique() {
-  "$RUNNER_BIN" exec experiments/pathetique-cpu.kdl --store "$store" --device cuda &
+experiments() {
+  # One H100 is shared by every run here (--jobs puts several processes on
+  # cuda:0): run times in these reports are not single-run timings.
+  "$RUNNER_BIN" exec experiments/ablation-cpu.kdl --store "$store" --device cuda --jobs 4 &
+  local ablation=$!
+  "$RUNNER_BIN" exec experiments/pathetique-cpu.kdl --store "$store" --device cuda --jobs 2 &
   local small=$!
-  "$RUNNER_BIN" exec experiments/pathetique.kdl --store "$store" --device cuda
-  wait "$small"
-  for f in experiments/pathetique.kdl experiments/pathetique-cpu.kdl; do
+  "$RUNNER_BIN" exec experiments/pathetique.kdl --store "$store" --device cuda --jobs 2
+  wait "$small" "$ablation"
+}
+
+reports() {
+  for f in experiments/pathetique.kdl experiments/pathetique-cpu.kdl experiments/ablation-cpu.kdl; do
     "$RUNNER_BIN" report "$f" --store "$store"
   done
 }
 
 export repo store
-export -f bf16 pathetique
+export -f bf16 experiments reports
 phase check 60 scripts/gpu-check.sh
 phase bench 260 scripts/gpu-bench.sh
 phase bf16 90 bash -c bf16
-phase pathetique 240 bash -c pathetique
+phase experiments 330 bash -c experiments
+phase reports 60 bash -c reports
 # Checkpoints are large and can be rebuilt; everything else comes back.
 find "$store" -type d -name checkpoint -prune -exec rm -rf {} + 2>/dev/null
 echo "== done after $((SECONDS - start))s" | tee -a "$out/phases.txt"
