@@ -16,3 +16,4 @@ pub mod optimizer;
 pub mod precision;
 pub mod run;
 pub mod schedule;
+pub mod step;
