@@ -11,7 +11,8 @@
 //!    `--as-needed` would drop it and CUDA would never be available;
 //! 3. reads the libtorch version and exposes it as `RUNNER_LIBTORCH_VERSION`,
 //!    refusing any libtorch other than 2.11;
-//! 4. compiles `csrc/`, the few libtorch calls `tch` does not expose.
+//! 4. compiles `csrc/`, the few libtorch calls `tch` does not expose
+//!    (bf16 autocast, multi-tensor optimizer kernels).
 
 use std::path::{Path, PathBuf};
 
@@ -49,11 +50,14 @@ fn main() {
 /// PyPI wheels use (as `.cargo/config.toml` tells torch-sys).
 fn compile_shim(lib_dir: &Path) {
     let root = lib_dir.parent().expect("libtorch's lib folder has a parent");
-    println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    let files = ["csrc/autocast.cpp", "csrc/optim.cpp"];
+    for file in files {
+        println!("cargo:rerun-if-changed={file}");
+    }
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
     cc::Build::new()
         .cpp(true)
-        .file("csrc/autocast.cpp")
+        .files(files)
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

@@ -32,7 +32,9 @@ and skipped on the CPU.
 
 Prints one JSON object: {"torch", "device", "device_name", "threads",
 "results": [{"impl", "batch", "precision", "steps", "warmup",
-"seq_per_s", "ms_per_step", "loss", "compile_s", "note"}]}; a cell that
+"seq_per_s", "ms_per_step", "cpu_ms_per_step", "loss", "compile_s",
+"note"}]} (`cpu_ms_per_step`: process CPU time per step, all threads: the
+work done, whatever else a shared machine runs); a cell that
 was skipped or failed has null figures and a note. Exit status 0 unless
 the arguments are wrong.
 """
@@ -224,6 +226,7 @@ def run_cell(impl, batch, precision, steps, warmup, device, seed):
         "warmup": warmup,
         "seq_per_s": None,
         "ms_per_step": None,
+        "cpu_ms_per_step": None,
         "loss": None,
         "compile_s": None,
         "note": None,
@@ -278,11 +281,12 @@ def run_cell(impl, batch, precision, steps, warmup, device, seed):
             cell["compile_s"] = round(time.perf_counter() - started, 2)
     synchronize(device)
     losses = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(steps):
         losses.append(step(warmup + i))
     synchronize(device)
     elapsed = time.perf_counter() - started
+    cell["cpu_ms_per_step"] = round(1e3 * (time.process_time() - cpu_started) / steps, 1)
     cell["seq_per_s"] = round(batch * steps / elapsed, 2)
     cell["ms_per_step"] = round(1e3 * elapsed / steps, 3)
     cell["loss"] = round(float(torch.stack(losses).float().mean()), 4)
@@ -328,7 +332,7 @@ def main():
                 except Exception as error:  # one failed cell must not lose the others
                     traceback.print_exc(file=sys.stderr)
                     cell = {"impl": impl, "batch": batch, "precision": precision, "steps": args.steps,
-                            "warmup": args.warmup, "seq_per_s": None, "ms_per_step": None, "loss": None,
+                            "warmup": args.warmup, "seq_per_s": None, "ms_per_step": None, "cpu_ms_per_step": None, "loss": None,
                             "compile_s": None, "note": f"failed: {type(error).__name__}: {str(error)[:300]}"}
                 print(f"pytorch_reference: {json.dumps(cell)}", file=sys.stderr, flush=True)
                 results.append(cell)

@@ -158,6 +158,10 @@ pub struct BenchTrainArgs {
     /// Architecture: vanilla or t5.
     #[arg(long, value_name = "ARCH", default_value = "vanilla")]
     pub arch: String,
+    /// Optimizer kernels: fused (multi-tensor; the default, as training uses) or per-tensor (the
+    /// reference loop).
+    #[arg(long, value_name = "KERNELS", default_value = "fused")]
+    pub optimizer: String,
     /// Capture the whole training step in a CUDA graph (falls back to eager, with a note, when
     /// capture fails).
     #[arg(long)]

@@ -26,6 +26,7 @@ use tch::Device;
 
 use crate::cli::BenchTrainArgs;
 use crate::plan::config::{Architecture, DevicePreference, Precision};
+use crate::train::optimizer::Kernels;
 
 /// What to measure, and where.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct Options {
     pub warmup: usize,
     /// The architecture.
     pub architecture: Architecture,
+    /// How the optimizer computes its update.
+    pub kernels: Kernels,
     /// Capture the training step in a CUDA graph (CUDA only).
     pub cuda_graph: bool,
     /// Also time the data side.
@@ -70,6 +73,11 @@ impl Options {
             "t5" => Architecture::T5,
             other => return Err(format!("unknown architecture `{other}` (vanilla or t5)")),
         };
+        let kernels = match args.optimizer.as_str() {
+            "fused" => Kernels::Fused,
+            "per-tensor" => Kernels::PerTensor,
+            other => return Err(format!("unknown optimizer kernels `{other}` (fused or per-tensor)")),
+        };
         if args.batch.iter().any(|&b| b < 1) || args.batch.is_empty() {
             return Err("--batch needs sizes of at least 1".to_owned());
         }
@@ -84,6 +92,7 @@ impl Options {
             steps: args.steps,
             warmup: args.warmup,
             architecture,
+            kernels,
             cuda_graph: args.cuda_graph,
             data: !args.no_data,
             greedy_windows: args.greedy_windows.unwrap_or(greedy_default).max(0),
@@ -131,6 +140,20 @@ pub fn synchronize(device: Device) {
     }
 }
 
+/// CPU seconds this process has used (every thread, user and system): on a
+/// shared machine it measures the work done where wall time also counts
+/// the waiting.
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// A number for a table, or `-`.
 fn cell(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
@@ -150,15 +173,28 @@ impl Report {
             self.device, self.libtorch, self.threads
         );
         let mut builder = Builder::default();
-        builder.push_record(["arch", "batch", "precision", "step", "seq/s", "ms/step", "loss", "note"]);
+        builder.push_record([
+            "arch",
+            "batch",
+            "precision",
+            "step",
+            "adam",
+            "seq/s",
+            "ms/step",
+            "cpu ms/step",
+            "loss",
+            "note",
+        ]);
         for c in &self.train {
             builder.push_record([
                 c.arch.clone(),
                 c.batch.to_string(),
                 c.precision.clone(),
                 c.mode.clone(),
+                c.optimizer.clone(),
                 cell(c.seq_per_s, 1),
                 cell(c.ms_per_step, 2),
+                cell(c.cpu_ms_per_step, 1),
                 cell(c.loss, 4),
                 c.note.clone().unwrap_or_default(),
             ]);

@@ -14,14 +14,14 @@ use std::time::Instant;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor, nn};
 
-use super::{Options, synchronize};
+use super::{Options, process_cpu_seconds, synchronize};
 use crate::exec::catch_panic;
 use crate::model;
 use crate::plan::config::{
     Architecture, Loss, ModelConfig, Norm, OptimizerConfig, OptimizerKind, Positions, Precision, Scheme,
 };
 use crate::train::loss::Criterion;
-use crate::train::optimizer::Optimizer;
+use crate::train::optimizer::{Kernels, Optimizer};
 use crate::train::step::{DeviceWindows, Stepper};
 
 /// Source vocabulary: `<CLS>` and 88 pitches x 5 x 5 x 3 bins.
@@ -46,6 +46,8 @@ pub struct TrainCell {
     pub precision: String,
     /// How the step ran: `eager` or `cuda-graph`.
     pub mode: String,
+    /// The optimizer's kernels: `fused` or `per-tensor`.
+    pub optimizer: String,
     /// Timed steps.
     pub steps: usize,
     /// Warm-up steps.
@@ -54,6 +56,9 @@ pub struct TrainCell {
     pub seq_per_s: Option<f64>,
     /// Milliseconds per optimizer step.
     pub ms_per_step: Option<f64>,
+    /// CPU milliseconds this process used per step (all threads): the work
+    /// done, whatever else the machine runs.
+    pub cpu_ms_per_step: Option<f64>,
     /// Mean training loss over the timed steps.
     pub loss: Option<f64>,
     /// Why a cell was skipped or failed, or what is worth knowing about it.
@@ -133,10 +138,16 @@ fn cell(options: &Options, batch: i64, precision: Precision) -> TrainCell {
         }
         .to_owned(),
         mode: "eager".to_owned(),
+        optimizer: match options.kernels {
+            Kernels::Fused => "fused",
+            Kernels::PerTensor => "per-tensor",
+        }
+        .to_owned(),
         steps: options.steps,
         warmup: options.warmup,
         seq_per_s: None,
         ms_per_step: None,
+        cpu_ms_per_step: None,
         loss: None,
         note: None,
     };
@@ -148,6 +159,7 @@ fn cell(options: &Options, batch: i64, precision: Precision) -> TrainCell {
         Ok(measured) => {
             cell.seq_per_s = Some(batch as f64 * options.steps as f64 / measured.seconds);
             cell.ms_per_step = Some(1e3 * measured.seconds / options.steps as f64);
+            cell.cpu_ms_per_step = Some(1e3 * measured.cpu_seconds / options.steps as f64);
             cell.loss = Some(measured.loss);
         }
         Err(reason) => cell.note = Some(format!("failed: {reason}")),
@@ -157,6 +169,7 @@ fn cell(options: &Options, batch: i64, precision: Precision) -> TrainCell {
 
 struct Measured {
     seconds: f64,
+    cpu_seconds: f64,
     loss: f64,
 }
 
@@ -168,7 +181,7 @@ fn measure(options: &Options, batch: i64, bf16: bool) -> Measured {
     let net = model::build(&vs.root(), &cfg, SOURCE_VOCAB, TARGET_VOCAB, Scheme::Separate)
         .expect("the write-up model is valid");
     let criterion = Criterion::new(Loss::CrossEntropy, 1..TARGET_VOCAB).expect("128 classes");
-    let mut optimizer = Optimizer::new(&vs, &adam()).expect("Adam");
+    let mut optimizer = Optimizer::with_kernels(&vs, &adam(), options.kernels).expect("Adam");
     if bf16 {
         crate::train::precision::use_bf16_autocast();
     }
@@ -186,7 +199,7 @@ fn measure(options: &Options, batch: i64, bf16: bool) -> Measured {
     }
     synchronize(device);
     let _ = stepper.sums.take_running();
-    let started = Instant::now();
+    let (started, cpu_started) = (Instant::now(), process_cpu_seconds());
     for i in 0..options.steps {
         step(options.warmup + i, &mut stepper);
     }
@@ -194,6 +207,7 @@ fn measure(options: &Options, batch: i64, bf16: bool) -> Measured {
     let seconds = started.elapsed().as_secs_f64();
     Measured {
         seconds,
+        cpu_seconds: process_cpu_seconds() - cpu_started,
         loss: stepper.sums.take_running(),
     }
 }

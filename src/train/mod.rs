@@ -6,10 +6,12 @@
 //! | loss | [`loss`] | logits `[B, T, V]`, targets `[B, T]`, real classes → summed loss terms |
 //! | schedule | [`schedule`] | a schedule and the step → the learning rate |
 //! | optimizer | [`optimizer`] | an optimizer config and a variable store → updates at a given rate, with state a checkpoint holds |
+//! | fused kernels | [`fused`] | lists of tensors → multi-tensor zeroing, clipping and Adam (libtorch kernels `tch` lacks) |
 //! | precision | [`precision`] | → bfloat16 CUDA autocast |
 //! | metrics | [`metrics`] | predicted and true velocities → distance, accuracy, flatness, baselines |
 //! | run | [`run`] | a run config and its dataset → a trained model, metrics, checkpoints, a summary |
 
+pub mod fused;
 pub mod loss;
 pub mod metrics;
 pub mod optimizer;

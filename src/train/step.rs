@@ -146,3 +146,64 @@ impl<'a> Stepper<'a> {
         optimizer.step(lr);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{self, tests::tiny};
+    use crate::plan::config::{Architecture, Loss, OptimizerConfig, OptimizerKind, Scheme};
+    use crate::train::optimizer::Kernels;
+    use tch::nn;
+
+    /// The losses of `steps` training steps on one fixed batch, the update
+    /// computed with `kernels`.
+    fn losses(architecture: Architecture, kernels: Kernels, steps: i64) -> Vec<f64> {
+        let device = Device::Cpu;
+        tch::manual_seed(11);
+        let vs = nn::VarStore::new(device);
+        let cfg = tiny(architecture);
+        let net = model::build(&vs.root(), &cfg, 30, 12, Scheme::Separate).unwrap();
+        let criterion = Criterion::new(Loss::LabelSmoothing { epsilon: 0.1 }, 2..12).unwrap();
+        let config = OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            beta1: 0.9,
+            beta2: 0.98,
+            eps: 1e-9,
+            weight_decay: 0.0,
+            clip_norm: Some(1.0),
+        };
+        let mut optimizer = Optimizer::with_kernels(&vs, &config, kernels).unwrap();
+        let src = Tensor::randint_low(1, 30, [8, 10], (Kind::Int64, device));
+        let tgt = Tensor::randint_low(2, 12, [8, 10], (Kind::Int64, device));
+        let _ = tgt.narrow(1, 0, 1).fill_(0);
+        let data = DeviceWindows { src, tgt };
+        let index = Tensor::arange(8, (Kind::Int64, device));
+        let mut stepper = Stepper::new(net.as_ref(), &criterion, false, device);
+        (0..steps)
+            .map(|step| {
+                tch::manual_seed(100 + step);
+                // Two forward passes of 4 windows per step, as with accumulation.
+                stepper.step(&mut optimizer, &data, &index, 4, 1e-3);
+                stepper.sums.take_running()
+            })
+            .collect()
+    }
+
+    /// The fast step (multi-tensor optimizer kernels) gives the same losses
+    /// as the plain one (per-tensor kernels), step after step, in fp32.
+    #[test]
+    fn the_fast_step_gives_the_plain_steps_losses() {
+        for architecture in [Architecture::Vanilla, Architecture::T5] {
+            let plain = losses(architecture, Kernels::PerTensor, 6);
+            let fast = losses(architecture, Kernels::Fused, 6);
+            for (step, (p, f)) in plain.iter().zip(&fast).enumerate() {
+                assert!(
+                    (p - f).abs() <= 1e-5 * p.abs(),
+                    "{architecture:?} step {step}: {p} vs {f}"
+                );
+            }
+            // Training moves the loss: the comparison is not of constants.
+            assert!(plain[5] < plain[0], "{plain:?}");
+        }
+    }
+}
