@@ -8,6 +8,10 @@
 //! windows on the device and runs the training loop's own step
 //! ([`crate::train::step::Stepper`]) on them in turn: `warmup` steps, a
 //! device synchronisation, `steps` timed steps, a synchronisation.
+//!
+//! With `--cuda-graph` the step is captured after [`GRAPH_WARMUP`] warm-up
+//! steps (the warm-up grows to cover them and the capture), and a second
+//! pair of models checks that graph steps give the eager steps' losses.
 
 use std::time::Instant;
 
@@ -16,13 +20,13 @@ use tch::{Device, Kind, Tensor, nn};
 
 use super::{Options, process_cpu_seconds, synchronize};
 use crate::exec::catch_panic;
-use crate::model;
+use crate::model::{self, Seq2Seq};
 use crate::plan::config::{
     Architecture, Loss, ModelConfig, Norm, OptimizerConfig, OptimizerKind, Positions, Precision, Scheme,
 };
 use crate::train::loss::Criterion;
 use crate::train::optimizer::{Kernels, Optimizer};
-use crate::train::step::{DeviceWindows, Stepper};
+use crate::train::step::{DeviceWindows, GRAPH_WARMUP, GraphStatus, Stepper};
 
 /// Source vocabulary: `<CLS>` and 88 pitches x 5 x 5 x 3 bins.
 pub const SOURCE_VOCAB: i64 = 6601;
@@ -61,6 +65,9 @@ pub struct TrainCell {
     pub cpu_ms_per_step: Option<f64>,
     /// Mean training loss over the timed steps.
     pub loss: Option<f64>,
+    /// With a CUDA graph: the largest relative difference between the
+    /// losses of graph and eager steps from the same start.
+    pub graph_check: Option<f64>,
     /// Why a cell was skipped or failed, or what is worth knowing about it.
     pub note: Option<String>,
 }
@@ -149,59 +156,127 @@ fn cell(options: &Options, batch: i64, precision: Precision) -> TrainCell {
         ms_per_step: None,
         cpu_ms_per_step: None,
         loss: None,
+        graph_check: None,
         note: None,
     };
     if precision == Precision::Bf16 && !options.device.is_cuda() {
         cell.note = Some("bf16 autocast runs on CUDA only; skipped".to_owned());
         return cell;
     }
-    match catch_panic(|| measure(options, batch, precision == Precision::Bf16)) {
+    let bf16 = precision == Precision::Bf16;
+    match catch_panic(|| measure(options, batch, bf16)) {
         Ok(measured) => {
             cell.seq_per_s = Some(batch as f64 * options.steps as f64 / measured.seconds);
             cell.ms_per_step = Some(1e3 * measured.seconds / options.steps as f64);
             cell.cpu_ms_per_step = Some(1e3 * measured.cpu_seconds / options.steps as f64);
             cell.loss = Some(measured.loss);
+            cell.warmup = measured.warmup;
+            let mut notes = Vec::new();
+            match measured.graph {
+                GraphStatus::Captured { .. } => {
+                    cell.mode = "cuda-graph".to_owned();
+                    match catch_panic(|| graph_check(options, batch, bf16)) {
+                        Ok(Ok(diff)) => {
+                            cell.graph_check = Some(diff);
+                            notes.push(format!("graph vs eager loss: max rel diff {diff:.1e}"));
+                        }
+                        Ok(Err(reason)) | Err(reason) => notes.push(format!("graph check failed: {reason}")),
+                    }
+                }
+                GraphStatus::Failed(reason) => notes.push(format!("CUDA graph not used: {reason}")),
+                GraphStatus::Off | GraphStatus::WarmingUp => {}
+            }
+            cell.note = (!notes.is_empty()).then(|| notes.join("; "));
         }
         Err(reason) => cell.note = Some(format!("failed: {reason}")),
     }
     cell
 }
 
+/// What one cell measured.
 struct Measured {
     seconds: f64,
     cpu_seconds: f64,
     loss: f64,
+    warmup: usize,
+    graph: GraphStatus,
+}
+
+/// A model, its loss, and a pool of random batches on the device.
+struct Harness {
+    _vs: nn::VarStore,
+    net: Box<dyn Seq2Seq>,
+    criterion: Criterion,
+    data: DeviceWindows,
+    order: Tensor,
+    batch: i64,
+}
+
+impl Harness {
+    /// Everything seeded from 0, so two harnesses start alike; with the
+    /// optimizer over the model's variables.
+    fn new(options: &Options, batch: i64) -> (Harness, Optimizer) {
+        let device = options.device;
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(device);
+        let cfg = model_config(options.architecture);
+        let net = model::build(&vs.root(), &cfg, SOURCE_VOCAB, TARGET_VOCAB, Scheme::Separate)
+            .expect("the write-up model is valid");
+        let criterion = Criterion::new(Loss::CrossEntropy, 1..TARGET_VOCAB).expect("128 classes");
+        let optimizer = Optimizer::with_kernels(&vs, &adam(), options.kernels).expect("Adam");
+        let data = random_windows(POOL_BATCHES * batch, device);
+        let order = Tensor::randperm(POOL_BATCHES * batch, (Kind::Int64, device));
+        let harness = Harness {
+            _vs: vs,
+            net,
+            criterion,
+            data,
+            order,
+            batch,
+        };
+        (harness, optimizer)
+    }
+
+    /// A stepper over the model, with a CUDA graph when asked.
+    fn stepper(&self, options: &Options, optimizer: &Optimizer, bf16: bool, graph: bool) -> Stepper<'_> {
+        let stepper = Stepper::new(self.net.as_ref(), &self.criterion, bf16, options.device);
+        if graph {
+            stepper.with_cuda_graph(options.device, optimizer)
+        } else {
+            stepper
+        }
+    }
+
+    /// Step `i` (from 0), as the training loop takes it: dropout seeded per
+    /// step, the batch gathered on the device.
+    fn step(&self, stepper: &mut Stepper, optimizer: &mut Optimizer, i: usize) {
+        tch::manual_seed(i as i64);
+        let index = self.order.narrow(0, (i as i64 % POOL_BATCHES) * self.batch, self.batch);
+        stepper.step(optimizer, &self.data, &index, self.batch, LR);
+    }
 }
 
 fn measure(options: &Options, batch: i64, bf16: bool) -> Measured {
     let device = options.device;
-    tch::manual_seed(0);
-    let vs = nn::VarStore::new(device);
-    let cfg = model_config(options.architecture);
-    let net = model::build(&vs.root(), &cfg, SOURCE_VOCAB, TARGET_VOCAB, Scheme::Separate)
-        .expect("the write-up model is valid");
-    let criterion = Criterion::new(Loss::CrossEntropy, 1..TARGET_VOCAB).expect("128 classes");
-    let mut optimizer = Optimizer::with_kernels(&vs, &adam(), options.kernels).expect("Adam");
     if bf16 {
         crate::train::precision::use_bf16_autocast();
     }
-    let data = random_windows(POOL_BATCHES * batch, device);
-    let order = Tensor::randperm(POOL_BATCHES * batch, (Kind::Int64, device));
-    let mut stepper = Stepper::new(net.as_ref(), &criterion, bf16, device);
-    let mut step = |i: usize, stepper: &mut Stepper| {
-        // As the training loop does: the dropout stream is seeded per step.
-        tch::manual_seed(i as i64);
-        let index = order.narrow(0, (i as i64 % POOL_BATCHES) * batch, batch);
-        stepper.step(&mut optimizer, &data, &index, batch, LR);
+    let (harness, mut optimizer) = Harness::new(options, batch);
+    let mut stepper = harness.stepper(options, &optimizer, bf16, options.cuda_graph);
+    // With a graph: its warm-up steps, then the capture, all before the timed steps.
+    let warmup = if options.cuda_graph {
+        options.warmup.max(GRAPH_WARMUP + 1)
+    } else {
+        options.warmup
     };
-    for i in 0..options.warmup {
-        step(i, &mut stepper);
+    for i in 0..warmup {
+        harness.step(&mut stepper, &mut optimizer, i);
     }
     synchronize(device);
     let _ = stepper.sums.take_running();
     let (started, cpu_started) = (Instant::now(), process_cpu_seconds());
     for i in 0..options.steps {
-        step(options.warmup + i, &mut stepper);
+        harness.step(&mut stepper, &mut optimizer, warmup + i);
     }
     synchronize(device);
     let seconds = started.elapsed().as_secs_f64();
@@ -209,5 +284,38 @@ fn measure(options: &Options, batch: i64, bf16: bool) -> Measured {
         seconds,
         cpu_seconds: process_cpu_seconds() - cpu_started,
         loss: stepper.sums.take_running(),
+        warmup,
+        graph: stepper.graph_status(),
     }
+}
+
+/// Steps compared between an eager and a graph stepper.
+const CHECK_STEPS: usize = GRAPH_WARMUP + 5;
+
+/// Trains two identical models [`CHECK_STEPS`] steps on the same batches
+/// with the same dropout seeds, one eagerly and one through a CUDA graph,
+/// and returns the largest relative difference between their losses over
+/// the captured and replayed steps.
+fn graph_check(options: &Options, batch: i64, bf16: bool) -> Result<f64, String> {
+    let losses = |graph: bool| -> Result<Vec<f64>, String> {
+        let (harness, mut optimizer) = Harness::new(options, batch);
+        let mut stepper = harness.stepper(options, &optimizer, bf16, graph);
+        let losses = (0..CHECK_STEPS)
+            .map(|i| {
+                harness.step(&mut stepper, &mut optimizer, i);
+                stepper.sums.take_running()
+            })
+            .collect();
+        match stepper.graph_status() {
+            GraphStatus::Failed(reason) if graph => Err(reason),
+            _ => Ok(losses),
+        }
+    };
+    let (eager, replayed) = (losses(false)?, losses(true)?);
+    Ok(eager
+        .iter()
+        .zip(&replayed)
+        .skip(GRAPH_WARMUP)
+        .map(|(e, r)| (e - r).abs() / e.abs().max(f64::MIN_POSITIVE))
+        .fold(0.0, f64::max))
 }

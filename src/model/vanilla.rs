@@ -449,10 +449,9 @@ mod tests {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let mut norm = LayerNorm::new(vs.root(), 256);
         tch::no_grad(|| {
-            let _ = norm
-                .weight
+            norm.weight
                 .copy_(&Tensor::randn([256], (Kind::Float, tch::Device::Cpu)));
-            let _ = norm.bias.copy_(&Tensor::randn([256], (Kind::Float, tch::Device::Cpu)));
+            norm.bias.copy_(&Tensor::randn([256], (Kind::Float, tch::Device::Cpu)));
         });
         for scale in [0.01, 1.0, 100.0] {
             let x = Tensor::randn([64, 256], (Kind::Float, tch::Device::Cpu)) * scale + 3.0;

@@ -12,6 +12,8 @@
 //!
 //! The whole token dataset lives on the device; batches are gathered there.
 //! The loss is read back from the device only every [`LOG_EVERY`] steps.
+//! Each optimizer step is a [`Stepper`] step, which on CUDA can replay a
+//! CUDA graph of the whole step (with `RUNNER_CUDA_GRAPH=1`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,6 +96,10 @@ pub struct Summary {
     pub device: String,
     /// The precision it trained in.
     pub precision: String,
+    /// How its steps ran: eager, or replays of a CUDA graph (and why not,
+    /// when capture was asked for and failed).
+    #[serde(default)]
+    pub step: String,
     /// Wall-clock seconds of training and evaluation in this process.
     pub seconds: f64,
 }
@@ -158,6 +164,15 @@ struct Position {
     lr_log: Vec<f64>,
 }
 
+/// Whether training on CUDA should capture its steps in a CUDA graph:
+/// `RUNNER_CUDA_GRAPH=1` asks for it. Off by default until the GPU check
+/// (`scripts/gpu-bench.sh`: graph steps against eager ones) has passed on
+/// the cards we use; when capture fails the run goes on eagerly and its
+/// summary says why.
+fn cuda_graph_requested() -> bool {
+    std::env::var("RUNNER_CUDA_GRAPH").is_ok_and(|v| v == "1")
+}
+
 /// A seed for `(run seed, salt)`: distinct salts give unrelated streams.
 fn mix(seed: i64, salt: i64) -> i64 {
     let mut z = (seed as u64) ^ (salt as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -220,6 +235,9 @@ pub fn train(
     let batches_per_epoch = (windows + batch - 1) / batch;
     let seed = config.seed as i64;
     let mut stepper = Stepper::new(net.as_ref(), &criterion, use_autocast, device);
+    if device.is_cuda() && cuda_graph_requested() {
+        stepper = stepper.with_cuda_graph(device, &optimizer);
+    }
 
     while position.epoch < config.train.epochs && position.step < total_steps {
         let epoch = position.epoch + 1;
@@ -314,6 +332,7 @@ pub fn train(
         } else {
             "fp32".to_owned()
         },
+        step: stepper.graph_status().to_string(),
         seconds: started.elapsed().as_secs_f64(),
     };
     write_json(&dir.join("summary.json"), &summary)?;
