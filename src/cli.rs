@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -11,7 +11,8 @@ Examples:
   runner exec experiments/pathetique.kdl      train every run (CUDA when present)
   runner report experiments/pathetique.kdl    collate results into runs/<experiment>/report.md
   runner data inspect experiments/quickstart.kdl
-  runner info                                 libtorch version, CUDA devices, CPU threads";
+  runner info                                 libtorch version, CUDA devices, CPU threads
+  runner bench train --batch 16,64            training throughput of the write-up model";
 
 /// Plan, train and compare velocity-prediction models for symbolic music.
 #[derive(Debug, Parser)]
@@ -95,6 +96,12 @@ pub enum Command {
         #[command(subcommand)]
         action: DataCommand,
     },
+    /// Measure throughput (see docs/perf.md).
+    Bench {
+        /// What to measure.
+        #[command(subcommand)]
+        action: BenchCommand,
+    },
     /// Show the libtorch version, CUDA availability, device count and CPU threads.
     Info {
         /// Also run a small computation on every device and compare it with the CPU's.
@@ -129,6 +136,54 @@ pub enum DataCommand {
     },
 }
 
+/// A `runner bench` subcommand.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time training steps of the write-up model (4+4 layers, d 256, random tokens, Adam), the data
+    /// side and greedy decoding.
+    Train(BenchTrainArgs),
+}
+
+/// The flags of `runner bench train`, as typed.
+#[derive(Debug, Args)]
+pub struct BenchTrainArgs {
+    /// Device: auto, cpu, cuda or cuda:K.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
+    /// Windows per step (comma-separated).
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_value = "16,64,256")]
+    pub batch: Vec<i64>,
+    /// Precisions: fp32, bf16 (comma-separated; bf16 is CUDA only).
+    #[arg(long, value_name = "P,..", value_delimiter = ',', default_value = "fp32,bf16")]
+    pub precision: Vec<String>,
+    /// Timed steps per cell.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed steps before them.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Architecture: vanilla or t5.
+    #[arg(long, value_name = "ARCH", default_value = "vanilla")]
+    pub arch: String,
+    /// Optimizer kernels: fused (multi-tensor; the default, as training uses) or per-tensor (the
+    /// reference loop).
+    #[arg(long, value_name = "KERNELS", default_value = "fused")]
+    pub optimizer: String,
+    /// Capture the whole training step in a CUDA graph (falls back to eager, with a note, when
+    /// capture fails).
+    #[arg(long)]
+    pub cuda_graph: bool,
+    /// Skip the data-side measurement.
+    #[arg(long)]
+    pub no_data: bool,
+    /// Windows to decode greedily (0 skips; default 64, 2 on the CPU).
+    #[arg(long, value_name = "N")]
+    pub greedy_windows: Option<i64>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
 impl Command {
     /// The subcommand's name as typed.
     pub fn name(&self) -> &'static str {
@@ -139,6 +194,7 @@ impl Command {
             Command::ExecWorker => "exec-worker",
             Command::Report { .. } => "report",
             Command::Data { .. } => "data",
+            Command::Bench { .. } => "bench",
             Command::Info { .. } => "info",
         }
     }

@@ -16,11 +16,13 @@
 //! | training | [`train`] | a run config and its dataset → a trained model, metrics, checkpoints |
 //! | executor | [`exec`] | a plan → trained runs in the runs store, skipping, resuming, isolating failures |
 //! | report | [`report`] | a plan and its finished runs → `report.md` with tables, factor effects, verdicts, figures |
+//! | benchmark | [`bench`] | options → throughput of the training step, the data side and greedy decoding |
 //!
 //! [`atomic`] writes files whole or not at all.
 #![deny(missing_docs)]
 
 pub mod atomic;
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod environment;

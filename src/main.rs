@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{CommandFactory, Parser};
-use runner::cli::{Cli, Command, DataCommand};
+use runner::cli::{BenchCommand, Cli, Command, DataCommand};
 use runner::data::{dataset, export, report};
 use runner::environment::{self, Environment};
 use runner::exec::{self, progress::Bars, store::RunStore};
@@ -151,6 +151,7 @@ fn run(command: Command) -> miette::Result<()> {
             Ok(())
         }
         Command::Data { action } => data(action),
+        Command::Bench { action } => bench(action),
         Command::Report { file, output, store } => {
             let plan = load_plan(&file)?;
             let (experiment, _) = spec::load(&file)?;
@@ -217,6 +218,19 @@ fn data(action: DataCommand) -> miette::Result<()> {
             let exported = export::export(&chosen.config.dataset, base, out)?;
             print!("{}", report::render_export(&exported));
         }
+    }
+    Ok(())
+}
+
+/// `runner bench train`: checks the flags, measures, prints tables or JSON.
+fn bench(action: BenchCommand) -> miette::Result<()> {
+    let BenchCommand::Train(args) = action;
+    let options = runner::bench::Options::from_args(&args).map_err(|message| miette::miette!("{message}"))?;
+    let report = runner::bench::run(&options);
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.tables());
     }
     Ok(())
 }

@@ -370,7 +370,7 @@ fn one(
 
 /// Runs `f`, turning a panic (libtorch reports errors such as out-of-memory
 /// by panicking) into its message.
-fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(AssertUnwindSafe(f));

@@ -6,13 +6,18 @@
 //! | loss | [`loss`] | logits `[B, T, V]`, targets `[B, T]`, real classes → summed loss terms |
 //! | schedule | [`schedule`] | a schedule and the step → the learning rate |
 //! | optimizer | [`optimizer`] | an optimizer config and a variable store → updates at a given rate, with state a checkpoint holds |
+//! | fused kernels | [`fused`] | lists of tensors → multi-tensor zeroing, clipping and Adam (libtorch kernels `tch` lacks) |
+//! | CUDA graphs | [`cuda_graph`] | a closure of device work → a captured graph to replay (libtorch's `CUDAGraph`) |
 //! | precision | [`precision`] | → bfloat16 CUDA autocast |
 //! | metrics | [`metrics`] | predicted and true velocities → distance, accuracy, flatness, baselines |
 //! | run | [`run`] | a run config and its dataset → a trained model, metrics, checkpoints, a summary |
 
+pub mod cuda_graph;
+pub mod fused;
 pub mod loss;
 pub mod metrics;
 pub mod optimizer;
 pub mod precision;
 pub mod run;
 pub mod schedule;
+pub mod step;

@@ -7,12 +7,22 @@
 //! continues exactly. The update follows `torch.optim.Adam` / `AdamW`
 //! (bias-corrected moments, `eps` added to the corrected root); nothing is
 //! read back to the host.
+//!
+//! Two ways to compute it ([`Kernels`]): [`Kernels::Fused`], the default,
+//! touches every variable in a few multi-tensor kernels ([`super::fused`]):
+//! `torch.optim.Adam(foreach=True)`'s sequence on the CPU, libtorch's fused
+//! Adam on CUDA with the learning rate and step count in device tensors (so
+//! a CUDA graph can capture the update and replay it at any rate).
+//! [`Kernels::PerTensor`] is the original loop of small operations per
+//! variable, kept as the reference the fused one is tested against and as a
+//! benchmark baseline (`runner bench train --optimizer per-tensor`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tch::{Kind, TchError, Tensor, nn};
+use tch::{Device, Kind, TchError, Tensor, nn};
 
+use super::fused::{self, AdamLists, AdamParams};
 use crate::plan::config::{OptimizerConfig, OptimizerKind};
 
 /// A setting the optimizer cannot use, or a state file it cannot read.
@@ -26,125 +36,178 @@ pub enum OptimizerError {
     Torch(#[from] TchError),
 }
 
-/// One trainable variable with its moments.
-struct Slot {
-    variable: Tensor,
-    exp_avg: Tensor,
-    exp_avg_sq: Tensor,
+/// How an update is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// Multi-tensor kernels: foreach on the CPU, fused on CUDA.
+    Fused,
+    /// A dozen small kernels per variable.
+    PerTensor,
+}
+
+/// Device scalars the fused CUDA update reads: what makes it capturable.
+struct DeviceScalars {
+    /// The learning rate (float32).
+    lr: Tensor,
+    /// Updates taken (float32).
+    step: Tensor,
 }
 
 /// Adam or AdamW over the trainable variables of a store.
 pub struct Optimizer {
     config: OptimizerConfig,
-    slots: BTreeMap<String, Slot>,
+    kernels: Kernels,
+    names: Vec<String>,
+    variables: Vec<Tensor>,
+    exp_avgs: Vec<Tensor>,
+    exp_avg_sqs: Vec<Tensor>,
+    /// Updates taken (counting the one prepared).
     step: i64,
+    /// The learning rate of the prepared update.
+    lr: f64,
+    /// Present for the fused kernels on CUDA.
+    scalars: Option<DeviceScalars>,
 }
 
 impl Optimizer {
-    /// An optimizer over the trainable variables registered in `vs` so far.
+    /// An optimizer over the trainable variables registered in `vs` so far,
+    /// with [`Kernels::Fused`].
     pub fn new(vs: &nn::VarStore, config: &OptimizerConfig) -> Result<Optimizer, OptimizerError> {
-        let slots = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, v)| v.requires_grad())
-            .map(|(name, variable)| {
-                let exp_avg = variable.zeros_like().set_requires_grad(false);
-                let exp_avg_sq = variable.zeros_like().set_requires_grad(false);
-                (
-                    name,
-                    Slot {
-                        variable,
-                        exp_avg,
-                        exp_avg_sq,
-                    },
-                )
-            })
-            .collect();
+        Optimizer::with_kernels(vs, config, Kernels::Fused)
+    }
+
+    /// As [`Optimizer::new`], computing updates with `kernels`.
+    pub fn with_kernels(
+        vs: &nn::VarStore,
+        config: &OptimizerConfig,
+        kernels: Kernels,
+    ) -> Result<Optimizer, OptimizerError> {
+        let named: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, v)| v.requires_grad()).collect();
+        let zeros = |v: &Tensor| v.zeros_like().set_requires_grad(false);
+        let scalars = (kernels == Kernels::Fused && vs.device().is_cuda()).then(|| {
+            let scalar = || Tensor::zeros([], (Kind::Float, vs.device()));
+            DeviceScalars {
+                lr: scalar(),
+                step: scalar(),
+            }
+        });
         Ok(Optimizer {
             config: *config,
-            slots,
+            kernels,
+            exp_avgs: named.values().map(zeros).collect(),
+            exp_avg_sqs: named.values().map(zeros).collect(),
+            names: named.keys().cloned().collect(),
+            variables: named.into_values().collect(),
             step: 0,
+            lr: 0.0,
+            scalars,
         })
+    }
+
+    /// Whether [`Optimizer::apply`] reads everything it needs from the
+    /// device, so that a CUDA graph may capture it.
+    pub fn capturable(&self) -> bool {
+        self.scalars.is_some()
+    }
+
+    /// The device of the variables.
+    pub fn device(&self) -> Device {
+        self.variables.first().map_or(Device::Cpu, Tensor::device)
     }
 
     /// Clears every variable's gradient.
     pub fn zero_grad(&mut self) {
-        for slot in self.slots.values_mut() {
-            let mut grad = slot.variable.grad();
-            if grad.defined() {
-                let _ = grad.zero_();
+        let grads: Vec<Tensor> = self
+            .variables
+            .iter()
+            .map(Tensor::grad)
+            .filter(Tensor::defined)
+            .collect();
+        match self.kernels {
+            Kernels::Fused => fused::zero(&grads).unwrap_or_else(|e| panic!("libtorch: {e}")),
+            Kernels::PerTensor => {
+                for mut grad in grads {
+                    let _ = grad.zero_();
+                }
             }
         }
     }
 
     /// Clips the gradients (when configured) and applies one update at
-    /// learning rate `lr`.
+    /// learning rate `lr`: [`Optimizer::prepare`] then [`Optimizer::apply`].
     pub fn step(&mut self, lr: f64) {
-        tch::no_grad(|| {
-            if let Some(max_norm) = self.config.clip_norm {
-                self.clip(max_norm);
-            }
-            self.step += 1;
-            let OptimizerConfig {
-                kind,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                ..
-            } = self.config;
-            let correction1 = 1.0 - beta1.powi(self.step as i32);
-            let correction2_sqrt = (1.0 - beta2.powi(self.step as i32)).sqrt();
-            for slot in self.slots.values_mut() {
-                let grad = slot.variable.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let grad = match kind {
-                    OptimizerKind::Adam if weight_decay != 0.0 => grad + &slot.variable * weight_decay,
-                    OptimizerKind::Adamw if weight_decay != 0.0 => {
-                        let _ = slot.variable.g_mul_scalar_(1.0 - lr * weight_decay);
-                        grad
-                    }
-                    _ => grad,
-                };
-                let _ = slot.exp_avg.g_mul_scalar_(beta1).g_add_(&(&grad * (1.0 - beta1)));
-                let _ = slot
-                    .exp_avg_sq
-                    .g_mul_scalar_(beta2)
-                    .g_add_(&(&grad * &grad * (1.0 - beta2)));
-                let denom = slot.exp_avg_sq.sqrt() / correction2_sqrt + eps;
-                let _ = slot.variable.g_sub_(&(&slot.exp_avg / denom * (lr / correction1)));
-            }
-        });
+        self.prepare(lr);
+        self.apply();
     }
 
-    /// Scales all gradients so that their joint L2 norm is at most `max_norm`
-    /// (computed on the device; no read-back).
-    fn clip(&self, max_norm: f64) {
-        let grads: Vec<Tensor> = self
-            .slots
-            .values()
-            .map(|s| s.variable.grad())
-            .filter(Tensor::defined)
-            .collect();
-        if grads.is_empty() {
-            return;
+    /// The host side of an update: counts it and sets its learning rate
+    /// (on the device for the fused CUDA kernels, without waiting).
+    pub fn prepare(&mut self, lr: f64) {
+        self.step += 1;
+        self.lr = lr;
+        if let Some(scalars) = &mut self.scalars {
+            let _ = scalars.lr.fill_(lr);
         }
-        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm().to_kind(Kind::Float)).collect();
-        let total = Tensor::stack(&norms, 0).norm();
-        let scale = (max_norm / (total + 1e-6)).clamp_max(1.0);
-        for mut grad in grads {
-            let _ = grad.g_mul_(&scale);
-        }
+    }
+
+    /// The device side of the prepared update: clipping (when configured)
+    /// and the update itself.
+    pub fn apply(&mut self) {
+        tch::no_grad(|| {
+            let mut lists: [Vec<Tensor>; 4] = Default::default();
+            for (i, variable) in self.variables.iter().enumerate() {
+                let grad = variable.grad();
+                if grad.defined() {
+                    lists[0].push(variable.shallow_clone());
+                    lists[1].push(grad);
+                    lists[2].push(self.exp_avgs[i].shallow_clone());
+                    lists[3].push(self.exp_avg_sqs[i].shallow_clone());
+                }
+            }
+            let [variables, grads, exp_avgs, exp_avg_sqs] = lists;
+            if grads.is_empty() {
+                return;
+            }
+            let lists = AdamLists {
+                params: &variables,
+                grads: &grads,
+                exp_avgs: &exp_avgs,
+                exp_avg_sqs: &exp_avg_sqs,
+            };
+            let params = AdamParams {
+                beta1: self.config.beta1,
+                beta2: self.config.beta2,
+                eps: self.config.eps,
+                weight_decay: self.config.weight_decay,
+                adamw: self.config.kind == OptimizerKind::Adamw,
+            };
+            let done = match (self.kernels, &self.scalars) {
+                (Kernels::PerTensor, _) => {
+                    if let Some(max_norm) = self.config.clip_norm {
+                        clip_per_tensor(&grads, max_norm);
+                    }
+                    update_per_tensor(&lists, params, self.lr, self.step);
+                    Ok(())
+                }
+                (Kernels::Fused, scalars) => self
+                    .config
+                    .clip_norm
+                    .map_or(Ok(()), |max_norm| fused::clip_grad_norm(&grads, max_norm))
+                    .and_then(|()| match scalars {
+                        Some(s) => fused::adam_fused(&lists, params, &s.lr, &s.step),
+                        None => fused::adam_foreach(&lists, params, self.lr, self.step),
+                    }),
+            };
+            done.unwrap_or_else(|e| panic!("libtorch: {e}"));
+        });
     }
 
     /// Saves the moments and the step count (safetensors).
     pub fn save(&self, path: &Path) -> Result<(), OptimizerError> {
-        let mut named: Vec<(String, Tensor)> = Vec::with_capacity(2 * self.slots.len() + 1);
-        for (name, slot) in &self.slots {
-            named.push((format!("exp_avg.{name}"), slot.exp_avg.shallow_clone()));
-            named.push((format!("exp_avg_sq.{name}"), slot.exp_avg_sq.shallow_clone()));
+        let mut named: Vec<(String, Tensor)> = Vec::with_capacity(2 * self.names.len() + 1);
+        for (i, name) in self.names.iter().enumerate() {
+            named.push((format!("exp_avg.{name}"), self.exp_avgs[i].shallow_clone()));
+            named.push((format!("exp_avg_sq.{name}"), self.exp_avg_sqs[i].shallow_clone()));
         }
         named.push(("step".to_owned(), Tensor::from(self.step)));
         Tensor::write_safetensors(&named, path)?;
@@ -158,8 +221,14 @@ impl Optimizer {
             .get("step")
             .ok_or_else(|| OptimizerError::Mismatch("no step count".to_owned()))?;
         self.step = step.int64_value(&[]);
-        for (name, slot) in &mut self.slots {
-            for (prefix, target) in [("exp_avg", &mut slot.exp_avg), ("exp_avg_sq", &mut slot.exp_avg_sq)] {
+        if let Some(scalars) = &mut self.scalars {
+            let _ = scalars.step.fill_(self.step);
+        }
+        for (i, name) in self.names.iter().enumerate() {
+            for (prefix, target) in [
+                ("exp_avg", &mut self.exp_avgs[i]),
+                ("exp_avg_sq", &mut self.exp_avg_sqs[i]),
+            ] {
                 let key = format!("{prefix}.{name}");
                 let value = saved
                     .get(&key)
@@ -174,6 +243,52 @@ impl Optimizer {
             }
         }
         Ok(())
+    }
+}
+
+/// Scales all gradients so that their joint L2 norm is at most `max_norm`
+/// (computed on the device; no read-back), one variable at a time.
+fn clip_per_tensor(grads: &[Tensor], max_norm: f64) {
+    let norms: Vec<Tensor> = grads.iter().map(|g| g.norm().to_kind(Kind::Float)).collect();
+    let total = Tensor::stack(&norms, 0).norm();
+    let scale = (max_norm / (total + 1e-6)).clamp_max(1.0);
+    for grad in grads {
+        let _ = grad.shallow_clone().g_mul_(&scale);
+    }
+}
+
+/// The update `step` (1 for the first) at rate `lr`, one variable at a time.
+fn update_per_tensor(lists: &AdamLists, params: AdamParams, lr: f64, step: i64) {
+    let AdamParams {
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        adamw,
+    } = params;
+    let correction1 = 1.0 - beta1.powi(step as i32);
+    let correction2_sqrt = (1.0 - beta2.powi(step as i32)).sqrt();
+    for (i, variable) in lists.params.iter().enumerate() {
+        let mut variable = variable.shallow_clone();
+        let grad = &lists.grads[i];
+        let grad = match adamw {
+            false if weight_decay != 0.0 => grad + &variable * weight_decay,
+            true if weight_decay != 0.0 => {
+                let _ = variable.g_mul_scalar_(1.0 - lr * weight_decay);
+                grad.shallow_clone()
+            }
+            _ => grad.shallow_clone(),
+        };
+        let _ = lists.exp_avgs[i]
+            .shallow_clone()
+            .g_mul_scalar_(beta1)
+            .g_add_(&(&grad * (1.0 - beta1)));
+        let _ = lists.exp_avg_sqs[i]
+            .shallow_clone()
+            .g_mul_scalar_(beta2)
+            .g_add_(&(&grad * &grad * (1.0 - beta2)));
+        let denom = lists.exp_avg_sqs[i].sqrt() / correction2_sqrt + eps;
+        let _ = variable.g_sub_(&(&lists.exp_avgs[i] / denom * (lr / correction1)));
     }
 }
 
@@ -193,15 +308,63 @@ mod tests {
         }
     }
 
-    /// A store with one variable x = [1, -2], loss = sum(x^2 * scale).
+    /// A store with one variable x = [1, -2], loss = sum(x^2 * scale), one
+    /// step with each kind of kernels; both must agree.
     fn one_step(config: &OptimizerConfig, scale: f64, lr: f64) -> Vec<f64> {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let x = vs.root().var_copy("x", &Tensor::from_slice(&[1.0f32, -2.0]));
-        let mut opt = Optimizer::new(&vs, config).unwrap();
-        opt.zero_grad();
-        (&x * &x * scale).sum(Kind::Float).backward();
-        opt.step(lr);
-        Vec::<f64>::try_from(x.to_kind(Kind::Double)).unwrap()
+        let results: Vec<Vec<f64>> = [Kernels::Fused, Kernels::PerTensor]
+            .into_iter()
+            .map(|kernels| {
+                let vs = nn::VarStore::new(Device::Cpu);
+                let x = vs.root().var_copy("x", &Tensor::from_slice(&[1.0f32, -2.0]));
+                let mut opt = Optimizer::with_kernels(&vs, config, kernels).unwrap();
+                opt.zero_grad();
+                (&x * &x * scale).sum(Kind::Float).backward();
+                opt.step(lr);
+                Vec::<f64>::try_from(x.to_kind(Kind::Double)).unwrap()
+            })
+            .collect();
+        for (a, b) in results[0].iter().zip(&results[1]) {
+            assert!((a - b).abs() < 1e-6, "{results:?}");
+        }
+        results[0].clone()
+    }
+
+    /// Ten steps on three variables of a quadratic with moving targets:
+    /// the fused update equals the per-tensor one, for Adam and AdamW, with
+    /// weight decay and clipping.
+    #[test]
+    fn fused_updates_equal_per_tensor_updates() {
+        for (kind, weight_decay, clip_norm) in [
+            (OptimizerKind::Adam, 0.0, None),
+            (OptimizerKind::Adam, 0.01, Some(0.5)),
+            (OptimizerKind::Adamw, 0.1, Some(2.0)),
+        ] {
+            let cfg = config(kind, weight_decay, clip_norm);
+            let run = |kernels| {
+                tch::manual_seed(9);
+                let vs = nn::VarStore::new(Device::Cpu);
+                let root = vs.root();
+                let vars = [
+                    root.randn("a", &[4, 3], 0.0, 1.0),
+                    root.randn("b", &[7], 0.0, 1.0),
+                    root.randn("c", &[2, 2, 2], 0.0, 1.0),
+                ];
+                let mut opt = Optimizer::with_kernels(&vs, &cfg, kernels).unwrap();
+                for step in 1..=10 {
+                    opt.zero_grad();
+                    let loss = vars
+                        .iter()
+                        .map(|v| (v - step as f64 * 0.1).pow_tensor_scalar(2).sum(Kind::Float))
+                        .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
+                    loss.backward();
+                    opt.step(0.05 / step as f64);
+                }
+                Tensor::cat(&vars.iter().map(|v| v.flatten(0, -1)).collect::<Vec<_>>(), 0)
+            };
+            let (fused, reference) = (run(Kernels::Fused), run(Kernels::PerTensor));
+            let diff = (&fused - &reference).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "{kind:?} {weight_decay} {clip_norm:?}: {diff}");
+        }
     }
 
     #[test]
@@ -244,9 +407,7 @@ mod tests {
         let mut restored = Optimizer::new(&vs, &cfg).unwrap();
         restored.load(&path).unwrap();
         assert_eq!(restored.step, 3);
-        let a = &opt.slots["x"];
-        let b = &restored.slots["x"];
-        assert!(a.exp_avg.equal(&b.exp_avg) && a.exp_avg_sq.equal(&b.exp_avg_sq));
+        assert!(opt.exp_avgs[0].equal(&restored.exp_avgs[0]) && opt.exp_avg_sqs[0].equal(&restored.exp_avg_sqs[0]));
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -13,6 +13,8 @@
 //!
 //! The whole token dataset lives on the device; batches are gathered there.
 //! The loss is read back from the device only every [`LOG_EVERY`] steps.
+//! Each optimizer step is a [`Stepper`] step, which on CUDA can replay a
+//! CUDA graph of the whole step (with `RUNNER_CUDA_GRAPH=1`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +27,7 @@ use super::loss::Criterion;
 use super::metrics::{self, VelocityMetrics};
 use super::optimizer::Optimizer;
 use super::schedule;
+use super::step::{DeviceWindows, Stepper};
 use crate::atomic;
 use crate::data::TokenWindows;
 use crate::data::dataset::Dataset;
@@ -35,7 +38,7 @@ use crate::plan::config::{Precision, RunConfig};
 pub const LOG_EVERY: u64 = 25;
 
 /// Windows per evaluation batch.
-const EVAL_BATCH: i64 = 64;
+pub const EVAL_BATCH: i64 = 64;
 
 /// What a run reports while it trains (only the executor's reporter prints).
 pub trait Progress {
@@ -94,6 +97,10 @@ pub struct Summary {
     pub device: String,
     /// The precision it trained in.
     pub precision: String,
+    /// How its steps ran: eager, or replays of a CUDA graph (and why not,
+    /// when capture was asked for and failed).
+    #[serde(default)]
+    pub step: String,
     /// Wall-clock seconds of training and evaluation in this process.
     pub seconds: f64,
 }
@@ -158,37 +165,21 @@ struct Position {
     lr_log: Vec<f64>,
 }
 
+/// Whether training on CUDA should capture its steps in a CUDA graph:
+/// `RUNNER_CUDA_GRAPH=1` asks for it. Off by default until the GPU check
+/// (`scripts/gpu-bench.sh`: graph steps against eager ones) has passed on
+/// the cards we use; when capture fails the run goes on eagerly and its
+/// summary says why.
+fn cuda_graph_requested() -> bool {
+    std::env::var("RUNNER_CUDA_GRAPH").is_ok_and(|v| v == "1")
+}
+
 /// A seed for `(run seed, salt)`: distinct salts give unrelated streams.
 fn mix(seed: i64, salt: i64) -> i64 {
     let mut z = (seed as u64) ^ (salt as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     ((z ^ (z >> 31)) >> 1) as i64
-}
-
-/// A split's windows as device tensors `[N, L+1]` (i64).
-struct Split {
-    src: Tensor,
-    tgt: Tensor,
-}
-
-impl Split {
-    fn new(windows: &TokenWindows, device: Device) -> Split {
-        let to_tensor = |ids: &[u32]| {
-            let ids: Vec<i64> = ids.iter().map(|&id| i64::from(id)).collect();
-            Tensor::from_slice(&ids)
-                .view([windows.len() as i64, windows.width() as i64])
-                .to_device(device)
-        };
-        Split {
-            src: to_tensor(windows.source()),
-            tgt: to_tensor(windows.target()),
-        }
-    }
-
-    fn len(&self) -> i64 {
-        self.src.size()[0]
-    }
 }
 
 /// Trains `config` on `data` in `dir`, resuming from `dir/checkpoint` when
@@ -219,9 +210,9 @@ pub fn train(
     let criterion = Criterion::new(config.loss, classes.clone())?;
     let mut optimizer = Optimizer::new(&vs, &config.optimizer)?;
 
-    let train_split = Split::new(&data.train, device);
-    let val_split = Split::new(&data.validation, device);
-    if train_split.len() == 0 {
+    let train_split = DeviceWindows::new(&data.train, device);
+    let val_split = DeviceWindows::new(&data.validation, device);
+    if train_split.is_empty() {
         return Err(TrainError::NoTrainingData);
     }
     let total_steps = config.steps(data.train.len());
@@ -244,6 +235,10 @@ pub fn train(
     let windows = train_split.len();
     let batches_per_epoch = (windows + batch - 1) / batch;
     let seed = config.seed as i64;
+    let mut stepper = Stepper::new(net.as_ref(), &criterion, use_autocast, device);
+    if device.is_cuda() && cuda_graph_requested() {
+        stepper = stepper.with_cuda_graph(device, &optimizer);
+    }
 
     while position.epoch < config.train.epochs && position.step < total_steps {
         let epoch = position.epoch + 1;
@@ -251,44 +246,20 @@ pub fn train(
         // (seed, step): a resumed run sees exactly what an uninterrupted one saw.
         tch::manual_seed(mix(seed, -(epoch as i64)));
         let order = Tensor::randperm(windows, (Kind::Int64, Device::Cpu)).to_device(device);
-        let mut epoch_loss = Tensor::from(position.partial_loss).to_device(device);
-        let mut epoch_count = Tensor::from(position.partial_count).to_device(device);
-        let mut running = Tensor::zeros([], (Kind::Double, device));
-        let mut running_count = Tensor::zeros([], (Kind::Int64, device));
+        stepper.sums.start_epoch(position.partial_loss, position.partial_count);
         let mut b = position.next_batch;
         while b < batches_per_epoch && position.step < total_steps {
             // One optimizer step over up to `accumulate` batches.
             tch::manual_seed(mix(seed, position.step as i64 + 1));
-            optimizer.zero_grad();
             let group = accumulate.min(batches_per_epoch - b);
-            for _ in 0..group {
-                let index = order.narrow(0, b * batch, batch.min(windows - b * batch));
-                let src = train_split.src.index_select(0, &index);
-                let tgt = train_split.tgt.index_select(0, &index);
-                let length = tgt.size()[1] - 1;
-                let (tgt_in, tgt_out) = (tgt.narrow(1, 0, length), tgt.narrow(1, 1, length));
-                let terms = tch::autocast(use_autocast, || {
-                    let logits = net.forward(&src, &tgt_in, true);
-                    criterion.compute(&logits.to_kind(Kind::Float), &tgt_out)
-                });
-                (terms.mean() / group as f64).backward();
-                let detached = terms.sum.detach().to_kind(Kind::Double);
-                epoch_loss += &detached;
-                epoch_count += &terms.count;
-                running += &detached;
-                running_count += &terms.count;
-                b += 1;
-            }
+            let first = b * batch;
+            let index = order.narrow(0, first, (group * batch).min(windows - first));
+            b += group;
             position.step += 1;
             let lr = schedule::lr(&config.schedule, config.model.d_model, position.step, total_steps);
-            optimizer.step(lr);
+            stepper.step(&mut optimizer, &train_split, &index, batch, lr);
             position.lr_log.push(lr);
-            let loss = (position.step % LOG_EVERY == 0).then(|| {
-                let value = (&running / running_count.clamp_min(1)).double_value(&[]);
-                running = Tensor::zeros([], (Kind::Double, device));
-                running_count = Tensor::zeros([], (Kind::Int64, device));
-                value
-            });
+            let loss = (position.step % LOG_EVERY == 0).then(|| stepper.sums.take_running());
             if let Some(value) = loss
                 && !value.is_finite()
             {
@@ -300,14 +271,14 @@ pub fn train(
             progress.step(position.step, lr, loss);
             if stop.load(Ordering::Relaxed) && b < batches_per_epoch && position.step < total_steps {
                 position.next_batch = b;
-                position.partial_loss = epoch_loss.double_value(&[]);
-                position.partial_count = epoch_count.int64_value(&[]);
+                (position.partial_loss, position.partial_count) = stepper.sums.epoch();
                 save_checkpoint(&checkpoint, &vs, &optimizer, &position)?;
                 write_lr_log(dir, &position.lr_log)?;
                 return Err(TrainError::Interrupted { step: position.step });
             }
         }
-        let train_loss = (&epoch_loss / epoch_count.clamp_min(1)).double_value(&[]);
+        let (epoch_sum, epoch_count) = stepper.sums.epoch();
+        let train_loss = epoch_sum / epoch_count.max(1) as f64;
         if !train_loss.is_finite() {
             return Err(TrainError::Diverged {
                 step: position.step,
@@ -344,7 +315,7 @@ pub fn train(
     let train_mean = metrics::mean(&truth(&data.train, first_velocity));
     let velocity_edges = data.quantizer.velocity.as_slice();
     let test = config.evaluate.test.then(|| {
-        let test_split = Split::new(&data.test, device);
+        let test_split = DeviceWindows::new(&data.test, device);
         let evaluation = evaluate(net.as_ref(), &test_split, &classes, config.evaluate.greedy);
         (evaluation.teacher_forced, evaluation.greedy)
     });
@@ -362,6 +333,7 @@ pub fn train(
         } else {
             "fp32".to_owned()
         },
+        step: stepper.graph_status().to_string(),
         seconds: started.elapsed().as_secs_f64(),
     };
     write_json(&dir.join("data.json"), &data.summary)?;
@@ -392,7 +364,7 @@ struct Evaluation {
 
 /// Teacher-forced loss and metrics, and greedy metrics when `greedy`.
 /// Predictions are the most likely velocity class (other tokens excluded).
-fn evaluate(net: &dyn Seq2Seq, split: &Split, classes: &std::ops::Range<i64>, greedy: bool) -> Evaluation {
+fn evaluate(net: &dyn Seq2Seq, split: &DeviceWindows, classes: &std::ops::Range<i64>, greedy: bool) -> Evaluation {
     tch::no_grad(|| {
         let mut nll = 0.0;
         let mut predicted: Vec<u8> = Vec::new();
@@ -448,7 +420,7 @@ fn velocities(logits: &Tensor, classes: &std::ops::Range<i64>) -> Vec<u8> {
 /// feeds back its own most likely velocity. The source is encoded once; the
 /// decoder is re-run on the growing prefix at each step (no key/value cache:
 /// `length` decoder passes of growing length per batch).
-fn decode_greedy(net: &dyn Seq2Seq, src: &Tensor, length: i64, classes: &std::ops::Range<i64>) -> Vec<u8> {
+pub(crate) fn decode_greedy(net: &dyn Seq2Seq, src: &Tensor, length: i64, classes: &std::ops::Range<i64>) -> Vec<u8> {
     let memory = net.encode(src, None, false);
     let batch = src.size()[0];
     let mut ys = Tensor::full(
@@ -486,7 +458,7 @@ pub struct Example {
 fn write_examples(
     dir: &Path,
     net: &dyn Seq2Seq,
-    split: &Split,
+    split: &DeviceWindows,
     classes: &std::ops::Range<i64>,
     count: i64,
 ) -> Result<(), TrainError> {
