@@ -79,9 +79,9 @@ export repo store
 export -f bf16 experiments reports
 phase check 60 scripts/gpu-check.sh
 phase bench 260 scripts/gpu-bench.sh
-phase bf16 90 bash -c bf16
-phase experiments 330 bash -c experiments
-phase reports 60 bash -c reports
+phase bf16 60 bash -c bf16
+phase experiments 270 bash -c experiments
+phase reports 45 bash -c reports
 # Checkpoints are large and can be rebuilt; everything else comes back.
 find "$store" -type d -name checkpoint -prune -exec rm -rf {} + 2>/dev/null
 echo "== done after $((SECONDS - start))s" | tee -a "$out/phases.txt"
