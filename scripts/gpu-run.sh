@@ -22,13 +22,17 @@
 #   5. reports    runner report for each of them
 
 #
-#   OUT           where results go (the device tool sets it; default gpu-out/)
+#   OUT           where gpu-run.tgz goes (the device tool sets it; default gpu-out/)
 #   PHASES        which phases to run (default: all)
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-out=${OUT:-$repo/gpu-out}
-mkdir -p "$out"
+# The device tool brings back only a handful of files from $OUT, so
+# everything is written to a work folder and packed into one archive,
+# $OUT/gpu-run.tgz, at the end (phases.txt is copied beside it).
+final=${OUT:-$repo/gpu-out}
+out=$(mktemp -d /tmp/gpu-run.XXXXXX)
+mkdir -p "$final"
 phases=${PHASES:-check bench bf16 experiments reports}
 export RUNNER_BIN=${RUNNER_BIN:-$repo/target/release/runner}
 export TORCH_LIB=${TORCH_LIB:-/opt/torch/.venv/lib/python3.12/site-packages/torch/lib}
@@ -78,10 +82,12 @@ reports() {
 export repo store
 export -f bf16 experiments reports
 phase check 60 scripts/gpu-check.sh
-phase bench 260 scripts/gpu-bench.sh
+phase bench 260 env OUT="$out/bench" scripts/gpu-bench.sh
 phase bf16 60 bash -c bf16
 phase experiments 270 bash -c experiments
 phase reports 45 bash -c reports
 # Checkpoints are large and can be rebuilt; everything else comes back.
 find "$store" -type d -name checkpoint -prune -exec rm -rf {} + 2>/dev/null
 echo "== done after $((SECONDS - start))s" | tee -a "$out/phases.txt"
+cp "$out/phases.txt" "$final/"
+tar czf "$final/gpu-run.tgz" -C "$out" .
