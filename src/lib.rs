@@ -16,6 +16,7 @@
 //! | training | [`train`] | a run config and its dataset → a trained model, metrics, checkpoints |
 //! | executor | [`exec`] | a plan → trained runs in the runs store, skipping, resuming, isolating failures |
 //! | report | [`report`] | a plan and its finished runs → `report.md` with tables, factor effects, verdicts, figures |
+//! | Slurm | [`slurm`] | a plan's pending runs → one job array and a collation job; the store and the queue → each run's state |
 //!
 //! [`atomic`] writes files whole or not at all.
 #![deny(missing_docs)]
@@ -28,5 +29,6 @@ pub mod exec;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod slurm;
 pub mod spec;
 pub mod train;

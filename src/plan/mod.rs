@@ -13,14 +13,14 @@ pub mod show;
 
 use std::collections::HashSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::file::Claim;
 use crate::spec::{Experiment, Problem, Span};
 use config::{DevicePreference, RunConfig};
 
 /// One run to train.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedRun {
     /// Hash of the canonical config (16 hex digits).
     pub id: String,
