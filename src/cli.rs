@@ -2,13 +2,16 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples:
   runner check experiments/pathetique.kdl     validate an experiment file
   runner plan experiments/ablation.kdl        show the matrix of runs it expands to
   runner exec experiments/pathetique.kdl      train every run (CUDA when present)
+  runner exec experiments/ablation.kdl --backend slurm --partition gpu --gpus-per-run 1
+                                              hand the runs to Slurm as one job array
+  runner status experiments/ablation.kdl      each run's state, with what Slurm says about it
   runner report experiments/pathetique.kdl    collate results into runs/<experiment>/report.md
   runner data inspect experiments/quickstart.kdl
   runner info                                 libtorch version, CUDA devices, CPU threads
@@ -74,6 +77,29 @@ pub enum Command {
         /// The runs store (default: runs/ in the current folder).
         #[arg(long, value_name = "DIR", default_value = "runs")]
         store: PathBuf,
+        /// Where the runs train: here, one after another, or on a Slurm cluster as one job array.
+        #[arg(long, value_enum, default_value_t = Backend::Local)]
+        backend: Backend,
+        /// Options of `--backend slurm`.
+        #[command(flatten)]
+        slurm: SlurmArgs,
+    },
+    /// Show each run's state: the runs store's, merged with what Slurm says about submitted runs.
+    Status {
+        /// The experiment file (KDL).
+        file: PathBuf,
+        /// The runs store (default: runs/ in the current folder).
+        #[arg(long, value_name = "DIR", default_value = "runs")]
+        store: PathBuf,
+    },
+    /// Train one run of a Slurm submission (what each array task runs).
+    #[command(hide = true)]
+    SlurmTask {
+        /// The submission's manifest.json.
+        manifest: PathBuf,
+        /// The array task's index (`$SLURM_ARRAY_TASK_ID`).
+        #[arg(long)]
+        index: usize,
     },
     /// Train one run handed over by `runner exec --jobs N` (internal).
     #[command(name = "exec-worker", hide = true)]
@@ -108,6 +134,59 @@ pub enum Command {
         #[arg(long)]
         check_devices: bool,
     },
+}
+
+/// Where `runner exec` trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// In this process, one run after another.
+    Local,
+    /// On a Slurm cluster: one array task per run, then a job that writes the report.
+    Slurm,
+}
+
+/// The options of `runner exec --backend slurm`, as typed.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Slurm (with --backend slurm)")]
+pub struct SlurmArgs {
+    /// The partition to submit to (default: the cluster's default partition).
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// GPUs per run, asked for as `--gres=gpu:N`.
+    #[arg(long, value_name = "N")]
+    pub gpus_per_run: Option<u32>,
+    /// At most this many runs at once (the array's `%K`).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
+    /// Each run's time limit, in sbatch's format (e.g. `4:00:00`, `1-12:00:00`).
+    #[arg(long, value_name = "T")]
+    pub time: Option<String>,
+    /// One more argument for sbatch, e.g. `--sbatch-arg=--account=proj` (repeatable; given to both jobs).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub sbatch_arg: Vec<String>,
+    /// The libtorch folder (holding lib/) on the nodes, when it is not where this runner loaded it from.
+    #[arg(long, value_name = "DIR")]
+    pub libtorch: Option<PathBuf>,
+}
+
+impl SlurmArgs {
+    /// The options given, as `--flag` names, to refuse them without `--backend slurm`.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        for (set, name) in [
+            (self.partition.is_some(), "--partition"),
+            (self.gpus_per_run.is_some(), "--gpus-per-run"),
+            (self.max_parallel.is_some(), "--max-parallel"),
+            (self.time.is_some(), "--time"),
+            (!self.sbatch_arg.is_empty(), "--sbatch-arg"),
+            (self.libtorch.is_some(), "--libtorch"),
+        ] {
+            if set {
+                given.push(name);
+            }
+        }
+        given
+    }
 }
 
 /// A `runner data` subcommand; each works on one run's dataset (the first
@@ -192,6 +271,8 @@ impl Command {
             Command::Plan { .. } => "plan",
             Command::Exec { .. } => "exec",
             Command::ExecWorker => "exec-worker",
+            Command::Status { .. } => "status",
+            Command::SlurmTask { .. } => "slurm-task",
             Command::Report { .. } => "report",
             Command::Data { .. } => "data",
             Command::Bench { .. } => "bench",

@@ -163,7 +163,7 @@ fn gpu_name(index: usize) -> Option<String> {
 
 /// Finds the folder `libtorch_cpu.so` was mapped from, by reading the
 /// process's memory map (Linux only; `None` elsewhere or when not found).
-fn loaded_libtorch_folder() -> Option<String> {
+pub fn loaded_libtorch_folder() -> Option<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     maps.lines()
         .filter_map(|line| line.split_whitespace().nth(5))

@@ -17,6 +17,7 @@
 //! | executor | [`exec`] | a plan → trained runs in the runs store, skipping, resuming, isolating failures |
 //! | report | [`report`] | a plan and its finished runs → `report.md` with tables, factor effects, verdicts, figures |
 //! | benchmark | [`bench`] | options → throughput of the training step, the data side and greedy decoding |
+//! | Slurm | [`slurm`] | a plan's pending runs → one job array and a collation job; the store and the queue → each run's state |
 //!
 //! [`atomic`] writes files whole or not at all.
 #![deny(missing_docs)]
@@ -30,5 +31,6 @@ pub mod exec;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod slurm;
 pub mod spec;
 pub mod train;

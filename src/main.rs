@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{CommandFactory, Parser};
-use runner::cli::{BenchCommand, Cli, Command, DataCommand};
+use runner::cli::{Backend, BenchCommand, Cli, Command, DataCommand, SlurmArgs};
 use runner::data::{dataset, export, report};
 use runner::environment::{self, Environment};
 use runner::exec::{self, progress::Bars, store::RunStore};
 use runner::plan::config::DevicePreference;
 use runner::plan::show::{self, RunFacts};
 use runner::plan::{self, Plan, PlannedRun};
+use runner::slurm;
 use runner::spec::{self, SpecError};
 
 fn main() -> ExitCode {
@@ -65,6 +66,8 @@ fn run(command: Command) -> miette::Result<()> {
             jobs,
             dry_run,
             store,
+            backend,
+            slurm,
         } => {
             let plan = load_plan(&file)?;
             let device = match device.as_deref().map(DevicePreference::parse) {
@@ -86,6 +89,12 @@ fn run(command: Command) -> miette::Result<()> {
                 runs_root: store.clone(),
             };
             let store = RunStore::new(&store, &plan.experiment);
+            if backend == Backend::Slurm {
+                return submit_to_slurm(&plan, &file, &store, &options, slurm, dry_run);
+            }
+            if let Some(flag) = slurm.given().first() {
+                miette::bail!(help = "add --backend slurm", "{flag} is an option of the Slurm backend");
+            }
             let selected = exec::select(&plan, &store, &options);
             if dry_run {
                 for (run, state) in &selected {
@@ -99,44 +108,20 @@ fn run(command: Command) -> miette::Result<()> {
                 );
                 return Ok(());
             }
-            let stop = Arc::new(AtomicBool::new(false));
-            let flag = Arc::clone(&stop);
-            let _ = ctrlc::set_handler(move || {
-                if flag.swap(true, Ordering::SeqCst) {
-                    std::process::exit(130);
-                }
-                eprintln!("stopping after the current step (Ctrl-C again to quit at once)");
-            });
-            let reporter = Bars::new(selected.len() as u64);
-            let results = exec::execute(&plan, &store, &options, &reporter, &stop);
-            reporter.finish();
-            println!("{}", exec::table(&results));
-            if let Some((path, problem)) = results.iter().find_map(|r| match &r.outcome {
-                exec::Outcome::Unwritable { path, problem } => Some((path, *problem)),
-                _ => None,
-            }) {
-                miette::bail!(
-                    help = problem.help(&options.runs_root),
-                    "the runs store cannot be written: {} ({})",
-                    problem.what(),
-                    path.display()
-                );
-            }
-            let failed = results.iter().filter(|r| r.outcome.is_failure()).count();
-            let interrupted = results
-                .iter()
-                .filter(|r| r.outcome == exec::Outcome::Interrupted)
-                .count();
-            if failed + interrupted > 0 {
-                miette::bail!(
-                    help = "run the same command again to resume; --failed-only retries just the failed runs",
-                    "{failed} run(s) failed, {interrupted} interrupted; see {}/<run>/status.json",
-                    store.root().display()
-                );
-            }
-            Ok(())
+            train(&plan, &store, &options, selected.len())
         }
         Command::ExecWorker => exec::worker::serve(),
+        Command::Status { file, store } => {
+            let plan = load_plan(&file)?;
+            let store = RunStore::new(&store, &plan.experiment);
+            println!("{}", slurm::status::status(&plan, &store));
+            Ok(())
+        }
+        Command::SlurmTask { manifest, index } => {
+            let (plan, options) = slurm::task(&manifest, index)?;
+            let store = RunStore::new(&options.runs_root, &plan.experiment);
+            train(&plan, &store, &options, plan.runs.len())
+        }
         Command::Info { check_devices } => {
             println!("{}", Environment::probe());
             if check_devices {
@@ -162,6 +147,112 @@ fn run(command: Command) -> miette::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Trains the runs `options` select, one after another, with progress bars
+/// and the closing table; fails when a run failed or was interrupted.
+fn train(plan: &Plan, store: &RunStore, options: &exec::Options, runs: usize) -> miette::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("stopping after the current step (Ctrl-C again to quit at once)");
+    });
+    let reporter = Bars::new(runs as u64);
+    let results = exec::execute(plan, store, options, &reporter, &stop);
+    reporter.finish();
+    println!("{}", exec::table(&results));
+    if let Some((path, problem)) = results.iter().find_map(|r| match &r.outcome {
+        exec::Outcome::Unwritable { path, problem } => Some((path, *problem)),
+        _ => None,
+    }) {
+        miette::bail!(
+            help = problem.help(&options.runs_root),
+            "the runs store cannot be written: {} ({})",
+            problem.what(),
+            path.display()
+        );
+    }
+    let failed = results.iter().filter(|r| r.outcome.is_failure()).count();
+    let interrupted = results
+        .iter()
+        .filter(|r| r.outcome == exec::Outcome::Interrupted)
+        .count();
+    if failed + interrupted > 0 {
+        miette::bail!(
+            help = "run the same command again to resume; --failed-only retries just the failed runs",
+            "{failed} run(s) failed, {interrupted} interrupted; see {}/<run>/status.json",
+            store.root().display()
+        );
+    }
+    Ok(())
+}
+
+/// `runner exec --backend slurm`: submits the selected runs that are not
+/// done as one job array and a collation job, and says how to follow them.
+fn submit_to_slurm(
+    plan: &Plan,
+    file: &Path,
+    store: &RunStore,
+    options: &exec::Options,
+    args: SlurmArgs,
+    dry_run: bool,
+) -> miette::Result<()> {
+    let runs = slurm::pending(plan, store, options);
+    if dry_run {
+        for run in &runs {
+            println!("{} {} ({})", &run.id[..8], run.label_text(), store.state(run).word());
+        }
+        println!(
+            "{} of {} runs would be submitted to Slurm as one job array, then a collation job",
+            runs.len(),
+            plan.runs.len()
+        );
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("nothing to submit: every selected run of {} is done", plan.experiment);
+        return Ok(());
+    }
+    let request = slurm::Request {
+        partition: args.partition,
+        gpus_per_run: args.gpus_per_run,
+        max_parallel: args.max_parallel,
+        time: args.time,
+        sbatch_args: args.sbatch_arg,
+        libtorch: args.libtorch,
+    };
+    let submitted = slurm::submit(plan, file, &runs, options, &request)?;
+    let at_once = request
+        .max_parallel
+        .map_or_else(String::new, |k| format!(", at most {k} at once"));
+    println!(
+        "submitted {} run(s) of {} to Slurm (submission {}, {})",
+        submitted.runs,
+        plan.experiment,
+        submitted.number,
+        submitted.dir.display()
+    );
+    println!(
+        "  job array   {}  (tasks 0-{}{at_once})",
+        submitted.array,
+        submitted.runs - 1
+    );
+    println!(
+        "  collation   {}  (runs `runner report` once every task has ended)",
+        submitted.report
+    );
+    println!("follow with:");
+    println!(
+        "  runner status {} --store {}",
+        file.display(),
+        options.runs_root.display()
+    );
+    println!("  squeue --jobs {},{}", submitted.array, submitted.report);
+    println!("  logs in {}", submitted.dir.join("logs").display());
+    Ok(())
 }
 
 /// Training windows of each run's dataset, for the plan's step estimates:
