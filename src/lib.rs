@@ -10,11 +10,11 @@
 //! | command line | [`cli`] | arguments → a [`cli::Command`] |
 //! | environment | [`environment`] | libtorch and hardware → an [`environment::Environment`] |
 //! | experiment language | [`spec`] | KDL files → a typed [`spec::Experiment`] |
-//! | planner | [`plan`] | an experiment → a [`plan::Plan`] of resolved runs |
+//! | planner | [`plan`] | an experiment → a [`plan::Plan`] of resolved runs (and a run back → an experiment file) |
 //! | data pipeline | [`data`] | MIDI files → pieces → quantized notes → token-id windows |
 //! | models | [`model`] | a model config and vocabulary sizes → an encoder-decoder over token ids |
 //! | training | [`train`] | a run config and its dataset → a trained model, metrics, checkpoints |
-//! | executor | [`exec`] | a plan → trained runs in the runs store, skipping, resuming, isolating failures |
+//! | executor | [`exec`] | a plan → trained runs in the runs store, skipping, resuming, isolating failures, in parallel worker processes across devices |
 //! | report | [`report`] | a plan and its finished runs → `report.md` with tables, factor effects, verdicts, figures |
 //! | benchmark | [`bench`] | options → throughput of the training step, the data side and greedy decoding |
 //! | Slurm | [`slurm`] | a plan's pending runs → one job array and a collation job; the store and the queue → each run's state |
