@@ -274,7 +274,8 @@ def run_cell(impl, batch, precision, steps, warmup, device, seed):
             loss = forward(src, tgt)
         loss.backward()
         optimizer.step()
-        return loss.detach()
+        # A copy: under CUDA graphs the next replay overwrites the output.
+        return loss.detach().clone()
 
     started = time.perf_counter()
     for i in range(max(warmup, 1 if impl == "compiled" else 0)):

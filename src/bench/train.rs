@@ -241,7 +241,7 @@ impl Harness {
     fn stepper(&self, options: &Options, optimizer: &Optimizer, bf16: bool, graph: bool) -> Stepper<'_> {
         let stepper = Stepper::new(self.net.as_ref(), &self.criterion, bf16, options.device);
         if graph {
-            stepper.with_cuda_graph(options.device, optimizer)
+            stepper.with_cuda_graph(options.device, optimizer, self.batch)
         } else {
             stepper
         }

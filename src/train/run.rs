@@ -237,7 +237,7 @@ pub fn train(
     let seed = config.seed as i64;
     let mut stepper = Stepper::new(net.as_ref(), &criterion, use_autocast, device);
     if device.is_cuda() && cuda_graph_requested() {
-        stepper = stepper.with_cuda_graph(device, &optimizer);
+        stepper = stepper.with_cuda_graph(device, &optimizer, batch * accumulate);
     }
 
     while position.epoch < config.train.epochs && position.step < total_steps {

@@ -113,12 +113,8 @@ pub const GRAPH_WARMUP: usize = 3;
 enum Graph {
     /// Eager steps only.
     Off,
-    /// Warming up for steps of `shape` windows (the first step's shape).
-    Warming {
-        graph: CudaGraph,
-        shape: Option<i64>,
-        left: usize,
-    },
+    /// Warming up for steps of `shape` windows.
+    Warming { graph: CudaGraph, shape: i64, left: usize },
     /// Captured: a step of `shape` windows is copied into `index` and replayed.
     Ready {
         graph: CudaGraph,
@@ -222,10 +218,12 @@ impl<'a> Stepper<'a> {
         }
     }
 
-    /// Asks for CUDA-graph steps on `device`; when they cannot be had (the
-    /// CPU, a build without the CUDA headers, an optimizer whose update reads
-    /// host values) the steps stay eager and [`Stepper::graph_status`] says why.
-    pub fn with_cuda_graph(mut self, device: Device, optimizer: &Optimizer) -> Stepper<'a> {
+    /// Asks for CUDA-graph steps of `windows` windows (batch size times
+    /// accumulation: the common step) on `device`; when they cannot be had
+    /// (the CPU, a build without the CUDA headers, an optimizer whose update
+    /// reads host values) the steps stay eager and [`Stepper::graph_status`]
+    /// says why.
+    pub fn with_cuda_graph(mut self, device: Device, optimizer: &Optimizer, windows: i64) -> Stepper<'a> {
         self.graph = if !device.is_cuda() {
             Graph::Failed(format!("CUDA graphs need a CUDA device, not {device:?}"))
         } else if !cuda_graph::available() {
@@ -236,7 +234,7 @@ impl<'a> Stepper<'a> {
             match CudaGraph::new(device) {
                 Ok(graph) => Graph::Warming {
                     graph,
-                    shape: None,
+                    shape: windows,
                     left: GRAPH_WARMUP,
                 },
                 Err(reason) => Graph::Failed(reason),
@@ -263,11 +261,11 @@ impl<'a> Stepper<'a> {
         let n = index.size()[0];
         let Stepper { body, graph, sums } = self;
         let failure = match graph {
-            Graph::Warming { shape, .. } if shape.is_none_or(|s| s == n) => {
-                *shape = Some(n);
-                let Graph::Warming { graph: cuda, left, .. } = graph else {
-                    unreachable!("matched above")
-                };
+            Graph::Warming {
+                graph: cuda,
+                shape,
+                left,
+            } if *shape == n => {
                 if *left > 0 {
                     *left -= 1;
                     // A failure here is fatal to the step, as it would be eagerly.
@@ -367,7 +365,7 @@ mod tests {
         let index = Tensor::arange(8, (Kind::Int64, device));
         let mut stepper = Stepper::new(net.as_ref(), &criterion, false, device);
         if graph {
-            stepper = stepper.with_cuda_graph(device, &optimizer);
+            stepper = stepper.with_cuda_graph(device, &optimizer, 8);
         }
         let losses = (0..steps)
             .map(|_| {
@@ -439,7 +437,7 @@ mod tests {
         )
         .unwrap();
         let stepper =
-            Stepper::new(net.as_ref(), &criterion, false, Device::Cpu).with_cuda_graph(Device::Cpu, &optimizer);
+            Stepper::new(net.as_ref(), &criterion, false, Device::Cpu).with_cuda_graph(Device::Cpu, &optimizer, 8);
         match stepper.graph_status() {
             GraphStatus::Failed(reason) => assert!(reason.contains("CUDA device"), "{reason}"),
             other => panic!("{other:?}"),
