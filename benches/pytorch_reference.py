@@ -28,7 +28,11 @@ Implementations (`--impl`):
 
 Timing: `--warmup` steps (for `compiled` the first one includes compiling,
 reported as `compile_s`), then the device is synchronised, `--steps` steps
-are timed, and the device is synchronised again. bf16 is autocast on CUDA
+are timed, and the device is synchronised again. `--compile-only` stops
+after the compiling step: run in parallel, one process a cell, it fills
+inductor's on-disk caches so that the timed processes that follow compile
+in seconds (their `compile_s` is then the cached compile; the timed steps
+are the same either way). bf16 is autocast on CUDA
 and skipped on the CPU.
 
 Prints one JSON object: {"torch", "device", "device_name", "threads",
@@ -219,8 +223,9 @@ def adam(model, impl, device):
     return torch.optim.Adam(params, foreach=True, **kwargs), "foreach"
 
 
-def run_cell(impl, batch, precision, steps, warmup, device, seed):
-    """Times one (implementation, batch, precision) cell; returns a result dict."""
+def run_cell(impl, batch, precision, steps, warmup, device, seed, compile_only=False):
+    """Times one (implementation, batch, precision) cell; returns a result dict.
+    With `compile_only`, a compiled cell stops after its compiling step."""
     cell = {
         "impl": impl,
         "batch": batch,
@@ -283,6 +288,9 @@ def run_cell(impl, batch, precision, steps, warmup, device, seed):
         if impl == "compiled" and i == 0:
             synchronize(device)
             cell["compile_s"] = round(time.perf_counter() - started, 2)
+            if compile_only:
+                cell["note"] = "; ".join(notes + ["compile only: no timed steps"])
+                return cell
     synchronize(device)
     losses = []
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -316,6 +324,8 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compile-only", action="store_true",
+                        help="compiled cells: stop after compiling (fills inductor's caches for a later timed run)")
     parser.add_argument("--jsonl", help="also append each cell to this file as soon as it is measured")
     args = parser.parse_args()
     try:
@@ -333,7 +343,7 @@ def main():
         for precision in precisions:
             for batch in batches:
                 try:
-                    cell = run_cell(impl, batch, precision, args.steps, args.warmup, device, args.seed)
+                    cell = run_cell(impl, batch, precision, args.steps, args.warmup, device, args.seed, args.compile_only)
                 except Exception as error:  # one failed cell must not lose the others
                     traceback.print_exc(file=sys.stderr)
                     cell = {"impl": impl, "batch": batch, "precision": precision, "steps": args.steps,

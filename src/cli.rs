@@ -193,7 +193,7 @@ impl SlurmArgs {
 /// run's unless `--run` names another).
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
-    /// Build the dataset (or read it from the cache in runs/.datasets) and print
+    /// Build the dataset (or read it from the cache in the store's .datasets) and print
     /// pieces, notes and windows per split, bin edges, bin shares, velocities and skipped files.
     Inspect {
         /// The experiment file (KDL).
@@ -201,6 +201,9 @@ pub enum DataCommand {
         /// The id of the run whose dataset to use (see `runner plan`).
         #[arg(long)]
         run: Option<String>,
+        /// The runs store whose dataset cache (`.datasets`) to use, as `runner exec --store`.
+        #[arg(long, default_value = "runs")]
+        store: PathBuf,
     },
     /// Write the dataset's pieces, with their splits, as parquet in the HuggingFace maestro layout.
     Export {

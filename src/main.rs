@@ -283,7 +283,7 @@ fn load_plan(file: &Path) -> Result<Plan, SpecError> {
 
 /// `runner data inspect|export`: builds or exports the dataset of one run.
 fn data(action: DataCommand) -> miette::Result<()> {
-    let (DataCommand::Inspect { file, run } | DataCommand::Export { file, run, .. }) = &action;
+    let (DataCommand::Inspect { file, run, .. } | DataCommand::Export { file, run, .. }) = &action;
     let plan = load_plan(file)?;
     let chosen = match run {
         None => plan.runs.first(),
@@ -301,8 +301,8 @@ fn data(action: DataCommand) -> miette::Result<()> {
     // Relative source folders are taken from the experiment file's folder.
     let base = file.parent().unwrap_or(Path::new(""));
     match &action {
-        DataCommand::Inspect { .. } => {
-            let dataset = dataset::build(&chosen.config, base, Path::new("runs/.datasets"))?;
+        DataCommand::Inspect { store, .. } => {
+            let dataset = dataset::build(&chosen.config, base, &store.join(".datasets"))?;
             print!("{}", report::render(&dataset));
         }
         DataCommand::Export { out, .. } => {

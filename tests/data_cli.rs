@@ -59,6 +59,23 @@ fn inspect_prints_the_tables_and_caches_the_dataset() {
 }
 
 #[test]
+fn inspect_uses_the_cache_of_the_store_it_is_given() {
+    let cwd = TempDir::new("cli-inspect-store");
+    let args = ["data", "inspect", &experiment("quickstart.kdl"), "--store", "elsewhere"];
+    let output = runner(cwd.path(), &args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("cache: built and stored as"));
+    assert!(cwd.path().join("elsewhere/.datasets").is_dir());
+    assert!(!cwd.path().join("runs").exists());
+    let again = runner(cwd.path(), &args);
+    assert!(
+        text(&again.stdout).contains("cache: read from entry"),
+        "{}",
+        text(&again.stdout)
+    );
+}
+
+#[test]
 fn inspect_of_a_chosen_run_and_an_unknown_run() {
     let cwd = TempDir::new("cli-run");
     let plan = runner(cwd.path(), &["plan", "--json", &experiment("pathetique.kdl")]);
