@@ -106,6 +106,13 @@ piece 35 runner-eager-bf16 "${run[@]}" --precision bf16 --no-data --greedy-windo
 # 2. runner with the whole step in a CUDA graph (and its graph-vs-eager check).
 piece 45 runner-graph-fp32 "${run[@]}" --precision fp32 --cuda-graph --no-data --greedy-windows 0
 piece 35 runner-graph-bf16 "${run[@]}" --precision bf16 --cuda-graph --no-data --greedy-windows 0
+# 2b. T5 (hf-t5's architecture) at hf-t5's batch of 8, eager and from a
+#     graph (with its graph-vs-eager check): training uses the graph by
+#     default, and hf-t5 dominates the write-up's end-to-end time. Kept out
+#     of the side-by-side tables (named t5-*, not runner-*).
+t5=("$runner_bin" bench train --device cuda --arch t5 --batch 8 --precision fp32 --steps "$steps" --warmup "$warmup" --json --no-data)
+piece 40 t5-eager "${t5[@]}" --greedy-windows 256
+piece 40 t5-graph "${t5[@]}" --greedy-windows 0 --cuda-graph
 # 3. PyTorch eager, both implementations, all six cells.
 piece 80 torch-eager "$python" "${ref[@]}" --impl transformer,handwritten --batch 16,64,256 --precision fp32,bf16 \
   --jsonl "$out/torch-eager.jsonl"
@@ -129,6 +136,16 @@ r = json.load(open(sys.argv[1]))
 d, g = r.get("data"), r.get("greedy")
 if d: print("data: %d windows uploaded in %.3f s; gather: %s" % (d["windows"], d["upload_s"], ", ".join("batch %d %.0f batches/s" % (x["batch"], x["batches_per_s"]) for x in d["gather"])))
 if g: print("greedy: %d windows x %d notes in batches of %d: %.1f windows/s" % (g["windows"], g["notes"], g["batch"], g["windows_per_s"]))
+' "$f" | tee -a "$out/side-by-side.md"
+done
+for f in "$out"/t5-eager.json "$out"/t5-graph.json; do
+  [ -s "$f" ] && "$python" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+for c in r.get("train", r.get("cells", [])):
+    print("%s: t5 batch %s %s: %s seq/s, cpu %s ms/step; %s" % (sys.argv[1].split("/")[-1], c.get("batch"), c.get("precision"), c.get("seq_per_s"), c.get("cpu_ms_per_step"), c.get("note") or ""))
+g = r.get("greedy")
+if g: print("t5 greedy: %d windows in batches of %d: %.1f windows/s" % (g["windows"], g["batch"], g["windows_per_s"]))
 ' "$f" | tee -a "$out/side-by-side.md"
 done
 log "finished; results in $out"
