@@ -143,7 +143,7 @@ for f in "$out"/t5-eager.json "$out"/t5-graph.json; do
 import json, sys
 r = json.load(open(sys.argv[1]))
 for c in r.get("train", r.get("cells", [])):
-    print("%s: t5 batch %s %s: %s seq/s, cpu %s ms/step; %s" % (sys.argv[1].split("/")[-1], c.get("batch"), c.get("precision"), c.get("seq_per_s"), c.get("cpu_ms_per_step"), c.get("note") or ""))
+    print("t5 %s batch %s %s: %s seq/s, cpu %s ms/step, graph check %s; %s" % (c.get("mode"), c.get("batch"), c.get("precision"), c.get("seq_per_s"), c.get("cpu_ms_per_step"), c.get("graph_check"), c.get("note") or ""))
 g = r.get("greedy")
 if g: print("t5 greedy: %d windows in batches of %d: %.1f windows/s" % (g["windows"], g["batch"], g["windows_per_s"]))
 ' "$f" | tee -a "$out/side-by-side.md"
