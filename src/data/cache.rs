@@ -94,7 +94,7 @@ pub struct Entry {
 /// Why an entry could not be written.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("cannot write the dataset cache at {}: {source}", path.display())]
-#[diagnostic(help("the cache lives in runs/.datasets under the current folder; it must be writable"))]
+#[diagnostic(help("the cache lives in .datasets inside the runs store (--store, default runs/); it must be writable"))]
 pub struct CacheError {
     /// The file or folder.
     pub path: PathBuf,
