@@ -6,25 +6,18 @@
 //! and a full disk or a read-only store stop with a clear error and lose no
 //! finished run.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::{text, tiny_experiment};
+
 /// The tests train for real: one at a time, so two cores suffice.
 static TURN: Mutex<()> = Mutex::new(());
-
-const SETTINGS: &str = r#"
-    dataset {
-        window length=32 step=32
-        quantize dstart=3 duration=3 velocity=3
-    }
-    model { d-model 16; d-ff 32; layers 1; heads 2 }
-    train { epochs EPOCHS; batch-size 128; accumulate 1 }
-    evaluate { examples 1; greedy #false }
-    schedule noam warmup=10
-"#;
 
 struct Work {
     dir: PathBuf,
@@ -41,8 +34,7 @@ impl Work {
     /// Writes an experiment with the tiny settings and `extra` nodes.
     fn experiment(&self, name: &str, epochs: u32, extra: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}.kdl"));
-        let body = SETTINGS.replace("EPOCHS", &epochs.to_string());
-        std::fs::write(&path, format!("experiment {name} {{\n{body}\n{extra}\n}}\n")).unwrap();
+        std::fs::write(&path, tiny_experiment(name, epochs, extra)).unwrap();
         path
     }
 
@@ -78,14 +70,6 @@ impl Drop for Work {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// The words of `text`, with miette's wrapping and margins undone.
