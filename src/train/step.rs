@@ -315,8 +315,9 @@ impl<'a> Stepper<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::train::adam;
     use crate::model::{self, tests::tiny};
-    use crate::plan::config::{Architecture, Loss, OptimizerConfig, OptimizerKind, Scheme};
+    use crate::plan::config::{Architecture, Loss, OptimizerConfig, Scheme};
     use crate::train::optimizer::Kernels;
     use tch::nn;
 
@@ -348,12 +349,8 @@ mod tests {
         }
         let criterion = Criterion::new(Loss::LabelSmoothing { epsilon: 0.1 }, 2..12).unwrap();
         let config = OptimizerConfig {
-            kind: OptimizerKind::Adam,
-            beta1: 0.9,
-            beta2: 0.98,
-            eps: 1e-9,
-            weight_decay: 0.0,
             clip_norm: Some(1.0),
+            ..adam()
         };
         let mut optimizer = Optimizer::with_kernels(&vs, &config, kernels).unwrap();
         let ids = |modulus: i64, low: i64| {
@@ -424,18 +421,7 @@ mod tests {
         let criterion = Criterion::new(Loss::CrossEntropy, 2..12).unwrap();
         let vs = nn::VarStore::new(Device::Cpu);
         let net = model::build(&vs.root(), &tiny(Architecture::Vanilla), 30, 12, Scheme::Separate).unwrap();
-        let optimizer = Optimizer::new(
-            &vs,
-            &OptimizerConfig {
-                kind: OptimizerKind::Adam,
-                beta1: 0.9,
-                beta2: 0.98,
-                eps: 1e-9,
-                weight_decay: 0.0,
-                clip_norm: None,
-            },
-        )
-        .unwrap();
+        let optimizer = Optimizer::new(&vs, &adam()).unwrap();
         let stepper =
             Stepper::new(net.as_ref(), &criterion, false, Device::Cpu).with_cuda_graph(Device::Cpu, &optimizer, 8);
         match stepper.graph_status() {
