@@ -14,6 +14,7 @@ use tch::{Device, Kind, Tensor};
 use super::cuda_graph::{self, CudaGraph};
 use super::loss::Criterion;
 use super::optimizer::Optimizer;
+use super::precision;
 use crate::data::TokenWindows;
 use crate::model::Seq2Seq;
 
@@ -172,7 +173,7 @@ impl Body<'_> {
             let tgt = data.tgt.index_select(0, &index);
             let length = tgt.size()[1] - 1;
             let (tgt_in, tgt_out) = (tgt.narrow(1, 0, length), tgt.narrow(1, 1, length));
-            let terms = tch::autocast(self.autocast, || {
+            let terms = precision::autocast(self.autocast, || {
                 let logits = self.net.forward(&src, &tgt_in, true);
                 self.criterion.compute(&logits.to_kind(Kind::Float), &tgt_out)
             });
