@@ -80,7 +80,9 @@ fn cuda_include(lib_dir: &Path) -> Option<PathBuf> {
 fn compile_shim(lib_dir: &Path) {
     let root = lib_dir.parent().expect("libtorch's lib folder has a parent");
     let files = ["csrc/autocast.cpp", "csrc/optim.cpp", "csrc/cuda_graph.cpp"];
-    for file in files {
+    // The headers they include (by a path relative to the including file).
+    let headers = ["csrc/guard.h"];
+    for file in files.iter().chain(&headers) {
         println!("cargo:rerun-if-changed={file}");
     }
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());

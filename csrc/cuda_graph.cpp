@@ -11,15 +11,13 @@
 // Only symbols exported by libtorch_cuda and libc10_cuda are used (no direct
 // CUDA runtime calls), so the binary needs no libcudart of its own.
 // Every function returns NULL on success or a malloc'd message freed with
-// runner_free_error (csrc/optim.cpp): no C++ exception crosses into Rust.
-#include <cstdlib>
-#include <cstring>
-#include <exception>
+// runner_free_error (csrc/optim.cpp): see guard.h.
 #include <stdexcept>
 
-namespace {
-char* message(const char* what) { return strdup(what); }
-}  // namespace
+#include "guard.h"
+
+using runner::guarded;
+using runner::message;
 
 #ifdef RUNNER_CUDA_GRAPH
 
@@ -44,18 +42,6 @@ struct RunnerGraph {
 };
 
 namespace {
-
-template <typename F>
-char* guarded(F f) {
-    try {
-        f();
-        return nullptr;
-    } catch (const std::exception& e) {
-        return message(e.what());
-    } catch (...) {
-        return message("unknown C++ exception");
-    }
-}
 
 void enter_side_stream(RunnerGraph* g) {
     // Everything queued so far finishes before the side stream starts.

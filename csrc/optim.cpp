@@ -6,14 +6,16 @@
 //
 // Tensors come in as arrays of `torch::Tensor*` (tch's C_tensor). Every
 // function returns NULL on success or a malloc'd message that the caller
-// frees with runner_free_error: no C++ exception crosses into Rust.
+// frees with runner_free_error (defined here): see guard.h.
 #include <ATen/ATen.h>
 
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
-#include <exception>
 #include <vector>
+
+#include "guard.h"
+
+using runner::guarded;
 
 namespace {
 
@@ -22,20 +24,6 @@ std::vector<at::Tensor> list(at::Tensor* const* tensors, size_t n) {
     out.reserve(n);
     for (size_t i = 0; i < n; ++i) out.push_back(*tensors[i]);
     return out;
-}
-
-char* error(const char* what) { return strdup(what); }
-
-template <typename F>
-char* guarded(F f) {
-    try {
-        f();
-        return nullptr;
-    } catch (const std::exception& e) {
-        return error(e.what());
-    } catch (...) {
-        return error("unknown C++ exception");
-    }
 }
 
 }  // namespace

@@ -175,15 +175,19 @@ fn train(plan: &Plan, store: &RunStore, options: &exec::Options, runs: usize) ->
             path.display()
         );
     }
-    let failed = results.iter().filter(|r| r.outcome.is_failure()).count();
-    let interrupted = results
-        .iter()
-        .filter(|r| r.outcome == exec::Outcome::Interrupted)
-        .count();
-    if failed + interrupted > 0 {
+    let count = |wanted: fn(&exec::Outcome) -> bool| results.iter().filter(|r| wanted(&r.outcome)).count();
+    let failed = count(exec::Outcome::is_failure);
+    let interrupted = count(|o| *o == exec::Outcome::Interrupted);
+    // Ctrl-C between two runs interrupts none, but the rest did not run.
+    let stopped = count(|o| *o == exec::Outcome::NotStarted(exec::Halt::Stopped));
+    if failed + interrupted + stopped > 0 {
+        let not_started = match stopped {
+            0 => String::new(),
+            n => format!(", {n} not started"),
+        };
         miette::bail!(
             help = "run the same command again to resume; --failed-only retries just the failed runs",
-            "{failed} run(s) failed, {interrupted} interrupted; see {}/<run>/status.json",
+            "{failed} run(s) failed, {interrupted} interrupted{not_started}; see {}/<run>/status.json",
             store.root().display()
         );
     }

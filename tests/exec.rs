@@ -2,9 +2,12 @@
 //! a killed run resumes and ends as if uninterrupted, a failing run does not
 //! stop the others, two processes never train one run twice, runs trained
 //! in parallel worker processes end exactly as in one process, a killed
-//! worker and Ctrl-C are recorded, `runner plan` shows every run's state,
+//! worker and Ctrl-C are recorded (Ctrl-C leaves the runs whose turn had
+//! not come unstarted), `runner plan` shows every run's state,
 //! and a full disk or a read-only store stop with a clear error and lose no
 //! finished run.
+
+mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,19 +15,10 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::{text, tiny_experiment};
+
 /// The tests train for real: one at a time, so two cores suffice.
 static TURN: Mutex<()> = Mutex::new(());
-
-const SETTINGS: &str = r#"
-    dataset {
-        window length=32 step=32
-        quantize dstart=3 duration=3 velocity=3
-    }
-    model { d-model 16; d-ff 32; layers 1; heads 2 }
-    train { epochs EPOCHS; batch-size 128; accumulate 1 }
-    evaluate { examples 1; greedy #false }
-    schedule noam warmup=10
-"#;
 
 struct Work {
     dir: PathBuf,
@@ -41,8 +35,7 @@ impl Work {
     /// Writes an experiment with the tiny settings and `extra` nodes.
     fn experiment(&self, name: &str, epochs: u32, extra: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}.kdl"));
-        let body = SETTINGS.replace("EPOCHS", &epochs.to_string());
-        std::fs::write(&path, format!("experiment {name} {{\n{body}\n{extra}\n}}\n")).unwrap();
+        std::fs::write(&path, tiny_experiment(name, epochs, extra)).unwrap();
         path
     }
 
@@ -78,14 +71,6 @@ impl Drop for Work {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// The words of `text`, with miette's wrapping and margins undone.
@@ -500,6 +485,68 @@ fn workers_that_fail_are_killed_or_stopped_are_recorded_and_plan_shows_every_sta
         ("untouched", "pending"),
     ] {
         assert_eq!(plan_status(&plan, &ids[variant]), expected, "{variant}: {plan}");
+    }
+}
+
+/// Ctrl-C during a sequential exec interrupts the run in progress only: the
+/// runs whose turn had not come are not started, in the closing table, in
+/// the store and in `runner plan`.
+#[test]
+fn ctrl_c_interrupts_the_run_in_progress_and_leaves_later_runs_not_started() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let work = Work::new("ctrl-c");
+    let variants = "variant first { seed 1 }\nvariant second { seed 2 }\nvariant third { seed 3 }";
+    let file = work.experiment("ctrlc", 3, variants);
+    let file = file.to_str().unwrap();
+    let ids = ids_by_variant(&work, file);
+    let dir = |variant: &str| work.dir.join("runs/ctrlc").join(&ids[variant]);
+
+    let exec = work
+        .command(&["exec", file, "--jobs", "1"], "runs")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpointed = || {
+        ["first", "second", "third"]
+            .into_iter()
+            .find(|v| dir(v).join("checkpoint/position.json").exists())
+    };
+    wait_until("the first run's first checkpoint", || checkpointed().is_some());
+    signal(exec.id(), "INT");
+    let stopped = exec.wait_with_output().unwrap();
+    let out = text(&stopped);
+    assert_eq!(stopped.status.code(), Some(1), "{out}");
+    let interrupted = checkpointed().unwrap();
+    assert!(
+        !dir(interrupted).join("summary.json").exists(),
+        "stopped too late to test anything: {out}"
+    );
+    assert!(
+        out.contains("0 trained, 0 resumed, 0 skipped, 0 busy, 1 interrupted, 0 failed, 2 not started"),
+        "{out}"
+    );
+    assert!(
+        words(&out).contains("0 run(s) failed, 1 interrupted, 2 not started"),
+        "{out}"
+    );
+    let status = std::fs::read_to_string(dir(interrupted).join("status.json")).unwrap();
+    assert!(status.contains("interrupted"), "{status}");
+
+    let plan = text(&work.run(&["plan", file], "runs"));
+    assert_eq!(plan_status(&plan, &ids[interrupted]), "partial", "{plan}");
+    for variant in ["first", "second", "third"].into_iter().filter(|v| *v != interrupted) {
+        let row = out
+            .lines()
+            .find(|line| line.contains(&ids[variant][..8]) && line.contains('│'))
+            .unwrap_or_else(|| panic!("no row for {variant}: {out}"));
+        let cells: Vec<&str> = row.split('│').map(str::trim).collect();
+        assert!(
+            cells.contains(&"not started (Ctrl-C)") && cells.contains(&"-"),
+            "{variant}: {out}"
+        );
+        assert!(!dir(variant).join("status.json").exists(), "{variant} was touched");
+        assert_eq!(plan_status(&plan, &ids[variant]), "pending", "{variant}: {plan}");
     }
 }
 

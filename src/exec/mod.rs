@@ -88,8 +88,19 @@ pub enum Outcome {
         /// What happened.
         problem: StoreProblem,
     },
-    /// Not started, because an earlier run found the store unwritable.
-    NotStarted,
+    /// Not started: its turn came after a stop was asked for or after a
+    /// run found the store unwritable. Nothing was written for it.
+    NotStarted(Halt),
+}
+
+/// Why `runner exec` starts no further runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Halt {
+    /// Ctrl-C: the run in progress stops at its next step, later ones never start.
+    Stopped,
+    /// A run found the store unwritable ([`Outcome::Unwritable`]).
+    Unwritable,
 }
 
 impl Outcome {
@@ -110,8 +121,14 @@ impl Outcome {
             Outcome::Unwritable { path, problem } => {
                 format!("FAILED: cannot write {}: {}", path.display(), problem.what())
             }
-            Outcome::NotStarted => "not started (store unwritable)".to_owned(),
+            Outcome::NotStarted(Halt::Stopped) => "not started (Ctrl-C)".to_owned(),
+            Outcome::NotStarted(Halt::Unwritable) => "not started (store unwritable)".to_owned(),
         }
+    }
+
+    /// Whether the run was started (trained, skipped, found busy, ...).
+    pub fn started(&self) -> bool {
+        !matches!(self, Outcome::NotStarted(_))
     }
 
     /// The outcome of a store write that failed.
@@ -158,13 +175,18 @@ impl RunResult {
     /// One line: short id, labels, outcome, val dist and time.
     pub fn describe(&self) -> String {
         let dist = self.val_dist.map_or(String::new(), |d| format!(", val dist {d:.2}"));
+        let time = self.time().map_or(String::new(), |t| format!(" ({t})"));
         format!(
-            "{} {}: {}{dist} ({:.1}s)",
+            "{} {}: {}{dist}{time}",
             &self.id[..8.min(self.id.len())],
             self.label,
             self.outcome.text(),
-            self.seconds
         )
+    }
+
+    /// The time spent on a run that was started.
+    fn time(&self) -> Option<String> {
+        self.outcome.started().then(|| format!("{:.1}s", self.seconds))
     }
 }
 
@@ -214,7 +236,7 @@ pub fn execute(
     for (run, state) in selected {
         let label = label_of(plan, run);
         let result = if results.iter().any(|r| matches!(r.outcome, Outcome::Unwritable { .. })) {
-            not_started(run, label)
+            not_started(run, label, Halt::Unwritable)
         } else {
             attempt(run, &state, label, store, options, reporter, stop)
         };
@@ -233,22 +255,23 @@ fn label_of(plan: &Plan, run: &PlannedRun) -> String {
     }
 }
 
-/// The result of a run not started because the store is unwritable.
-fn not_started(run: &PlannedRun, label: String) -> RunResult {
+/// The result of a run not started, for `why`.
+fn not_started(run: &PlannedRun, label: String, why: Halt) -> RunResult {
     RunResult {
         id: run.id.clone(),
         label,
-        outcome: Outcome::NotStarted,
+        outcome: Outcome::NotStarted(why),
         seconds: 0.0,
         val_dist: None,
     }
 }
 
-/// How a run ends without training: interrupted when a stop was asked
-/// for, skipped when done (and not forced); `None`: it trains.
+/// How a run ends without training: not started when a stop was asked for
+/// before its turn (only a run that started can be interrupted), skipped
+/// when done (and not forced); `None`: it trains.
 fn settled(state: &RunState, options: &Options, stop: &AtomicBool) -> Option<Outcome> {
     if stop.load(Ordering::Relaxed) {
-        Some(Outcome::Interrupted)
+        Some(Outcome::NotStarted(Halt::Stopped))
     } else if *state == RunState::Done && !options.force {
         Some(Outcome::Skipped)
     } else {
@@ -416,13 +439,13 @@ pub fn table(results: &[RunResult]) -> String {
             r.label.clone(),
             r.outcome.text(),
             dist,
-            format!("{:.1}s", r.seconds),
+            r.time().unwrap_or_else(|| "-".to_owned()),
         ]);
     }
     let mut table = builder.build();
     table.with(Style::rounded());
     let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
-    let not_started = match count(|o| *o == Outcome::NotStarted) {
+    let not_started = match count(|o| !o.started()) {
         0 => String::new(),
         n => format!(", {n} not started"),
     };
@@ -435,4 +458,60 @@ pub fn table(results: &[RunResult]) -> String {
         count(|o| *o == Outcome::Interrupted),
         count(Outcome::is_failure),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// After Ctrl-C, a run whose turn comes is not started, whatever its
+    /// state: only the run in progress is interrupted (by the trainer).
+    #[test]
+    fn after_a_stop_later_runs_are_not_started_rather_than_interrupted() {
+        let options = Options::default();
+        let stopped = AtomicBool::new(true);
+        for state in [RunState::Pending, RunState::Partial, RunState::Done] {
+            assert_eq!(
+                settled(&state, &options, &stopped),
+                Some(Outcome::NotStarted(Halt::Stopped)),
+                "{state:?}"
+            );
+        }
+        let going = AtomicBool::new(false);
+        assert_eq!(settled(&RunState::Pending, &options, &going), None);
+        assert_eq!(settled(&RunState::Done, &options, &going), Some(Outcome::Skipped));
+    }
+
+    #[test]
+    fn the_table_counts_runs_not_started_apart_and_gives_them_no_time() {
+        let result = |id: &str, outcome: Outcome, seconds: f64| RunResult {
+            id: id.to_owned(),
+            label: "seed=1".to_owned(),
+            outcome,
+            seconds,
+            val_dist: None,
+        };
+        let results = [
+            result("aaaaaaaa00000000", Outcome::Interrupted, 2.5),
+            result("bbbbbbbb00000000", Outcome::NotStarted(Halt::Stopped), 0.0),
+            result("cccccccc00000000", Outcome::NotStarted(Halt::Unwritable), 0.0),
+        ];
+        let table = table(&results);
+        assert!(
+            table.ends_with("0 trained, 0 resumed, 0 skipped, 0 busy, 1 interrupted, 0 failed, 2 not started"),
+            "{table}"
+        );
+        let row = |id: &str| table.lines().find(|l| l.contains(id)).unwrap().to_owned();
+        assert!(row("aaaaaaaa").contains("2.5s"), "{table}");
+        assert_eq!(results[0].describe(), "aaaaaaaa seed=1: interrupted (2.5s)");
+        for (id, why) in [
+            ("bbbbbbbb", "not started (Ctrl-C)"),
+            ("cccccccc", "not started (store unwritable)"),
+        ] {
+            let row = row(id);
+            let cells: Vec<&str> = row.split('│').map(str::trim).collect();
+            assert!(cells.contains(&why) && cells.contains(&"-"), "{table}");
+        }
+        assert_eq!(results[1].describe(), "bbbbbbbb seed=1: not started (Ctrl-C)");
+    }
 }

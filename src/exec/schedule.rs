@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::progress::Reporter;
 use super::store::{RunState, RunStore};
 use super::worker::{self, Job};
-use super::{Options, Outcome, RunResult, label_of, not_started, settled};
+use super::{Halt, Options, Outcome, RunResult, label_of, not_started, settled};
 use crate::plan::config::DevicePreference;
 use crate::plan::{Plan, PlannedRun};
 
@@ -68,7 +68,7 @@ pub(super) fn parallel(
                 while let Some((run, state)) = selected.get(next.fetch_add(1, Ordering::SeqCst)) {
                     let label = label_of(plan, run);
                     let result = if halted.load(Ordering::SeqCst) {
-                        not_started(run, label)
+                        not_started(run, label, Halt::Unwritable)
                     } else if let Some(outcome) = settled(state, options, stop) {
                         RunResult {
                             id: run.id.clone(),

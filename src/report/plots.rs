@@ -193,6 +193,23 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
 }
 
+/// The legend's mark of a line series drawn in `color`: a short stroke.
+fn line_mark(color: RGBAColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+}
+
+/// Draws the chart's legend: the labelled series in a bordered box.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+}
+
 fn learning_curves(root: &Area<'_>, runs: &[RunRecords]) -> DrawResult {
     let points = |run: &RunRecords| -> Vec<(f64, f64)> {
         run.curve
@@ -218,14 +235,9 @@ fn learning_curves(root: &Area<'_>, runs: &[RunRecords]) -> DrawResult {
         chart
             .draw_series(LineSeries::new(points(run), color.stroke_width(2)).point_size(3))?
             .label(name(run))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(line_mark(color));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()
+    legend(&mut chart)
 }
 
 fn learning_rate(root: &Area<'_>, runs: &[RunRecords], cells: &[Cell]) -> DrawResult {
@@ -262,14 +274,9 @@ fn learning_rate(root: &Area<'_>, runs: &[RunRecords], cells: &[Cell]) -> DrawRe
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))?
             .label(label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(line_mark(color));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()
+    legend(&mut chart)
 }
 
 fn examples(root: &Area<'_>, run: &RunRecords, windows: usize) -> DrawResult {
@@ -293,14 +300,9 @@ fn examples(root: &Area<'_>, run: &RunRecords, windows: usize) -> DrawResult {
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))?
                 .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(line_mark(color));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()?;
+        legend(&mut chart)?;
     }
     Ok(())
 }
@@ -356,12 +358,7 @@ fn histogram(root: &Area<'_>, runs: &[RunRecords], cells: &[Cell]) -> DrawResult
                 .label(label)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()?;
+        legend(&mut chart)?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use tch::{Device, Kind, Tensor};
 use super::cuda_graph::{self, CudaGraph};
 use super::loss::Criterion;
 use super::optimizer::Optimizer;
+use super::precision;
 use crate::data::TokenWindows;
 use crate::model::Seq2Seq;
 
@@ -172,7 +173,7 @@ impl Body<'_> {
             let tgt = data.tgt.index_select(0, &index);
             let length = tgt.size()[1] - 1;
             let (tgt_in, tgt_out) = (tgt.narrow(1, 0, length), tgt.narrow(1, 1, length));
-            let terms = tch::autocast(self.autocast, || {
+            let terms = precision::autocast(self.autocast, || {
                 let logits = self.net.forward(&src, &tgt_in, true);
                 self.criterion.compute(&logits.to_kind(Kind::Float), &tgt_out)
             });
@@ -315,8 +316,9 @@ impl<'a> Stepper<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::train::adam;
     use crate::model::{self, tests::tiny};
-    use crate::plan::config::{Architecture, Loss, OptimizerConfig, OptimizerKind, Scheme};
+    use crate::plan::config::{Architecture, Loss, OptimizerConfig, Scheme};
     use crate::train::optimizer::Kernels;
     use tch::nn;
 
@@ -348,12 +350,8 @@ mod tests {
         }
         let criterion = Criterion::new(Loss::LabelSmoothing { epsilon: 0.1 }, 2..12).unwrap();
         let config = OptimizerConfig {
-            kind: OptimizerKind::Adam,
-            beta1: 0.9,
-            beta2: 0.98,
-            eps: 1e-9,
-            weight_decay: 0.0,
             clip_norm: Some(1.0),
+            ..adam()
         };
         let mut optimizer = Optimizer::with_kernels(&vs, &config, kernels).unwrap();
         let ids = |modulus: i64, low: i64| {
@@ -424,18 +422,7 @@ mod tests {
         let criterion = Criterion::new(Loss::CrossEntropy, 2..12).unwrap();
         let vs = nn::VarStore::new(Device::Cpu);
         let net = model::build(&vs.root(), &tiny(Architecture::Vanilla), 30, 12, Scheme::Separate).unwrap();
-        let optimizer = Optimizer::new(
-            &vs,
-            &OptimizerConfig {
-                kind: OptimizerKind::Adam,
-                beta1: 0.9,
-                beta2: 0.98,
-                eps: 1e-9,
-                weight_decay: 0.0,
-                clip_norm: None,
-            },
-        )
-        .unwrap();
+        let optimizer = Optimizer::new(&vs, &adam()).unwrap();
         let stepper =
             Stepper::new(net.as_ref(), &criterion, false, Device::Cpu).with_cuda_graph(Device::Cpu, &optimizer, 8);
         match stepper.graph_status() {

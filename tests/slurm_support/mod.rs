@@ -10,12 +10,18 @@
 
 #![allow(dead_code)] // The tests and the benchmark use different parts.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+pub use common::text;
+use common::tiny_experiment;
 
 /// Ports unlikely to clash with a real Slurm (6817/6818) or anything else.
 const CONTROLLER_PORT: u16 = 47817;
@@ -24,17 +30,6 @@ const NODE_PORT: u16 = 47818;
 const MACHINE_LOCK: &str = "/tmp/runner-slurm-test.lock";
 /// How long a whole submission may take before the caller gives up.
 pub const PATIENCE: Duration = Duration::from_secs(300);
-
-const SETTINGS: &str = r#"
-    dataset {
-        window length=32 step=32
-        quantize dstart=3 duration=3 velocity=3
-    }
-    model { d-model 16; d-ff 32; layers 1; heads 2 }
-    train { epochs EPOCHS; batch-size 128; accumulate 1 }
-    evaluate { examples 1; greedy #false }
-    schedule noam warmup=10
-"#;
 
 /// A running single-node cluster and a scratch folder for the experiments.
 pub struct Cluster {
@@ -229,8 +224,7 @@ impl Cluster {
     /// Writes an experiment with the tiny settings and `extra` nodes.
     pub fn experiment(&self, name: &str, epochs: u32, extra: &str) -> String {
         let path = self.dir.join(format!("work/{name}.kdl"));
-        let body = SETTINGS.replace("EPOCHS", &epochs.to_string());
-        std::fs::write(&path, format!("experiment {name} {{\n{body}\n{extra}\n}}\n")).unwrap();
+        std::fs::write(&path, tiny_experiment(name, epochs, extra)).unwrap();
         path.display().to_string()
     }
 
@@ -309,10 +303,6 @@ fn node_name() -> String {
 
 pub fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-pub fn text(output: &Output) -> String {
-    format!("{}{}", lossy(&output.stdout), lossy(&output.stderr))
 }
 
 /// Files under `dir` whose name ends with `.EXT`, sorted.
