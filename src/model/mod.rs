@@ -243,6 +243,25 @@ impl Mask {
     }
 }
 
+/// One projection's output `[B, L, n * H * d_kv]` → `n` tensors
+/// `[B, H, L, d_kv]` (views; queries, keys, values in the order the fused
+/// weight stacks them).
+fn split_heads(y: &Tensor, heads: i64, d_kv: i64) -> Vec<Tensor> {
+    let (b, l, _) = y.size3().expect("[B, L, n * H * d_kv]");
+    // [B, L, n * H * d_kv] -> n x [B, L, H * d_kv] -> [B, L, H, d_kv] -> [B, H, L, d_kv]
+    y.split(heads * d_kv, 2)
+        .into_iter()
+        .map(|part| part.view([b, l, heads, d_kv]).transpose(1, 2))
+        .collect()
+}
+
+/// Attention output over heads `[B, H, T, d_kv]` → `[B, T, H * d_kv]`.
+fn merge_heads(y: &Tensor) -> Tensor {
+    let (b, h, t, d) = y.size4().expect("[B, H, T, d_kv]");
+    // [B, H, T, d_kv] -> [B, T, H, d_kv] -> [B, T, H * d_kv]
+    y.transpose(1, 2).contiguous().view([b, t, h * d])
+}
+
 /// Fused attention over heads: `q` `[B, H, T, d]`, `k` and `v` `[B, H, S, d]`
 /// → `[B, H, T, d]`. Dropout on the attention probabilities when training;
 /// `scale` `None` is `1/sqrt(d)`.

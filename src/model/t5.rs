@@ -9,7 +9,9 @@
 //!   norm.
 //! - Attention without biases, inner width `heads * d_kv` (which may differ
 //!   from `d_model`), and no `1/sqrt(d_kv)` scaling of the scores; dropout
-//!   on the probabilities.
+//!   on the probabilities. Projections that read the same input are one
+//!   fused map (self-attention's `qkv`, cross-attention's `kv` beside its
+//!   `q`): HF's separate weights stacked along the output.
 //! - Relative position bias ([`relative_position_bucket`]): a
 //!   `[buckets, heads]` table in the first block of each stack, shared by all
 //!   its blocks, bidirectional in the encoder and causal in the decoder;
@@ -24,22 +26,26 @@
 //!
 //! Initialisation follows HF `T5PreTrainedModel._init_weights` with factor
 //! 1.0: embeddings and `lm_head` normal(0, 1); `q` normal(0,
-//! (d_model * d_kv)^-0.5); `k`, `v` normal(0, d_model^-0.5); `o` normal(0,
-//! (heads * d_kv)^-0.5); `wi` normal(0, d_model^-0.5); `wo` normal(0,
-//! d_ff^-0.5); the relative bias table normal(0, d_model^-0.5); norms at one.
+//! (d_model * d_kv)^-0.5); `k`, `v` normal(0, d_model^-0.5) (block by block
+//! in the fused weights); `o` normal(0, (heads * d_kv)^-0.5); `wi` normal(0,
+//! d_model^-0.5); `wo` normal(0, d_ff^-0.5); the relative bias table
+//! normal(0, d_model^-0.5); norms at one.
 //!
-//! Checkpoint keys mirror HF's (`{i}` a block number):
+//! Checkpoint keys mirror HF's (`{i}` a block number), except that the fused
+//! projections replace HF's `q`/`k`/`v` (self-attention) and `k`/`v`
+//! (cross-attention); a HF checkpoint's are their row blocks, in that order:
 //!
 //! ```text
 //! shared.weight                                           (shared scheme)
 //! encoder.embed_tokens.weight, decoder.embed_tokens.weight (separate scheme)
-//! encoder.block.{i}.layer.0.SelfAttention.{q,k,v,o}.weight
+//! encoder.block.{i}.layer.0.SelfAttention.{qkv,o}.weight    (qkv: [3 * heads * d_kv, d_model])
 //! encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight
 //! encoder.block.{i}.layer.0.layer_norm.weight
 //! encoder.block.{i}.layer.1.DenseReluDense.{wi,wo}.weight
 //! encoder.block.{i}.layer.1.layer_norm.weight
 //! encoder.final_layer_norm.weight                         (pre-norm)
 //! decoder.block.{i}.layer.0.SelfAttention.…, layer.1.EncDecAttention.…, layer.2.DenseReluDense.…
+//! decoder.block.{i}.layer.1.EncDecAttention.{q,kv,o}.weight  (kv: [2 * heads * d_kv, d_model])
 //! lm_head.weight                                          (untied)
 //! ```
 
@@ -47,7 +53,7 @@ use tch::nn::Module;
 use tch::{Kind, Tensor, nn};
 
 use super::vanilla::sinusoids;
-use super::{Mask, Memory, Seq2Seq, Sizes, attend, residual};
+use super::{Mask, Memory, Seq2Seq, Sizes, attend, merge_heads, residual, split_heads};
 use crate::plan::config::{ModelConfig, Norm};
 
 /// The bucket of a relative position (`key position - query position`), as
@@ -142,6 +148,18 @@ fn weight(p: nn::Path, d_out: i64, d_in: i64, std: f64) -> Tensor {
     p.var("weight", &[d_out, d_in], nn::Init::Randn { mean: 0.0, stdev: std })
 }
 
+/// A bias-free fused linear weight: `[d_out, d_in]` blocks stacked along the
+/// output, each drawn from normal(0, its std) (a fused q/k/v projection
+/// starts as HF's separate ones do).
+fn fused_weight(p: nn::Path, d_out: i64, d_in: i64, stds: &[f64]) -> Tensor {
+    let options = (Kind::Float, p.device());
+    let blocks: Vec<Tensor> = stds
+        .iter()
+        .map(|std| Tensor::randn([d_out, d_in], options) * *std)
+        .collect();
+    p.var_copy("weight", &Tensor::cat(&blocks, 0))
+}
+
 /// `T5LayerNorm`: RMS norm with a weight and no bias.
 #[derive(Debug)]
 struct RmsNorm {
@@ -164,48 +182,106 @@ impl nn::Module for RmsNorm {
     }
 }
 
-/// `T5Attention` without its position bias (the stack holds that).
+/// What `T5Attention`'s self- and cross-attention share: the head layout,
+/// attention dropout and the output projection `o` (the position bias lives
+/// in the stack).
 #[derive(Debug)]
-struct Attention {
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
+struct Heads {
     o: Tensor,
     heads: i64,
     d_kv: i64,
     dropout: f64,
 }
 
-impl Attention {
-    fn new(p: &nn::Path, sizes: Sizes) -> Attention {
-        let (d, inner) = (sizes.d_model, sizes.heads * sizes.d_kv);
-        Attention {
-            q: weight(p / "q", inner, d, ((d * sizes.d_kv) as f64).powf(-0.5)),
-            k: weight(p / "k", inner, d, (d as f64).powf(-0.5)),
-            v: weight(p / "v", inner, d, (d as f64).powf(-0.5)),
-            o: weight(p / "o", d, inner, (inner as f64).powf(-0.5)),
+impl Heads {
+    fn new(p: &nn::Path, sizes: Sizes) -> Heads {
+        let inner = sizes.heads * sizes.d_kv;
+        Heads {
+            o: weight(p / "o", sizes.d_model, inner, (inner as f64).powf(-0.5)),
             heads: sizes.heads,
             d_kv: sizes.d_kv,
             dropout: sizes.dropout,
         }
     }
 
-    /// Queries from `x` `[B, T, D]`, keys and values from `context` `[B, S, D]`.
-    fn forward(&self, x: &Tensor, context: &Tensor, mask: &Mask, train: bool) -> Tensor {
-        let (b, t, _) = x.size3().expect("[B, T, D]");
-        let s = context.size()[1];
-        // [B, L, H * d_kv] -> [B, L, H, d_kv] -> [B, H, L, d_kv]
-        let split = |y: Tensor, len: i64| y.view([b, len, self.heads, self.d_kv]).transpose(1, 2);
-        let q = split(x.linear::<&Tensor>(&self.q, None), t);
-        let k = split(context.linear::<&Tensor>(&self.k, None), s);
-        let v = split(context.linear::<&Tensor>(&self.v, None), s);
-        // T5 does not scale the scores.
-        let y = attend(&q, &k, &v, mask, self.dropout, train, Some(1.0));
-        // [B, H, T, d_kv] -> [B, T, H, d_kv] -> [B, T, H * d_kv]
-        y.transpose(1, 2)
-            .contiguous()
-            .view([b, t, self.heads * self.d_kv])
-            .linear::<&Tensor>(&self.o, None)
+    /// A projection's output `[B, L, n * H * d_kv]` → `n` × `[B, H, L, d_kv]`.
+    fn split(&self, y: &Tensor) -> Vec<Tensor> {
+        split_heads(y, self.heads, self.d_kv)
+    }
+
+    /// Queries `[B, H, T, d_kv]` attend to keys and values `[B, H, S, d_kv]`
+    /// (T5 does not scale the scores); heads merged and projected: `[B, T, D]`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Mask, train: bool) -> Tensor {
+        merge_heads(&attend(q, k, v, mask, self.dropout, train, Some(1.0))).linear::<&Tensor>(&self.o, None)
+    }
+}
+
+/// Self-attention: queries, keys and values from one fused projection `qkv`
+/// (HF's `q`, `k`, `v` stacked).
+#[derive(Debug)]
+struct SelfAttention {
+    qkv: Tensor,
+    heads: Heads,
+}
+
+impl SelfAttention {
+    fn new(p: &nn::Path, sizes: Sizes) -> SelfAttention {
+        let (d, inner) = (sizes.d_model, sizes.heads * sizes.d_kv);
+        let (q_std, kv_std) = (((d * sizes.d_kv) as f64).powf(-0.5), (d as f64).powf(-0.5));
+        SelfAttention {
+            qkv: fused_weight(p / "qkv", inner, d, &[q_std, kv_std, kv_std]),
+            heads: Heads::new(p, sizes),
+        }
+    }
+
+    /// `x` `[B, L, D]` → `[B, L, D]`.
+    fn forward(&self, x: &Tensor, mask: &Mask, train: bool) -> Tensor {
+        let [q, k, v] = self.project(x);
+        self.heads.attend(&q, &k, &v, mask, train)
+    }
+
+    /// Queries, keys and values `[B, H, L, d_kv]` of `x` `[B, L, D]`.
+    fn project(&self, x: &Tensor) -> [Tensor; 3] {
+        let y = x.linear::<&Tensor>(&self.qkv, None);
+        self.heads.split(&y).try_into().expect("q, k and v")
+    }
+}
+
+/// Cross-attention: queries from the decoder (`q`), keys and values from the
+/// encoder's output by one fused projection `kv` (HF's `k`, `v` stacked).
+#[derive(Debug)]
+struct CrossAttention {
+    q: Tensor,
+    kv: Tensor,
+    heads: Heads,
+}
+
+impl CrossAttention {
+    fn new(p: &nn::Path, sizes: Sizes) -> CrossAttention {
+        let (d, inner) = (sizes.d_model, sizes.heads * sizes.d_kv);
+        let kv_std = (d as f64).powf(-0.5);
+        CrossAttention {
+            q: weight(p / "q", inner, d, ((d * sizes.d_kv) as f64).powf(-0.5)),
+            kv: fused_weight(p / "kv", inner, d, &[kv_std, kv_std]),
+            heads: Heads::new(p, sizes),
+        }
+    }
+
+    /// Keys and values `[B, H, S, d_kv]` of `memory` `[B, S, D]`.
+    fn keys_values(&self, memory: &Tensor) -> (Tensor, Tensor) {
+        let y = memory.linear::<&Tensor>(&self.kv, None);
+        let [k, v] = self.heads.split(&y).try_into().expect("k and v");
+        (k, v)
+    }
+
+    /// Queries from `x` `[B, T, D]` attend to `memory`'s keys and values: `[B, T, D]`.
+    fn forward(&self, x: &Tensor, (k, v): &(Tensor, Tensor), mask: &Mask, train: bool) -> Tensor {
+        let [q] = self
+            .heads
+            .split(&x.linear::<&Tensor>(&self.q, None))
+            .try_into()
+            .expect("q");
+        self.heads.attend(&q, k, v, mask, train)
     }
 }
 
@@ -239,8 +315,8 @@ impl DenseReluDense {
 /// cross-attention, then the feed-forward, each with its own norm.
 #[derive(Debug)]
 struct Block {
-    self_attn: (Attention, RmsNorm),
-    cross_attn: Option<(Attention, RmsNorm)>,
+    self_attn: (SelfAttention, RmsNorm),
+    cross_attn: Option<(CrossAttention, RmsNorm)>,
     ff: (DenseReluDense, RmsNorm),
     placement: Norm,
     dropout: f64,
@@ -252,12 +328,12 @@ impl Block {
         let ff = &layer / if decoder { 2 } else { 1 };
         Block {
             self_attn: (
-                Attention::new(&(&layer / 0 / "SelfAttention"), sizes),
+                SelfAttention::new(&(&layer / 0 / "SelfAttention"), sizes),
                 RmsNorm::new(&layer / 0 / "layer_norm", sizes.d_model),
             ),
             cross_attn: decoder.then(|| {
                 (
-                    Attention::new(&(&layer / 1 / "EncDecAttention"), sizes),
+                    CrossAttention::new(&(&layer / 1 / "EncDecAttention"), sizes),
                     RmsNorm::new(&layer / 1 / "layer_norm", sizes.d_model),
                 )
             }),
@@ -274,10 +350,10 @@ impl Block {
     fn forward(&self, x: &Tensor, self_mask: &Mask, memory: Option<(&Tensor, &Mask)>, train: bool) -> Tensor {
         let (placement, p) = (self.placement, self.dropout);
         let (attn, norm) = &self.self_attn;
-        let mut x = residual(x, norm, placement, p, train, |h| attn.forward(h, h, self_mask, train));
+        let mut x = residual(x, norm, placement, p, train, |h| attn.forward(h, self_mask, train));
         if let (Some((attn, norm)), Some((memory, cross_mask))) = (&self.cross_attn, memory) {
             x = residual(&x, norm, placement, p, train, |h| {
-                attn.forward(h, memory, cross_mask, train)
+                attn.forward(h, &attn.keys_values(memory), cross_mask, train)
             });
         }
         let (ff, norm) = &self.ff;
@@ -529,7 +605,7 @@ mod tests {
         let names = keys(&cfg(), Scheme::Shared);
         for name in [
             "shared.weight",
-            "encoder.block.0.layer.0.SelfAttention.q.weight",
+            "encoder.block.0.layer.0.SelfAttention.qkv.weight",
             "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
             "encoder.block.1.layer.0.layer_norm.weight",
             "encoder.block.1.layer.1.DenseReluDense.wi.weight",
@@ -537,6 +613,8 @@ mod tests {
             "encoder.final_layer_norm.weight",
             "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
             "decoder.block.1.layer.1.EncDecAttention.o.weight",
+            "decoder.block.1.layer.1.EncDecAttention.q.weight",
+            "decoder.block.0.layer.1.EncDecAttention.kv.weight",
             "decoder.block.1.layer.2.DenseReluDense.wo.weight",
             "decoder.final_layer_norm.weight",
         ] {
@@ -546,8 +624,10 @@ mod tests {
         // tied model has no lm_head.
         assert!(!names.iter().any(|k| k.contains("block.1") && k.contains("relative")));
         assert!(!names.iter().any(|k| k.ends_with(".bias") || k.starts_with("lm_head")));
-        let encoder_block = 4 + 2 + 2;
-        let decoder_block = 8 + 2 + 3;
+        // Per block: self-attention qkv and o, cross-attention q, kv and o, the
+        // feed-forward wi and wo, a norm per sublayer.
+        let encoder_block = 2 + 2 + 2;
+        let decoder_block = 5 + 2 + 3;
         assert_eq!(names.len(), 1 + 2 * encoder_block + 2 * decoder_block + 2 + 2);
 
         let untied = ModelConfig {
@@ -593,8 +673,19 @@ mod tests {
         };
         let attention = "encoder.block.0.layer.0.SelfAttention";
         near("shared.weight", 1.0);
-        near(&format!("{attention}.q.weight"), (64.0f64 * 16.0).powf(-0.5));
-        near(&format!("{attention}.k.weight"), 64f64.powf(-0.5));
+        // Fused weights: each [64, 64] block with HF's std for its role.
+        let blocks_near = |name: &str, expected: &[f64]| {
+            let blocks = vars[name].chunk(expected.len() as i64, 0);
+            for (block, expected) in blocks.iter().zip(expected) {
+                let got = block.std(true).double_value(&[]);
+                assert!((got / expected - 1.0).abs() < 0.1, "{name}: {got} vs {expected}");
+            }
+        };
+        let (q_std, kv_std) = ((64.0f64 * 16.0).powf(-0.5), 64f64.powf(-0.5));
+        blocks_near(&format!("{attention}.qkv.weight"), &[q_std, kv_std, kv_std]);
+        let cross = "decoder.block.0.layer.1.EncDecAttention";
+        near(&format!("{cross}.q.weight"), q_std);
+        blocks_near(&format!("{cross}.kv.weight"), &[kv_std, kv_std]);
         near(&format!("{attention}.o.weight"), 64f64.powf(-0.5));
         near("encoder.block.0.layer.1.DenseReluDense.wo.weight", 128f64.powf(-0.5));
     }
