@@ -97,6 +97,11 @@ pub const DEFAULT_RELATIVE_BUCKETS: usize = 32;
 /// T5's default relative-position max distance.
 pub const DEFAULT_RELATIVE_MAX_DISTANCE: usize = 128;
 
+/// Positions whose sinusoids and relative-position buckets a model computes
+/// once, at construction (windows are 128 notes plus `<CLS>`); longer
+/// sequences get theirs computed when they come.
+const CACHED_POSITIONS: i64 = 1024;
+
 /// Sizes checked and converted for libtorch, shared by both architectures.
 #[derive(Debug, Clone, Copy)]
 struct Sizes {

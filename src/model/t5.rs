@@ -52,8 +52,8 @@
 use tch::nn::Module;
 use tch::{Kind, Tensor, nn};
 
-use super::vanilla::sinusoids;
-use super::{Mask, Memory, Seq2Seq, Sizes, attend, merge_heads, residual, split_heads};
+use super::vanilla::SinusoidTable;
+use super::{CACHED_POSITIONS, Mask, Memory, Seq2Seq, Sizes, attend, merge_heads, residual, split_heads};
 use crate::plan::config::{ModelConfig, Norm};
 
 /// The bucket of a relative position (`key position - query position`), as
@@ -96,6 +96,9 @@ pub(crate) struct RelativeBias {
     /// farther positions share the bucket of `±max_distance`.
     table: Tensor,
     max_distance: i64,
+    /// Buckets `[P, P]` of the first [`CACHED_POSITIONS`] query and key
+    /// positions, computed once: every shorter `[T, S]` is a view of it.
+    cached: Tensor,
 }
 
 impl RelativeBias {
@@ -111,36 +114,49 @@ impl RelativeBias {
         let table: Vec<i64> = (-max_distance..=max_distance)
             .map(|r| relative_position_bucket(r, bidirectional, buckets, max_distance))
             .collect();
+        let table = Tensor::from_slice(&table).to_device(p.device());
         RelativeBias {
             weight: p.var("weight", &[buckets, heads], init),
-            table: Tensor::from_slice(&table).to_device(p.device()),
+            cached: bucket_matrix(&table, max_distance, 0, CACHED_POSITIONS, CACHED_POSITIONS),
+            table,
             max_distance,
         }
     }
 
-    /// Buckets `[T, S]` of `queries` query and `keys` key positions.
-    fn buckets(&self, queries: i64, keys: i64) -> Tensor {
-        let device = self.weight.device();
-        let q = Tensor::arange(queries, (Kind::Int64, device));
-        let k = Tensor::arange(keys, (Kind::Int64, device));
-        // key - query: [1, S] - [T, 1] -> [T, S]
-        let relative = k.unsqueeze(0) - q.unsqueeze(1);
-        let index = relative.clamp(-self.max_distance, self.max_distance) + self.max_distance;
-        // [T * S] -> [T, S]
-        self.table
-            .to_device(device)
-            .index_select(0, &index.view([-1]))
-            .view([queries, keys])
+    /// Buckets `[T, S]` of the `queries` query positions from `first_query`
+    /// on against key positions `0..keys`.
+    fn buckets(&self, first_query: i64, queries: i64, keys: i64) -> Tensor {
+        if first_query + queries <= CACHED_POSITIONS && keys <= CACHED_POSITIONS {
+            self.cached.narrow(0, first_query, queries).narrow(1, 0, keys)
+        } else {
+            bucket_matrix(&self.table, self.max_distance, first_query, queries, keys)
+        }
     }
 
-    /// The bias `[1, H, T, S]`.
-    pub(crate) fn forward(&self, queries: i64, keys: i64) -> Tensor {
-        let buckets = self.buckets(queries, keys);
+    /// The bias `[1, H, T, S]` of `queries` query positions from
+    /// `first_query` on (0 for a whole sequence, `t` for the one new query of
+    /// an incremental step) against key positions `0..keys`.
+    pub(crate) fn forward(&self, first_query: i64, queries: i64, keys: i64) -> Tensor {
+        let buckets = self.buckets(first_query, queries, keys);
         // [T, S] -> [T, S, H] -> [H, T, S] -> [1, H, T, S]
         Tensor::embedding(&self.weight, &buckets, -1, false, false)
             .permute([2, 0, 1])
             .unsqueeze(0)
     }
+}
+
+/// Buckets `[T, S]` of `queries` query positions from `first_query` on
+/// against key positions `0..keys`, looked up in `table` (the bucket of each
+/// relative position `-max_distance..=max_distance`).
+fn bucket_matrix(table: &Tensor, max_distance: i64, first_query: i64, queries: i64, keys: i64) -> Tensor {
+    let device = table.device();
+    let q = Tensor::arange_start(first_query, first_query + queries, (Kind::Int64, device));
+    let k = Tensor::arange(keys, (Kind::Int64, device));
+    // key - query: [1, S] - [T, 1] -> [T, S]
+    let relative = k.unsqueeze(0) - q.unsqueeze(1);
+    let index = relative.clamp(-max_distance, max_distance) + max_distance;
+    // [T * S] -> [T, S]
+    table.index_select(0, &index.view([-1])).view([queries, keys])
 }
 
 /// A bias-free linear weight `[d_out, d_in]` drawn from normal(0, std).
@@ -397,7 +413,7 @@ impl Stack {
         let len = x.size()[1];
         let decoder = memory.is_some();
         // [1, H, L, L]
-        let bias = self.relative_bias.as_ref().map(|b| b.forward(len, len));
+        let bias = self.relative_bias.as_ref().map(|b| b.forward(0, len, len));
         let self_mask = Mask::new(bias, decoder, keep, len);
         let cross_mask = memory.map(|m| Mask::new(None, false, m.keep.as_ref(), len));
         let cross = memory.zip(cross_mask.as_ref()).map(|(m, mask)| (&m.states, mask));
@@ -421,7 +437,8 @@ pub struct T5 {
     decoder: Stack,
     /// `None` when tied to `tgt_embed`.
     lm_head: Option<Tensor>,
-    sinusoids: bool,
+    /// With [`Positions::Sinusoidal`](crate::plan::config::Positions::Sinusoidal) only.
+    positions: Option<SinusoidTable>,
     d_model: i64,
 }
 
@@ -445,26 +462,26 @@ impl T5 {
             encoder: Stack::new(p / "encoder", sizes, cfg.norm, sizes.encoder_layers, false),
             decoder: Stack::new(p / "decoder", sizes, cfg.norm, sizes.decoder_layers, true),
             lm_head: (!cfg.tie_embeddings).then(|| weight(p / "lm_head", sizes.tgt_vocab, d, 1.0)),
-            sinusoids: sizes.relative.is_none(),
+            positions: sizes.relative.is_none().then(|| SinusoidTable::new(d, p.device())),
             d_model: d,
         }
     }
 
-    /// Ids `[B, L]` → embeddings `[B, L, D]` (plus sinusoids when positions are not relative).
-    fn embed(&self, table: &Tensor, ids: &Tensor) -> Tensor {
+    /// Ids `[B, L]` at positions `start..start + L` → embeddings `[B, L, D]`
+    /// (plus sinusoids when positions are not relative).
+    fn embed(&self, table: &Tensor, ids: &Tensor, start: i64) -> Tensor {
         let x = Tensor::embedding(table, ids, -1, false, false);
-        if self.sinusoids {
+        match &self.positions {
             // [L, D] broadcast over the batch
-            x + sinusoids(ids.size()[1], self.d_model, ids.device())
-        } else {
-            x
+            Some(positions) => x + positions.at(start, ids.size()[1]),
+            None => x,
         }
     }
 }
 
 impl Seq2Seq for T5 {
     fn encode(&self, src: &Tensor, keep: Option<&Tensor>, train: bool) -> Memory {
-        let x = self.embed(&self.src_embed, src);
+        let x = self.embed(&self.src_embed, src, 0);
         Memory {
             states: self.encoder.forward(x, keep, None, train),
             keep: keep.map(Tensor::shallow_clone),
@@ -472,7 +489,7 @@ impl Seq2Seq for T5 {
     }
 
     fn decode(&self, memory: &Memory, tgt_in: &Tensor, train: bool) -> Tensor {
-        let x = self.embed(&self.tgt_embed, tgt_in);
+        let x = self.embed(&self.tgt_embed, tgt_in, 0);
         let h = self.decoder.forward(x, None, Some(memory), train);
         // [B, T, D] -> [B, T, V_out]
         match &self.lm_head {
@@ -581,12 +598,28 @@ mod tests {
         for bidirectional in [true, false] {
             let init = nn::Init::Const(0.0);
             let bias = RelativeBias::new(vs.root() / bidirectional, 2, 32, 128, bidirectional, init);
-            let buckets = bias.buckets(300, 310);
-            for (q, k) in [(0, 0), (0, 300), (299, 0), (150, 151), (10, 309), (299, 170)] {
-                let expected = relative_position_bucket(k - q, bidirectional, 32, 128);
-                assert_eq!(buckets.int64_value(&[q, k]), expected, "{q} {k} {bidirectional}");
+            // From the cached matrix (a whole sequence, rows further on), and
+            // computed past its end.
+            let p = CACHED_POSITIONS;
+            for (first, queries, keys) in [(0, 300, 310), (250, 50, 310), (p - 100, 100, p + 10)] {
+                let buckets = bias.buckets(first, queries, keys);
+                assert_eq!(buckets.size(), [queries, keys]);
+                for (i, k) in [
+                    (0, 0),
+                    (0, 300),
+                    (49, 0),
+                    (20, 151),
+                    (10, 309),
+                    (49, 170),
+                    (queries - 1, keys - 1),
+                ] {
+                    let q = first + i;
+                    let expected = relative_position_bucket(k - q, bidirectional, 32, 128);
+                    assert_eq!(buckets.int64_value(&[i, k]), expected, "{q} {k} {bidirectional}");
+                }
             }
-            assert_eq!(bias.forward(5, 7).size(), [1, 2, 5, 7]);
+            assert_eq!(bias.forward(0, 5, 7).size(), [1, 2, 5, 7]);
+            assert_eq!(bias.forward(6, 1, 7).size(), [1, 2, 1, 7]);
         }
     }
 
@@ -701,7 +734,7 @@ mod tests {
         let memory = model.encode(&src, None, false);
         let h = model
             .decoder
-            .forward(model.embed(&model.tgt_embed, &tgt), None, Some(&memory), false);
+            .forward(model.embed(&model.tgt_embed, &tgt, 0), None, Some(&memory), false);
         let expected = (h * 0.25).matmul(&vs.variables()["shared.weight"].tr());
         assert!(
             model

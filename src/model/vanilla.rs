@@ -53,7 +53,7 @@ use tch::nn::Module;
 use tch::{Kind, Tensor, nn};
 
 use super::t5::RelativeBias;
-use super::{Mask, Memory, Seq2Seq, Sizes, attend, merge_heads, residual, split_heads};
+use super::{CACHED_POSITIONS, Mask, Memory, Seq2Seq, Sizes, attend, merge_heads, residual, split_heads};
 use crate::plan::config::{ModelConfig, Norm};
 
 /// Xavier-uniform (Glorot, fan average) for a `[fan_out, fan_in]` matrix.
@@ -94,6 +94,35 @@ pub(crate) fn sinusoids(len: i64, d_model: i64, device: tch::Device) -> Tensor {
     Tensor::stack(&[angle.sin(), angle.cos()], 2)
         .view([len, 2 * half])
         .narrow(1, 0, d_model)
+}
+
+/// Sinusoidal positions ([`sinusoids`]) computed once, on the model's
+/// device, for the first [`CACHED_POSITIONS`] positions; also T5's
+/// sinusoidal option.
+#[derive(Debug)]
+pub(crate) struct SinusoidTable {
+    /// `[P, D]`.
+    table: Tensor,
+}
+
+impl SinusoidTable {
+    /// The table for `d_model` features on `device`.
+    pub(crate) fn new(d_model: i64, device: tch::Device) -> SinusoidTable {
+        SinusoidTable {
+            table: sinusoids(CACHED_POSITIONS, d_model, device),
+        }
+    }
+
+    /// Positions `start..start + len`, `[len, D]`: a view of the table, or
+    /// computed when the table is too short.
+    pub(crate) fn at(&self, start: i64, len: i64) -> Tensor {
+        let (rows, d_model) = self.table.size2().expect("[P, D]");
+        if start + len <= rows {
+            self.table.narrow(0, start, len)
+        } else {
+            sinusoids(start + len, d_model, self.table.device()).narrow(0, start, len)
+        }
+    }
 }
 
 /// The Annotated Transformer's layer norm, `a * (x - mean) / (std + eps) + b`
@@ -327,7 +356,7 @@ impl Stack {
         let len = x.size()[1];
         let decoder = memory.is_some();
         // [1, H, L, L]
-        let bias = self.relative_bias.as_ref().map(|b| b.forward(len, len));
+        let bias = self.relative_bias.as_ref().map(|b| b.forward(0, len, len));
         let self_mask = Mask::new(bias, decoder, keep, len);
         let cross_mask = memory.map(|m| Mask::new(None, false, m.keep.as_ref(), len));
         let cross = memory.zip(cross_mask.as_ref()).map(|(m, mask)| (&m.states, mask));
@@ -351,7 +380,8 @@ pub struct Vanilla {
     decoder: Stack,
     generator_weight: Tensor,
     generator_bias: Tensor,
-    sinusoids: bool,
+    /// `None` with relative positions.
+    positions: Option<SinusoidTable>,
     d_model: i64,
     dropout: f64,
 }
@@ -386,21 +416,20 @@ impl Vanilla {
             decoder,
             generator_weight,
             generator_bias,
-            sinusoids: sizes.relative.is_none(),
+            positions: sizes.relative.is_none().then(|| SinusoidTable::new(d, p.device())),
             d_model: d,
             dropout: sizes.dropout,
         }
     }
 
-    /// Ids `[B, L]` → `dropout(embed(ids) * sqrt(d_model) + positions)` `[B, L, D]`.
-    fn embed(&self, table: &Tensor, ids: &Tensor, train: bool) -> Tensor {
+    /// Ids `[B, L]` at positions `start..start + L` →
+    /// `dropout(embed(ids) * sqrt(d_model) + positions)` `[B, L, D]`.
+    fn embed(&self, table: &Tensor, ids: &Tensor, start: i64, train: bool) -> Tensor {
         let x = Tensor::embedding(table, ids, -1, false, false) * (self.d_model as f64).sqrt();
-        let x = if self.sinusoids {
-            let len = ids.size()[1];
+        let x = match &self.positions {
             // [L, D] broadcast over the batch
-            x + sinusoids(len, self.d_model, ids.device())
-        } else {
-            x
+            Some(positions) => x + positions.at(start, ids.size()[1]),
+            None => x,
         };
         x.dropout(self.dropout, train)
     }
@@ -408,7 +437,7 @@ impl Vanilla {
 
 impl Seq2Seq for Vanilla {
     fn encode(&self, src: &Tensor, keep: Option<&Tensor>, train: bool) -> Memory {
-        let x = self.embed(&self.src_embed, src, train);
+        let x = self.embed(&self.src_embed, src, 0, train);
         Memory {
             states: self.encoder.forward(x, keep, None, train),
             keep: keep.map(Tensor::shallow_clone),
@@ -416,7 +445,7 @@ impl Seq2Seq for Vanilla {
     }
 
     fn decode(&self, memory: &Memory, tgt_in: &Tensor, train: bool) -> Tensor {
-        let x = self.embed(&self.tgt_embed, tgt_in, train);
+        let x = self.embed(&self.tgt_embed, tgt_in, 0, train);
         // [B, T, D] -> [B, T, V_out]
         self.decoder
             .forward(x, None, Some(memory), train)
@@ -611,6 +640,18 @@ mod tests {
         assert!((at(1, 0) - 1f64.sin()).abs() < 1e-6);
         // An odd width keeps the first d features.
         assert_eq!(sinusoids(2, 5, tch::Device::Cpu).size(), [2, 5]);
+    }
+
+    #[test]
+    fn the_sinusoid_table_gives_the_positions_asked_for_within_and_beyond_it() {
+        let table = SinusoidTable::new(6, tch::Device::Cpu);
+        let p = CACHED_POSITIONS;
+        for (start, len) in [(0, 129), (7, 1), (p - 3, 3), (p - 3, 10), (p + 5, 2)] {
+            let expected = sinusoids(start + len, 6, tch::Device::Cpu).narrow(0, start, len);
+            let got = table.at(start, len);
+            assert_eq!(got.size(), [len, 6]);
+            assert!(max_diff(&got, &expected) < 1e-6, "{start} {len}");
+        }
     }
 
     #[test]
