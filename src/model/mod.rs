@@ -10,12 +10,17 @@
 //! Both take source ids `[B, S]` and teacher-forced target ids `[B, T]`
 //! (`<CLS>` followed by all but the last target) and return logits
 //! `[B, T, V_out]` over the target vocabulary; the log-softmax belongs to the
-//! loss ([`crate::train::loss`]). Greedy decoding runs [`Seq2Seq::encode`]
-//! once and [`Seq2Seq::decode`] on a growing prefix (recomputing the whole
-//! prefix at every step; there is no key/value cache).
+//! loss ([`crate::train::loss`]).
 //!
-//! What the two files share lives here: the attention masks and the call to
-//! libtorch's fused attention ([`Tensor::scaled_dot_product_attention`]).
+//! Greedy decoding runs [`Seq2Seq::encode`] once, then feeds one target at a
+//! time to [`Seq2Seq::decode_next`]: a [`DecodeState`] keeps each decoder
+//! layer's self-attention keys and values (one row more per step) and its
+//! cross-attention keys and values (computed once from the memory), so a
+//! step costs one position's work instead of the whole prefix's.
+//!
+//! What the two files share lives here: the attention masks, the head split,
+//! the key/value cache and the call to libtorch's fused attention
+//! ([`Tensor::scaled_dot_product_attention`]).
 
 pub mod t5;
 pub mod vanilla;
@@ -35,6 +40,17 @@ pub trait Seq2Seq: Send {
     /// targets `0..=t`.
     fn decode(&self, memory: &Memory, tgt_in: &Tensor, train: bool) -> Tensor;
 
+    /// Starts incremental decoding against an encoded source (eval mode):
+    /// the state holds each decoder layer's cross-attention keys and values,
+    /// computed here once, and no targets yet.
+    fn start_decoding(&self, memory: &Memory) -> DecodeState;
+
+    /// Feeds the next target ids `[B, 1]` (`<CLS>` first) in eval mode and
+    /// returns the logits `[B, V_out]` at their position: the last row of
+    /// [`Seq2Seq::decode`] on all the targets fed so far, computed from the
+    /// cached keys and values of the earlier ones.
+    fn decode_next(&self, state: &mut DecodeState, ids: &Tensor) -> Tensor;
+
     /// [`Seq2Seq::encode`] (every source position kept) then
     /// [`Seq2Seq::decode`]: logits `[B, T, V_out]`.
     fn forward(&self, src: &Tensor, tgt_in: &Tensor, train: bool) -> Tensor {
@@ -50,6 +66,60 @@ pub struct Memory {
     pub states: Tensor,
     /// Source positions that may be attended to, `[B, S]` bool; `None` for all.
     pub keep: Option<Tensor>,
+}
+
+/// What incremental decoding ([`Seq2Seq::decode_next`]) carries from one
+/// step to the next.
+#[derive(Debug)]
+pub struct DecodeState {
+    /// One entry per decoder layer.
+    layers: Vec<LayerCache>,
+    /// Which memory positions cross-attention may read (one query row).
+    cross_mask: Mask,
+    /// Targets fed so far: the position of the next one.
+    position: i64,
+}
+
+impl DecodeState {
+    /// A state before the first target, with each decoder layer's
+    /// cross-attention keys and values.
+    fn new(cross_kv: Vec<(Tensor, Tensor)>, memory: &Memory) -> DecodeState {
+        DecodeState {
+            layers: cross_kv
+                .into_iter()
+                .map(|cross_kv| LayerCache {
+                    self_kv: None,
+                    cross_kv,
+                })
+                .collect(),
+            cross_mask: Mask::new(None, false, memory.keep.as_ref(), 1),
+            position: 0,
+        }
+    }
+}
+
+/// One decoder layer's cached keys and values.
+#[derive(Debug)]
+struct LayerCache {
+    /// Self-attention keys and values of the targets so far, `[B, H, t, d_kv]`
+    /// each; `None` before the first.
+    self_kv: Option<(Tensor, Tensor)>,
+    /// Cross-attention keys and values of the memory, `[B, H, S, d_kv]` each.
+    cross_kv: (Tensor, Tensor),
+}
+
+impl LayerCache {
+    /// Appends one target's self-attention keys and values
+    /// (`[B, H, 1, d_kv]`) and returns all of them so far.
+    fn append(&mut self, k: Tensor, v: Tensor) -> (Tensor, Tensor) {
+        let (k, v) = match self.self_kv.take() {
+            // [B, H, t, d_kv] + [B, H, 1, d_kv] -> [B, H, t + 1, d_kv]
+            Some((keys, values)) => (Tensor::cat(&[keys, k], 2), Tensor::cat(&[values, v], 2)),
+            None => (k, v),
+        };
+        self.self_kv = Some((k.shallow_clone(), v.shallow_clone()));
+        (k, v)
+    }
 }
 
 /// A configuration the networks cannot be built from.
@@ -399,6 +469,38 @@ pub(crate) mod tests {
         let _ = src.narrow(1, 6, 3).fill_(0);
         let decode = |src: &Tensor| model.decode(&model.encode(src, Some(&keep), false), &tgt, false);
         assert!(max_diff(&decode(&src), &decode(&other)) < 1e-6, "{cfg:?}");
+    }
+
+    /// Feeding targets one at a time to [`Seq2Seq::decode_next`] gives, at
+    /// every step, the last row of [`Seq2Seq::decode`] on the prefix so far:
+    /// with every source position kept and with some hidden.
+    pub(crate) fn check_incremental(cfg: &ModelConfig) {
+        tch::manual_seed(10);
+        let scheme = Scheme::Separate;
+        let (sv, tv) = vocabs(scheme);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = build(&vs.root(), cfg, sv, tv, scheme).unwrap();
+        let src = ids(2, 9, 0, sv);
+        let tgt = ids(2, 12, 0, tv);
+        let hidden_tail = Tensor::arange(9, (Kind::Int64, Device::Cpu))
+            .lt(6)
+            .unsqueeze(0)
+            .repeat([2, 1]);
+        for keep in [None, Some(&hidden_tail)] {
+            let memory = model.encode(&src, keep, false);
+            let mut state = model.start_decoding(&memory);
+            for t in 0..12 {
+                let step = model.decode_next(&mut state, &tgt.narrow(1, t, 1));
+                let prefix = model.decode(&memory, &tgt.narrow(1, 0, t + 1), false).select(1, t);
+                assert_eq!(step.size(), [2, tv]);
+                let diff = max_diff(&step, &prefix);
+                assert!(
+                    diff < 1e-5,
+                    "{cfg:?} keep {}: step {t} differs by {diff}",
+                    keep.is_some()
+                );
+            }
+        }
     }
 
     /// Trains a tiny model of `cfg` with Adam on one fixed batch and returns

@@ -53,7 +53,9 @@ use tch::nn::Module;
 use tch::{Kind, Tensor, nn};
 
 use super::vanilla::SinusoidTable;
-use super::{CACHED_POSITIONS, Mask, Memory, Seq2Seq, Sizes, attend, merge_heads, residual, split_heads};
+use super::{
+    CACHED_POSITIONS, DecodeState, LayerCache, Mask, Memory, Seq2Seq, Sizes, attend, merge_heads, residual, split_heads,
+};
 use crate::plan::config::{ModelConfig, Norm};
 
 /// The bucket of a relative position (`key position - query position`), as
@@ -256,6 +258,14 @@ impl SelfAttention {
         self.heads.attend(&q, &k, &v, mask, train)
     }
 
+    /// One new position `x` `[B, 1, D]` attends to itself and the cached
+    /// earlier ones (its keys and values join the cache): `[B, 1, D]`.
+    fn step(&self, x: &Tensor, cache: &mut LayerCache, mask: &Mask) -> Tensor {
+        let [q, k, v] = self.project(x);
+        let (k, v) = cache.append(k, v);
+        self.heads.attend(&q, &k, &v, mask, false)
+    }
+
     /// Queries, keys and values `[B, H, L, d_kv]` of `x` `[B, L, D]`.
     fn project(&self, x: &Tensor) -> [Tensor; 3] {
         let y = x.linear::<&Tensor>(&self.qkv, None);
@@ -375,6 +385,21 @@ impl Block {
         let (ff, norm) = &self.ff;
         residual(&x, norm, placement, p, train, |h| ff.forward(h, train))
     }
+
+    /// A decoder block on one new position `x` `[B, 1, D]` (eval mode), with
+    /// the keys and values in `cache`: `[B, 1, D]`.
+    fn step(&self, x: &Tensor, cache: &mut LayerCache, self_mask: &Mask, cross_mask: &Mask) -> Tensor {
+        let (placement, p) = (self.placement, self.dropout);
+        let (attn, norm) = &self.self_attn;
+        let mut x = residual(x, norm, placement, p, false, |h| attn.step(h, cache, self_mask));
+        if let Some((attn, norm)) = &self.cross_attn {
+            x = residual(&x, norm, placement, p, false, |h| {
+                attn.forward(h, &cache.cross_kv, cross_mask, false)
+            });
+        }
+        let (ff, norm) = &self.ff;
+        residual(&x, norm, placement, p, false, |h| ff.forward(h, false))
+    }
 }
 
 /// `T5Stack`: the blocks of the encoder or the decoder.
@@ -420,11 +445,42 @@ impl Stack {
         let x = self.blocks.iter().fold(x.dropout(self.dropout, train), |x, block| {
             block.forward(&x, &self_mask, cross, train)
         });
-        let x = match &self.final_layer_norm {
+        self.final_norm(x).dropout(self.dropout, train)
+    }
+
+    /// The decoder's state before the first target: each block's
+    /// cross-attention keys and values of `memory`.
+    fn start(&self, memory: &Memory) -> DecodeState {
+        let cross_kv = self
+            .blocks
+            .iter()
+            .map(|block| {
+                let (attn, _) = block.cross_attn.as_ref().expect("decoder blocks attend to the memory");
+                attn.keys_values(&memory.states)
+            })
+            .collect();
+        DecodeState::new(cross_kv, memory)
+    }
+
+    /// The decoder on one new position `x` `[B, 1, D]` (embedded) at
+    /// `state.position`, eval mode (no dropout) → `[B, 1, D]`.
+    fn step(&self, x: Tensor, state: &mut DecodeState) -> Tensor {
+        let t = state.position;
+        // The new query row against keys 0..=t (causal buckets): [1, H, 1, t + 1]
+        let bias = self.relative_bias.as_ref().map(|b| b.forward(t, 1, t + 1));
+        let self_mask = Mask::new(bias, false, None, 1);
+        let x = self.blocks.iter().zip(&mut state.layers).fold(x, |x, (block, cache)| {
+            block.step(&x, cache, &self_mask, &state.cross_mask)
+        });
+        self.final_norm(x)
+    }
+
+    /// The final norm (pre-norm only).
+    fn final_norm(&self, x: Tensor) -> Tensor {
+        match &self.final_layer_norm {
             Some(norm) => norm.forward(&x),
             None => x,
-        };
-        x.dropout(self.dropout, train)
+        }
     }
 }
 
@@ -477,6 +533,15 @@ impl T5 {
             None => x,
         }
     }
+
+    /// Decoder output `[.., D]` → logits `[.., V_out]`: the `lm_head`, or
+    /// the tied embeddings after scaling by `d_model^-0.5`.
+    fn output(&self, h: &Tensor) -> Tensor {
+        match &self.lm_head {
+            Some(lm_head) => h.linear::<&Tensor>(lm_head, None),
+            None => (h * (self.d_model as f64).powf(-0.5)).linear::<&Tensor>(&self.tgt_embed, None),
+        }
+    }
 }
 
 impl Seq2Seq for T5 {
@@ -490,19 +555,29 @@ impl Seq2Seq for T5 {
 
     fn decode(&self, memory: &Memory, tgt_in: &Tensor, train: bool) -> Tensor {
         let x = self.embed(&self.tgt_embed, tgt_in, 0);
-        let h = self.decoder.forward(x, None, Some(memory), train);
         // [B, T, D] -> [B, T, V_out]
-        match &self.lm_head {
-            Some(lm_head) => h.linear::<&Tensor>(lm_head, None),
-            None => (h * (self.d_model as f64).powf(-0.5)).linear::<&Tensor>(&self.tgt_embed, None),
-        }
+        self.output(&self.decoder.forward(x, None, Some(memory), train))
+    }
+
+    fn start_decoding(&self, memory: &Memory) -> DecodeState {
+        self.decoder.start(memory)
+    }
+
+    fn decode_next(&self, state: &mut DecodeState, ids: &Tensor) -> Tensor {
+        let x = self.embed(&self.tgt_embed, ids, state.position);
+        let h = self.decoder.step(x, state);
+        state.position += 1;
+        // [B, 1, D] -> [B, D] -> [B, V_out]
+        self.output(&h.squeeze_dim(1))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tests::{check_causal, check_masked_source, keys, overfit, save_load_round_trip, tiny};
+    use crate::model::tests::{
+        check_causal, check_incremental, check_masked_source, keys, overfit, save_load_round_trip, tiny,
+    };
     use crate::plan::config::{Architecture, Positions, Scheme};
 
     fn cfg() -> ModelConfig {
@@ -756,6 +831,19 @@ mod tests {
             tie_embeddings: false,
             ..cfg()
         });
+    }
+
+    #[test]
+    fn incremental_decoding_gives_the_full_prefix_logits() {
+        for norm in [Norm::Pre, Norm::Post] {
+            for positions in [Positions::Sinusoidal, Positions::Relative] {
+                check_incremental(&ModelConfig {
+                    norm,
+                    positions,
+                    ..cfg()
+                });
+            }
+        }
     }
 
     #[test]

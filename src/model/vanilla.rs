@@ -53,7 +53,9 @@ use tch::nn::Module;
 use tch::{Kind, Tensor, nn};
 
 use super::t5::RelativeBias;
-use super::{CACHED_POSITIONS, Mask, Memory, Seq2Seq, Sizes, attend, merge_heads, residual, split_heads};
+use super::{
+    CACHED_POSITIONS, DecodeState, LayerCache, Mask, Memory, Seq2Seq, Sizes, attend, merge_heads, residual, split_heads,
+};
 use crate::plan::config::{ModelConfig, Norm};
 
 /// Xavier-uniform (Glorot, fan average) for a `[fan_out, fan_in]` matrix.
@@ -221,6 +223,14 @@ impl SelfAttention {
         self.heads.attend(&q, &k, &v, mask, train)
     }
 
+    /// One new position `x` `[B, 1, D]` attends to itself and the cached
+    /// earlier ones (its keys and values join the cache): `[B, 1, D]`.
+    fn step(&self, x: &Tensor, cache: &mut LayerCache, mask: &Mask) -> Tensor {
+        let [q, k, v] = self.project(x);
+        let (k, v) = cache.append(k, v);
+        self.heads.attend(&q, &k, &v, mask, false)
+    }
+
     /// Queries, keys and values `[B, H, L, d_kv]` of `x` `[B, L, D]`.
     fn project(&self, x: &Tensor) -> [Tensor; 3] {
         self.heads.split(&x.apply(&self.qkv)).try_into().expect("q, k and v")
@@ -325,6 +335,21 @@ impl Layer {
         }
         residual(&x, &self.ff_norm, placement, p, train, |h| self.ff.forward(h, train))
     }
+
+    /// A decoder layer on one new position `x` `[B, 1, D]` (eval mode), with
+    /// the keys and values in `cache`: `[B, 1, D]`.
+    fn step(&self, x: &Tensor, cache: &mut LayerCache, self_mask: &Mask, cross_mask: &Mask) -> Tensor {
+        let (placement, p) = (self.placement, self.dropout);
+        let mut x = residual(x, &self.self_attn_norm, placement, p, false, |h| {
+            self.self_attn.step(h, cache, self_mask)
+        });
+        if let Some((attn, norm)) = &self.cross_attn {
+            x = residual(&x, norm, placement, p, false, |h| {
+                attn.forward(h, &cache.cross_kv, cross_mask, false)
+            });
+        }
+        residual(&x, &self.ff_norm, placement, p, false, |h| self.ff.forward(h, false))
+    }
 }
 
 /// The layers of the encoder or the decoder, and what they share.
@@ -364,6 +389,38 @@ impl Stack {
             .layers
             .iter()
             .fold(x, |x, layer| layer.forward(&x, &self_mask, cross, train));
+        self.final_norm(x)
+    }
+
+    /// The decoder's state before the first target: each layer's
+    /// cross-attention keys and values of `memory`.
+    fn start(&self, memory: &Memory) -> DecodeState {
+        let cross_kv = self
+            .layers
+            .iter()
+            .map(|layer| {
+                let (attn, _) = layer.cross_attn.as_ref().expect("decoder layers attend to the memory");
+                attn.keys_values(&memory.states)
+            })
+            .collect();
+        DecodeState::new(cross_kv, memory)
+    }
+
+    /// The decoder on one new position `x` `[B, 1, D]` (embedded) at
+    /// `state.position`, eval mode → `[B, 1, D]`.
+    fn step(&self, x: Tensor, state: &mut DecodeState) -> Tensor {
+        let t = state.position;
+        // The new query row against keys 0..=t: [1, H, 1, t + 1]
+        let bias = self.relative_bias.as_ref().map(|b| b.forward(t, 1, t + 1));
+        let self_mask = Mask::new(bias, false, None, 1);
+        let x = self.layers.iter().zip(&mut state.layers).fold(x, |x, (layer, cache)| {
+            layer.step(&x, cache, &self_mask, &state.cross_mask)
+        });
+        self.final_norm(x)
+    }
+
+    /// The final norm (pre-norm only).
+    fn final_norm(&self, x: Tensor) -> Tensor {
         match &self.norm {
             Some(norm) => norm.forward(&x),
             None => x,
@@ -433,6 +490,11 @@ impl Vanilla {
         };
         x.dropout(self.dropout, train)
     }
+
+    /// Decoder output `[.., D]` → logits `[.., V_out]`.
+    fn generate(&self, h: &Tensor) -> Tensor {
+        h.linear(&self.generator_weight, Some(&self.generator_bias))
+    }
 }
 
 impl Seq2Seq for Vanilla {
@@ -447,16 +509,28 @@ impl Seq2Seq for Vanilla {
     fn decode(&self, memory: &Memory, tgt_in: &Tensor, train: bool) -> Tensor {
         let x = self.embed(&self.tgt_embed, tgt_in, 0, train);
         // [B, T, D] -> [B, T, V_out]
-        self.decoder
-            .forward(x, None, Some(memory), train)
-            .linear(&self.generator_weight, Some(&self.generator_bias))
+        self.generate(&self.decoder.forward(x, None, Some(memory), train))
+    }
+
+    fn start_decoding(&self, memory: &Memory) -> DecodeState {
+        self.decoder.start(memory)
+    }
+
+    fn decode_next(&self, state: &mut DecodeState, ids: &Tensor) -> Tensor {
+        let x = self.embed(&self.tgt_embed, ids, state.position, false);
+        let h = self.decoder.step(x, state);
+        state.position += 1;
+        // [B, 1, D] -> [B, D] -> [B, V_out]
+        self.generate(&h.squeeze_dim(1))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tests::{check_causal, check_masked_source, keys, max_diff, overfit, save_load_round_trip, tiny};
+    use crate::model::tests::{
+        check_causal, check_incremental, check_masked_source, keys, max_diff, overfit, save_load_round_trip, tiny,
+    };
     use crate::plan::config::{Architecture, Positions, Scheme};
 
     fn cfg() -> ModelConfig {
@@ -667,6 +741,19 @@ mod tests {
             norm: Norm::Post,
             ..cfg()
         });
+    }
+
+    #[test]
+    fn incremental_decoding_gives_the_full_prefix_logits() {
+        for norm in [Norm::Pre, Norm::Post] {
+            for positions in [Positions::Sinusoidal, Positions::Relative] {
+                check_incremental(&ModelConfig {
+                    norm,
+                    positions,
+                    ..cfg()
+                });
+            }
+        }
     }
 
     #[test]
