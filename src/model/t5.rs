@@ -576,7 +576,7 @@ impl Seq2Seq for T5 {
 mod tests {
     use super::*;
     use crate::model::tests::{
-        check_causal, check_incremental, check_masked_source, keys, overfit, save_load_round_trip, tiny,
+        check_causal, check_incremental, check_masked_source, keys, overfit, save_load_round_trip, seeded, tiny,
     };
     use crate::plan::config::{Architecture, Positions, Scheme};
 
@@ -761,7 +761,7 @@ mod tests {
 
     #[test]
     fn weights_start_as_huggingface_does() {
-        tch::manual_seed(8);
+        let _generator = seeded(8);
         let cfg = ModelConfig {
             d_model: 64,
             d_kv: 16,
@@ -800,7 +800,7 @@ mod tests {
 
     #[test]
     fn tied_logits_are_the_scaled_decoder_output_times_the_embeddings() {
-        tch::manual_seed(9);
+        let _generator = seeded(9);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let sizes = Sizes::check(&cfg(), 40, 40, Scheme::Shared).unwrap();
         let model = T5::new(&vs.root(), &cfg(), sizes);

@@ -529,7 +529,8 @@ impl Seq2Seq for Vanilla {
 mod tests {
     use super::*;
     use crate::model::tests::{
-        check_causal, check_incremental, check_masked_source, keys, max_diff, overfit, save_load_round_trip, tiny,
+        check_causal, check_incremental, check_masked_source, keys, max_diff, overfit, save_load_round_trip, seeded,
+        tiny,
     };
     use crate::plan::config::{Architecture, Positions, Scheme};
 
@@ -589,7 +590,7 @@ mod tests {
 
     #[test]
     fn weights_start_as_the_annotated_transformer_does() {
-        tch::manual_seed(7);
+        let _generator = seeded(7);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         crate::model::build(&vs.root(), &cfg(), 30, 12, Scheme::Separate).unwrap();
         let vars = vs.variables();
@@ -605,7 +606,7 @@ mod tests {
 
     #[test]
     fn fused_projections_start_block_by_block_as_separate_ones_would() {
-        tch::manual_seed(7);
+        let _generator = seeded(7);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         crate::model::build(&vs.root(), &cfg(), 30, 12, Scheme::Separate).unwrap();
         let vars = vs.variables();
@@ -644,7 +645,7 @@ mod tests {
 
     #[test]
     fn fused_projections_compute_what_separate_ones_do() {
-        tch::manual_seed(9);
+        let _generator = seeded(9);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let sizes = Sizes::check(&cfg(), 30, 12, Scheme::Separate).unwrap();
         let x = Tensor::randn([2, 5, 16], (Kind::Float, tch::Device::Cpu));
@@ -678,7 +679,7 @@ mod tests {
 
     #[test]
     fn fused_layer_norm_matches_the_formula_within_eps_over_std_and_stays_finite() {
-        tch::manual_seed(8);
+        let _generator = seeded(8);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let mut norm = LayerNorm::new(vs.root(), 256);
         tch::no_grad(|| {

@@ -567,7 +567,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tests::{ids, tiny};
+    use crate::model::tests::{ids, seeded, tiny};
     use crate::plan::config::{Architecture, ModelConfig, Norm, Positions, Scheme};
 
     /// Greedy decoding as it was before the key/value cache: the whole
@@ -601,7 +601,7 @@ mod tests {
 
     #[test]
     fn cached_greedy_decoding_chooses_what_full_prefix_decoding_does() {
-        tch::manual_seed(11);
+        let _generator = seeded(11);
         // Ids 2..12 are the "velocities" of a 12-id target vocabulary.
         let classes = 2..12;
         let mut varied = 0;
