@@ -6,7 +6,8 @@
 //!   gathered on the device as every training step gathers them (a slice of
 //!   a shuffled order, two `index_select`s).
 //! - Greedy decoding: the evaluation's decoder ([`crate::train::run::decode_greedy`],
-//!   batches of [`crate::train::run::EVAL_BATCH`], no key/value cache) on an
+//!   batches of [`crate::train::run::EVAL_BATCH`], one target per step with
+//!   the key/value cache of [`crate::model::Seq2Seq::decode_next`]) on an
 //!   untrained write-up model, windows of 128 notes.
 
 use std::time::Instant;

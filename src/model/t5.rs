@@ -9,7 +9,9 @@
 //!   norm.
 //! - Attention without biases, inner width `heads * d_kv` (which may differ
 //!   from `d_model`), and no `1/sqrt(d_kv)` scaling of the scores; dropout
-//!   on the probabilities.
+//!   on the probabilities. Projections that read the same input are one
+//!   fused map (self-attention's `qkv`, cross-attention's `kv` beside its
+//!   `q`): HF's separate weights stacked along the output.
 //! - Relative position bias ([`relative_position_bucket`]): a
 //!   `[buckets, heads]` table in the first block of each stack, shared by all
 //!   its blocks, bidirectional in the encoder and causal in the decoder;
@@ -24,30 +26,36 @@
 //!
 //! Initialisation follows HF `T5PreTrainedModel._init_weights` with factor
 //! 1.0: embeddings and `lm_head` normal(0, 1); `q` normal(0,
-//! (d_model * d_kv)^-0.5); `k`, `v` normal(0, d_model^-0.5); `o` normal(0,
-//! (heads * d_kv)^-0.5); `wi` normal(0, d_model^-0.5); `wo` normal(0,
-//! d_ff^-0.5); the relative bias table normal(0, d_model^-0.5); norms at one.
+//! (d_model * d_kv)^-0.5); `k`, `v` normal(0, d_model^-0.5) (block by block
+//! in the fused weights); `o` normal(0, (heads * d_kv)^-0.5); `wi` normal(0,
+//! d_model^-0.5); `wo` normal(0, d_ff^-0.5); the relative bias table
+//! normal(0, d_model^-0.5); norms at one.
 //!
-//! Checkpoint keys mirror HF's (`{i}` a block number):
+//! Checkpoint keys mirror HF's (`{i}` a block number), except that the fused
+//! projections replace HF's `q`/`k`/`v` (self-attention) and `k`/`v`
+//! (cross-attention); a HF checkpoint's are their row blocks, in that order:
 //!
 //! ```text
 //! shared.weight                                           (shared scheme)
 //! encoder.embed_tokens.weight, decoder.embed_tokens.weight (separate scheme)
-//! encoder.block.{i}.layer.0.SelfAttention.{q,k,v,o}.weight
+//! encoder.block.{i}.layer.0.SelfAttention.{qkv,o}.weight    (qkv: [3 * heads * d_kv, d_model])
 //! encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight
 //! encoder.block.{i}.layer.0.layer_norm.weight
 //! encoder.block.{i}.layer.1.DenseReluDense.{wi,wo}.weight
 //! encoder.block.{i}.layer.1.layer_norm.weight
 //! encoder.final_layer_norm.weight                         (pre-norm)
 //! decoder.block.{i}.layer.0.SelfAttention.…, layer.1.EncDecAttention.…, layer.2.DenseReluDense.…
+//! decoder.block.{i}.layer.1.EncDecAttention.{q,kv,o}.weight  (kv: [2 * heads * d_kv, d_model])
 //! lm_head.weight                                          (untied)
 //! ```
 
 use tch::nn::Module;
 use tch::{Kind, Tensor, nn};
 
-use super::vanilla::sinusoids;
-use super::{Mask, Memory, Seq2Seq, Sizes, attend, residual};
+use super::vanilla::SinusoidTable;
+use super::{
+    CACHED_POSITIONS, DecodeState, LayerCache, Mask, Memory, Seq2Seq, Sizes, attend, merge_heads, residual, split_heads,
+};
 use crate::plan::config::{ModelConfig, Norm};
 
 /// The bucket of a relative position (`key position - query position`), as
@@ -90,6 +98,9 @@ pub(crate) struct RelativeBias {
     /// farther positions share the bucket of `±max_distance`.
     table: Tensor,
     max_distance: i64,
+    /// Buckets `[P, P]` of the first [`CACHED_POSITIONS`] query and key
+    /// positions, computed once: every shorter `[T, S]` is a view of it.
+    cached: Tensor,
 }
 
 impl RelativeBias {
@@ -105,31 +116,30 @@ impl RelativeBias {
         let table: Vec<i64> = (-max_distance..=max_distance)
             .map(|r| relative_position_bucket(r, bidirectional, buckets, max_distance))
             .collect();
+        let table = Tensor::from_slice(&table).to_device(p.device());
         RelativeBias {
             weight: p.var("weight", &[buckets, heads], init),
-            table: Tensor::from_slice(&table).to_device(p.device()),
+            cached: bucket_matrix(&table, max_distance, 0, CACHED_POSITIONS, CACHED_POSITIONS),
+            table,
             max_distance,
         }
     }
 
-    /// Buckets `[T, S]` of `queries` query and `keys` key positions.
-    fn buckets(&self, queries: i64, keys: i64) -> Tensor {
-        let device = self.weight.device();
-        let q = Tensor::arange(queries, (Kind::Int64, device));
-        let k = Tensor::arange(keys, (Kind::Int64, device));
-        // key - query: [1, S] - [T, 1] -> [T, S]
-        let relative = k.unsqueeze(0) - q.unsqueeze(1);
-        let index = relative.clamp(-self.max_distance, self.max_distance) + self.max_distance;
-        // [T * S] -> [T, S]
-        self.table
-            .to_device(device)
-            .index_select(0, &index.view([-1]))
-            .view([queries, keys])
+    /// Buckets `[T, S]` of the `queries` query positions from `first_query`
+    /// on against key positions `0..keys`.
+    fn buckets(&self, first_query: i64, queries: i64, keys: i64) -> Tensor {
+        if first_query + queries <= CACHED_POSITIONS && keys <= CACHED_POSITIONS {
+            self.cached.narrow(0, first_query, queries).narrow(1, 0, keys)
+        } else {
+            bucket_matrix(&self.table, self.max_distance, first_query, queries, keys)
+        }
     }
 
-    /// The bias `[1, H, T, S]`.
-    pub(crate) fn forward(&self, queries: i64, keys: i64) -> Tensor {
-        let buckets = self.buckets(queries, keys);
+    /// The bias `[1, H, T, S]` of `queries` query positions from
+    /// `first_query` on (0 for a whole sequence, `t` for the one new query of
+    /// an incremental step) against key positions `0..keys`.
+    pub(crate) fn forward(&self, first_query: i64, queries: i64, keys: i64) -> Tensor {
+        let buckets = self.buckets(first_query, queries, keys);
         // [T, S] -> [T, S, H] -> [H, T, S] -> [1, H, T, S]
         Tensor::embedding(&self.weight, &buckets, -1, false, false)
             .permute([2, 0, 1])
@@ -137,9 +147,35 @@ impl RelativeBias {
     }
 }
 
+/// Buckets `[T, S]` of `queries` query positions from `first_query` on
+/// against key positions `0..keys`, looked up in `table` (the bucket of each
+/// relative position `-max_distance..=max_distance`).
+fn bucket_matrix(table: &Tensor, max_distance: i64, first_query: i64, queries: i64, keys: i64) -> Tensor {
+    let device = table.device();
+    let q = Tensor::arange_start(first_query, first_query + queries, (Kind::Int64, device));
+    let k = Tensor::arange(keys, (Kind::Int64, device));
+    // key - query: [1, S] - [T, 1] -> [T, S]
+    let relative = k.unsqueeze(0) - q.unsqueeze(1);
+    let index = relative.clamp(-max_distance, max_distance) + max_distance;
+    // [T * S] -> [T, S]
+    table.index_select(0, &index.view([-1])).view([queries, keys])
+}
+
 /// A bias-free linear weight `[d_out, d_in]` drawn from normal(0, std).
 fn weight(p: nn::Path, d_out: i64, d_in: i64, std: f64) -> Tensor {
     p.var("weight", &[d_out, d_in], nn::Init::Randn { mean: 0.0, stdev: std })
+}
+
+/// A bias-free fused linear weight: `[d_out, d_in]` blocks stacked along the
+/// output, each drawn from normal(0, its std) (a fused q/k/v projection
+/// starts as HF's separate ones do).
+fn fused_weight(p: nn::Path, d_out: i64, d_in: i64, stds: &[f64]) -> Tensor {
+    let options = (Kind::Float, p.device());
+    let blocks: Vec<Tensor> = stds
+        .iter()
+        .map(|std| Tensor::randn([d_out, d_in], options) * *std)
+        .collect();
+    p.var_copy("weight", &Tensor::cat(&blocks, 0))
 }
 
 /// `T5LayerNorm`: RMS norm with a weight and no bias.
@@ -164,48 +200,114 @@ impl nn::Module for RmsNorm {
     }
 }
 
-/// `T5Attention` without its position bias (the stack holds that).
+/// What `T5Attention`'s self- and cross-attention share: the head layout,
+/// attention dropout and the output projection `o` (the position bias lives
+/// in the stack).
 #[derive(Debug)]
-struct Attention {
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
+struct Heads {
     o: Tensor,
     heads: i64,
     d_kv: i64,
     dropout: f64,
 }
 
-impl Attention {
-    fn new(p: &nn::Path, sizes: Sizes) -> Attention {
-        let (d, inner) = (sizes.d_model, sizes.heads * sizes.d_kv);
-        Attention {
-            q: weight(p / "q", inner, d, ((d * sizes.d_kv) as f64).powf(-0.5)),
-            k: weight(p / "k", inner, d, (d as f64).powf(-0.5)),
-            v: weight(p / "v", inner, d, (d as f64).powf(-0.5)),
-            o: weight(p / "o", d, inner, (inner as f64).powf(-0.5)),
+impl Heads {
+    fn new(p: &nn::Path, sizes: Sizes) -> Heads {
+        let inner = sizes.heads * sizes.d_kv;
+        Heads {
+            o: weight(p / "o", sizes.d_model, inner, (inner as f64).powf(-0.5)),
             heads: sizes.heads,
             d_kv: sizes.d_kv,
             dropout: sizes.dropout,
         }
     }
 
-    /// Queries from `x` `[B, T, D]`, keys and values from `context` `[B, S, D]`.
-    fn forward(&self, x: &Tensor, context: &Tensor, mask: &Mask, train: bool) -> Tensor {
-        let (b, t, _) = x.size3().expect("[B, T, D]");
-        let s = context.size()[1];
-        // [B, L, H * d_kv] -> [B, L, H, d_kv] -> [B, H, L, d_kv]
-        let split = |y: Tensor, len: i64| y.view([b, len, self.heads, self.d_kv]).transpose(1, 2);
-        let q = split(x.linear::<&Tensor>(&self.q, None), t);
-        let k = split(context.linear::<&Tensor>(&self.k, None), s);
-        let v = split(context.linear::<&Tensor>(&self.v, None), s);
-        // T5 does not scale the scores.
-        let y = attend(&q, &k, &v, mask, self.dropout, train, Some(1.0));
-        // [B, H, T, d_kv] -> [B, T, H, d_kv] -> [B, T, H * d_kv]
-        y.transpose(1, 2)
-            .contiguous()
-            .view([b, t, self.heads * self.d_kv])
-            .linear::<&Tensor>(&self.o, None)
+    /// A projection's output `[B, L, n * H * d_kv]` → `n` × `[B, H, L, d_kv]`.
+    fn split(&self, y: &Tensor) -> Vec<Tensor> {
+        split_heads(y, self.heads, self.d_kv)
+    }
+
+    /// Queries `[B, H, T, d_kv]` attend to keys and values `[B, H, S, d_kv]`
+    /// (T5 does not scale the scores); heads merged and projected: `[B, T, D]`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Mask, train: bool) -> Tensor {
+        merge_heads(&attend(q, k, v, mask, self.dropout, train, Some(1.0))).linear::<&Tensor>(&self.o, None)
+    }
+}
+
+/// Self-attention: queries, keys and values from one fused projection `qkv`
+/// (HF's `q`, `k`, `v` stacked).
+#[derive(Debug)]
+struct SelfAttention {
+    qkv: Tensor,
+    heads: Heads,
+}
+
+impl SelfAttention {
+    fn new(p: &nn::Path, sizes: Sizes) -> SelfAttention {
+        let (d, inner) = (sizes.d_model, sizes.heads * sizes.d_kv);
+        let (q_std, kv_std) = (((d * sizes.d_kv) as f64).powf(-0.5), (d as f64).powf(-0.5));
+        SelfAttention {
+            qkv: fused_weight(p / "qkv", inner, d, &[q_std, kv_std, kv_std]),
+            heads: Heads::new(p, sizes),
+        }
+    }
+
+    /// `x` `[B, L, D]` → `[B, L, D]`.
+    fn forward(&self, x: &Tensor, mask: &Mask, train: bool) -> Tensor {
+        let [q, k, v] = self.project(x);
+        self.heads.attend(&q, &k, &v, mask, train)
+    }
+
+    /// One new position `x` `[B, 1, D]` attends to itself and the cached
+    /// earlier ones (its keys and values join the cache): `[B, 1, D]`.
+    fn step(&self, x: &Tensor, cache: &mut LayerCache, mask: &Mask) -> Tensor {
+        let [q, k, v] = self.project(x);
+        let (k, v) = cache.append(k, v);
+        self.heads.attend(&q, &k, &v, mask, false)
+    }
+
+    /// Queries, keys and values `[B, H, L, d_kv]` of `x` `[B, L, D]`.
+    fn project(&self, x: &Tensor) -> [Tensor; 3] {
+        let y = x.linear::<&Tensor>(&self.qkv, None);
+        self.heads.split(&y).try_into().expect("q, k and v")
+    }
+}
+
+/// Cross-attention: queries from the decoder (`q`), keys and values from the
+/// encoder's output by one fused projection `kv` (HF's `k`, `v` stacked).
+#[derive(Debug)]
+struct CrossAttention {
+    q: Tensor,
+    kv: Tensor,
+    heads: Heads,
+}
+
+impl CrossAttention {
+    fn new(p: &nn::Path, sizes: Sizes) -> CrossAttention {
+        let (d, inner) = (sizes.d_model, sizes.heads * sizes.d_kv);
+        let kv_std = (d as f64).powf(-0.5);
+        CrossAttention {
+            q: weight(p / "q", inner, d, ((d * sizes.d_kv) as f64).powf(-0.5)),
+            kv: fused_weight(p / "kv", inner, d, &[kv_std, kv_std]),
+            heads: Heads::new(p, sizes),
+        }
+    }
+
+    /// Keys and values `[B, H, S, d_kv]` of `memory` `[B, S, D]`.
+    fn keys_values(&self, memory: &Tensor) -> (Tensor, Tensor) {
+        let y = memory.linear::<&Tensor>(&self.kv, None);
+        let [k, v] = self.heads.split(&y).try_into().expect("k and v");
+        (k, v)
+    }
+
+    /// Queries from `x` `[B, T, D]` attend to `memory`'s keys and values: `[B, T, D]`.
+    fn forward(&self, x: &Tensor, (k, v): &(Tensor, Tensor), mask: &Mask, train: bool) -> Tensor {
+        let [q] = self
+            .heads
+            .split(&x.linear::<&Tensor>(&self.q, None))
+            .try_into()
+            .expect("q");
+        self.heads.attend(&q, k, v, mask, train)
     }
 }
 
@@ -239,8 +341,8 @@ impl DenseReluDense {
 /// cross-attention, then the feed-forward, each with its own norm.
 #[derive(Debug)]
 struct Block {
-    self_attn: (Attention, RmsNorm),
-    cross_attn: Option<(Attention, RmsNorm)>,
+    self_attn: (SelfAttention, RmsNorm),
+    cross_attn: Option<(CrossAttention, RmsNorm)>,
     ff: (DenseReluDense, RmsNorm),
     placement: Norm,
     dropout: f64,
@@ -252,12 +354,12 @@ impl Block {
         let ff = &layer / if decoder { 2 } else { 1 };
         Block {
             self_attn: (
-                Attention::new(&(&layer / 0 / "SelfAttention"), sizes),
+                SelfAttention::new(&(&layer / 0 / "SelfAttention"), sizes),
                 RmsNorm::new(&layer / 0 / "layer_norm", sizes.d_model),
             ),
             cross_attn: decoder.then(|| {
                 (
-                    Attention::new(&(&layer / 1 / "EncDecAttention"), sizes),
+                    CrossAttention::new(&(&layer / 1 / "EncDecAttention"), sizes),
                     RmsNorm::new(&layer / 1 / "layer_norm", sizes.d_model),
                 )
             }),
@@ -274,14 +376,29 @@ impl Block {
     fn forward(&self, x: &Tensor, self_mask: &Mask, memory: Option<(&Tensor, &Mask)>, train: bool) -> Tensor {
         let (placement, p) = (self.placement, self.dropout);
         let (attn, norm) = &self.self_attn;
-        let mut x = residual(x, norm, placement, p, train, |h| attn.forward(h, h, self_mask, train));
+        let mut x = residual(x, norm, placement, p, train, |h| attn.forward(h, self_mask, train));
         if let (Some((attn, norm)), Some((memory, cross_mask))) = (&self.cross_attn, memory) {
             x = residual(&x, norm, placement, p, train, |h| {
-                attn.forward(h, memory, cross_mask, train)
+                attn.forward(h, &attn.keys_values(memory), cross_mask, train)
             });
         }
         let (ff, norm) = &self.ff;
         residual(&x, norm, placement, p, train, |h| ff.forward(h, train))
+    }
+
+    /// A decoder block on one new position `x` `[B, 1, D]` (eval mode), with
+    /// the keys and values in `cache`: `[B, 1, D]`.
+    fn step(&self, x: &Tensor, cache: &mut LayerCache, self_mask: &Mask, cross_mask: &Mask) -> Tensor {
+        let (placement, p) = (self.placement, self.dropout);
+        let (attn, norm) = &self.self_attn;
+        let mut x = residual(x, norm, placement, p, false, |h| attn.step(h, cache, self_mask));
+        if let Some((attn, norm)) = &self.cross_attn {
+            x = residual(&x, norm, placement, p, false, |h| {
+                attn.forward(h, &cache.cross_kv, cross_mask, false)
+            });
+        }
+        let (ff, norm) = &self.ff;
+        residual(&x, norm, placement, p, false, |h| ff.forward(h, false))
     }
 }
 
@@ -321,18 +438,49 @@ impl Stack {
         let len = x.size()[1];
         let decoder = memory.is_some();
         // [1, H, L, L]
-        let bias = self.relative_bias.as_ref().map(|b| b.forward(len, len));
+        let bias = self.relative_bias.as_ref().map(|b| b.forward(0, len, len));
         let self_mask = Mask::new(bias, decoder, keep, len);
         let cross_mask = memory.map(|m| Mask::new(None, false, m.keep.as_ref(), len));
         let cross = memory.zip(cross_mask.as_ref()).map(|(m, mask)| (&m.states, mask));
         let x = self.blocks.iter().fold(x.dropout(self.dropout, train), |x, block| {
             block.forward(&x, &self_mask, cross, train)
         });
-        let x = match &self.final_layer_norm {
+        self.final_norm(x).dropout(self.dropout, train)
+    }
+
+    /// The decoder's state before the first target: each block's
+    /// cross-attention keys and values of `memory`.
+    fn start(&self, memory: &Memory) -> DecodeState {
+        let cross_kv = self
+            .blocks
+            .iter()
+            .map(|block| {
+                let (attn, _) = block.cross_attn.as_ref().expect("decoder blocks attend to the memory");
+                attn.keys_values(&memory.states)
+            })
+            .collect();
+        DecodeState::new(cross_kv, memory)
+    }
+
+    /// The decoder on one new position `x` `[B, 1, D]` (embedded) at
+    /// `state.position`, eval mode (no dropout) → `[B, 1, D]`.
+    fn step(&self, x: Tensor, state: &mut DecodeState) -> Tensor {
+        let t = state.position;
+        // The new query row against keys 0..=t (causal buckets): [1, H, 1, t + 1]
+        let bias = self.relative_bias.as_ref().map(|b| b.forward(t, 1, t + 1));
+        let self_mask = Mask::new(bias, false, None, 1);
+        let x = self.blocks.iter().zip(&mut state.layers).fold(x, |x, (block, cache)| {
+            block.step(&x, cache, &self_mask, &state.cross_mask)
+        });
+        self.final_norm(x)
+    }
+
+    /// The final norm (pre-norm only).
+    fn final_norm(&self, x: Tensor) -> Tensor {
+        match &self.final_layer_norm {
             Some(norm) => norm.forward(&x),
             None => x,
-        };
-        x.dropout(self.dropout, train)
+        }
     }
 }
 
@@ -345,7 +493,8 @@ pub struct T5 {
     decoder: Stack,
     /// `None` when tied to `tgt_embed`.
     lm_head: Option<Tensor>,
-    sinusoids: bool,
+    /// With [`Positions::Sinusoidal`](crate::plan::config::Positions::Sinusoidal) only.
+    positions: Option<SinusoidTable>,
     d_model: i64,
 }
 
@@ -369,36 +518,25 @@ impl T5 {
             encoder: Stack::new(p / "encoder", sizes, cfg.norm, sizes.encoder_layers, false),
             decoder: Stack::new(p / "decoder", sizes, cfg.norm, sizes.decoder_layers, true),
             lm_head: (!cfg.tie_embeddings).then(|| weight(p / "lm_head", sizes.tgt_vocab, d, 1.0)),
-            sinusoids: sizes.relative.is_none(),
+            positions: sizes.relative.is_none().then(|| SinusoidTable::new(d, p.device())),
             d_model: d,
         }
     }
 
-    /// Ids `[B, L]` → embeddings `[B, L, D]` (plus sinusoids when positions are not relative).
-    fn embed(&self, table: &Tensor, ids: &Tensor) -> Tensor {
+    /// Ids `[B, L]` at positions `start..start + L` → embeddings `[B, L, D]`
+    /// (plus sinusoids when positions are not relative).
+    fn embed(&self, table: &Tensor, ids: &Tensor, start: i64) -> Tensor {
         let x = Tensor::embedding(table, ids, -1, false, false);
-        if self.sinusoids {
+        match &self.positions {
             // [L, D] broadcast over the batch
-            x + sinusoids(ids.size()[1], self.d_model, ids.device())
-        } else {
-            x
-        }
-    }
-}
-
-impl Seq2Seq for T5 {
-    fn encode(&self, src: &Tensor, keep: Option<&Tensor>, train: bool) -> Memory {
-        let x = self.embed(&self.src_embed, src);
-        Memory {
-            states: self.encoder.forward(x, keep, None, train),
-            keep: keep.map(Tensor::shallow_clone),
+            Some(positions) => x + positions.at(start, ids.size()[1]),
+            None => x,
         }
     }
 
-    fn decode(&self, memory: &Memory, tgt_in: &Tensor, train: bool) -> Tensor {
-        let x = self.embed(&self.tgt_embed, tgt_in);
-        let h = self.decoder.forward(x, None, Some(memory), train);
-        // [B, T, D] -> [B, T, V_out]
+    /// Decoder output `[.., D]` → logits `[.., V_out]`: the `lm_head`, or
+    /// the tied embeddings after scaling by `d_model^-0.5`.
+    fn output(&self, h: &Tensor) -> Tensor {
         match &self.lm_head {
             Some(lm_head) => h.linear::<&Tensor>(lm_head, None),
             None => (h * (self.d_model as f64).powf(-0.5)).linear::<&Tensor>(&self.tgt_embed, None),
@@ -406,10 +544,40 @@ impl Seq2Seq for T5 {
     }
 }
 
+impl Seq2Seq for T5 {
+    fn encode(&self, src: &Tensor, keep: Option<&Tensor>, train: bool) -> Memory {
+        let x = self.embed(&self.src_embed, src, 0);
+        Memory {
+            states: self.encoder.forward(x, keep, None, train),
+            keep: keep.map(Tensor::shallow_clone),
+        }
+    }
+
+    fn decode(&self, memory: &Memory, tgt_in: &Tensor, train: bool) -> Tensor {
+        let x = self.embed(&self.tgt_embed, tgt_in, 0);
+        // [B, T, D] -> [B, T, V_out]
+        self.output(&self.decoder.forward(x, None, Some(memory), train))
+    }
+
+    fn start_decoding(&self, memory: &Memory) -> DecodeState {
+        self.decoder.start(memory)
+    }
+
+    fn decode_next(&self, state: &mut DecodeState, ids: &Tensor) -> Tensor {
+        let x = self.embed(&self.tgt_embed, ids, state.position);
+        let h = self.decoder.step(x, state);
+        state.position += 1;
+        // [B, 1, D] -> [B, D] -> [B, V_out]
+        self.output(&h.squeeze_dim(1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tests::{check_causal, check_masked_source, keys, overfit, save_load_round_trip, tiny};
+    use crate::model::tests::{
+        check_causal, check_incremental, check_masked_source, keys, overfit, save_load_round_trip, seeded, tiny,
+    };
     use crate::plan::config::{Architecture, Positions, Scheme};
 
     fn cfg() -> ModelConfig {
@@ -505,12 +673,28 @@ mod tests {
         for bidirectional in [true, false] {
             let init = nn::Init::Const(0.0);
             let bias = RelativeBias::new(vs.root() / bidirectional, 2, 32, 128, bidirectional, init);
-            let buckets = bias.buckets(300, 310);
-            for (q, k) in [(0, 0), (0, 300), (299, 0), (150, 151), (10, 309), (299, 170)] {
-                let expected = relative_position_bucket(k - q, bidirectional, 32, 128);
-                assert_eq!(buckets.int64_value(&[q, k]), expected, "{q} {k} {bidirectional}");
+            // From the cached matrix (a whole sequence, rows further on), and
+            // computed past its end.
+            let p = CACHED_POSITIONS;
+            for (first, queries, keys) in [(0, 300, 310), (250, 50, 310), (p - 100, 100, p + 10)] {
+                let buckets = bias.buckets(first, queries, keys);
+                assert_eq!(buckets.size(), [queries, keys]);
+                for (i, k) in [
+                    (0, 0),
+                    (0, 300),
+                    (49, 0),
+                    (20, 151),
+                    (10, 309),
+                    (49, 170),
+                    (queries - 1, keys - 1),
+                ] {
+                    let q = first + i;
+                    let expected = relative_position_bucket(k - q, bidirectional, 32, 128);
+                    assert_eq!(buckets.int64_value(&[i, k]), expected, "{q} {k} {bidirectional}");
+                }
             }
-            assert_eq!(bias.forward(5, 7).size(), [1, 2, 5, 7]);
+            assert_eq!(bias.forward(0, 5, 7).size(), [1, 2, 5, 7]);
+            assert_eq!(bias.forward(6, 1, 7).size(), [1, 2, 1, 7]);
         }
     }
 
@@ -529,7 +713,7 @@ mod tests {
         let names = keys(&cfg(), Scheme::Shared);
         for name in [
             "shared.weight",
-            "encoder.block.0.layer.0.SelfAttention.q.weight",
+            "encoder.block.0.layer.0.SelfAttention.qkv.weight",
             "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
             "encoder.block.1.layer.0.layer_norm.weight",
             "encoder.block.1.layer.1.DenseReluDense.wi.weight",
@@ -537,6 +721,8 @@ mod tests {
             "encoder.final_layer_norm.weight",
             "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
             "decoder.block.1.layer.1.EncDecAttention.o.weight",
+            "decoder.block.1.layer.1.EncDecAttention.q.weight",
+            "decoder.block.0.layer.1.EncDecAttention.kv.weight",
             "decoder.block.1.layer.2.DenseReluDense.wo.weight",
             "decoder.final_layer_norm.weight",
         ] {
@@ -546,8 +732,10 @@ mod tests {
         // tied model has no lm_head.
         assert!(!names.iter().any(|k| k.contains("block.1") && k.contains("relative")));
         assert!(!names.iter().any(|k| k.ends_with(".bias") || k.starts_with("lm_head")));
-        let encoder_block = 4 + 2 + 2;
-        let decoder_block = 8 + 2 + 3;
+        // Per block: self-attention qkv and o, cross-attention q, kv and o, the
+        // feed-forward wi and wo, a norm per sublayer.
+        let encoder_block = 2 + 2 + 2;
+        let decoder_block = 5 + 2 + 3;
         assert_eq!(names.len(), 1 + 2 * encoder_block + 2 * decoder_block + 2 + 2);
 
         let untied = ModelConfig {
@@ -573,7 +761,7 @@ mod tests {
 
     #[test]
     fn weights_start_as_huggingface_does() {
-        tch::manual_seed(8);
+        let _generator = seeded(8);
         let cfg = ModelConfig {
             d_model: 64,
             d_kv: 16,
@@ -593,15 +781,26 @@ mod tests {
         };
         let attention = "encoder.block.0.layer.0.SelfAttention";
         near("shared.weight", 1.0);
-        near(&format!("{attention}.q.weight"), (64.0f64 * 16.0).powf(-0.5));
-        near(&format!("{attention}.k.weight"), 64f64.powf(-0.5));
+        // Fused weights: each [64, 64] block with HF's std for its role.
+        let blocks_near = |name: &str, expected: &[f64]| {
+            let blocks = vars[name].chunk(expected.len() as i64, 0);
+            for (block, expected) in blocks.iter().zip(expected) {
+                let got = block.std(true).double_value(&[]);
+                assert!((got / expected - 1.0).abs() < 0.1, "{name}: {got} vs {expected}");
+            }
+        };
+        let (q_std, kv_std) = ((64.0f64 * 16.0).powf(-0.5), 64f64.powf(-0.5));
+        blocks_near(&format!("{attention}.qkv.weight"), &[q_std, kv_std, kv_std]);
+        let cross = "decoder.block.0.layer.1.EncDecAttention";
+        near(&format!("{cross}.q.weight"), q_std);
+        blocks_near(&format!("{cross}.kv.weight"), &[kv_std, kv_std]);
         near(&format!("{attention}.o.weight"), 64f64.powf(-0.5));
         near("encoder.block.0.layer.1.DenseReluDense.wo.weight", 128f64.powf(-0.5));
     }
 
     #[test]
     fn tied_logits_are_the_scaled_decoder_output_times_the_embeddings() {
-        tch::manual_seed(9);
+        let _generator = seeded(9);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let sizes = Sizes::check(&cfg(), 40, 40, Scheme::Shared).unwrap();
         let model = T5::new(&vs.root(), &cfg(), sizes);
@@ -610,7 +809,7 @@ mod tests {
         let memory = model.encode(&src, None, false);
         let h = model
             .decoder
-            .forward(model.embed(&model.tgt_embed, &tgt), None, Some(&memory), false);
+            .forward(model.embed(&model.tgt_embed, &tgt, 0), None, Some(&memory), false);
         let expected = (h * 0.25).matmul(&vs.variables()["shared.weight"].tr());
         assert!(
             model
@@ -632,6 +831,19 @@ mod tests {
             tie_embeddings: false,
             ..cfg()
         });
+    }
+
+    #[test]
+    fn incremental_decoding_gives_the_full_prefix_logits() {
+        for norm in [Norm::Pre, Norm::Post] {
+            for positions in [Positions::Sinusoidal, Positions::Relative] {
+                check_incremental(&ModelConfig {
+                    norm,
+                    positions,
+                    ..cfg()
+                });
+            }
+        }
     }
 
     #[test]

@@ -16,9 +16,16 @@
 //!   the decoder).
 //! - Multi-head attention with biased q/k/v/o projections of width
 //!   `heads * d_kv`, scores scaled by `1/sqrt(d_kv)`, dropout on the
-//!   probabilities; ReLU feed-forward `w2(dropout(relu(w1(x))))`.
-//! - Xavier-uniform init of every matrix (embeddings and projections), linear
-//!   biases as PyTorch's default, norms at one and zero.
+//!   probabilities; ReLU feed-forward `w2(dropout(relu(w1(x))))`. The
+//!   projections that read the same input are one fused linear map:
+//!   self-attention's `qkv` (width `3 * heads * d_kv`, split into q, k, v),
+//!   cross-attention's `kv` over the encoder output (width `2 * heads * d_kv`)
+//!   beside its own `q` (one GEMM, one autocast cast of the input and one
+//!   backward GEMM instead of three; docs/perf.md).
+//! - Xavier-uniform init of every matrix (embeddings and projections; a fused
+//!   projection block by block, each `[heads * d_kv, d_model]` block with the
+//!   bound it would have on its own), linear biases as PyTorch's default
+//!   (fan-in `d_model`), norms at one and zero.
 //! - Generator: a linear map to the target vocabulary (its log-softmax is the
 //!   loss's). With tied embeddings its weight is the target embedding table
 //!   (the bias stays its own).
@@ -26,23 +33,29 @@
 //! Checkpoint keys (`{i}` a layer number):
 //!
 //! ```text
-//! src_embed.weight, tgt_embed.weight      (separate scheme)
-//! embed.weight                            (shared scheme)
-//! encoder.layers.{i}.self_attn.{q,k,v,o}.{weight,bias}
+//! src_embed.weight, tgt_embed.weight                  (separate scheme)
+//! embed.weight                                        (shared scheme)
+//! encoder.layers.{i}.self_attn.qkv.{weight,bias}      (q, k, v stacked: [3 * heads * d_kv, d_model])
+//! encoder.layers.{i}.self_attn.o.{weight,bias}
 //! encoder.layers.{i}.self_attn_norm.{weight,bias}
 //! encoder.layers.{i}.ff.{w1,w2}.{weight,bias}
 //! encoder.layers.{i}.ff_norm.{weight,bias}
-//! encoder.norm.{weight,bias}              (pre-norm)
-//! encoder.relative_bias.weight            (relative positions)
-//! decoder.…                               (as the encoder, plus cross_attn and cross_attn_norm)
-//! generator.weight                        (untied), generator.bias
+//! encoder.norm.{weight,bias}                          (pre-norm)
+//! encoder.relative_bias.weight                        (relative positions)
+//! decoder.…                                           (as the encoder, plus:)
+//! decoder.layers.{i}.cross_attn.{q,o}.{weight,bias}
+//! decoder.layers.{i}.cross_attn.kv.{weight,bias}      (k, v stacked: [2 * heads * d_kv, d_model])
+//! decoder.layers.{i}.cross_attn_norm.{weight,bias}
+//! generator.weight                                    (untied), generator.bias
 //! ```
 
 use tch::nn::Module;
 use tch::{Kind, Tensor, nn};
 
 use super::t5::RelativeBias;
-use super::{Mask, Memory, Seq2Seq, Sizes, attend, residual};
+use super::{
+    CACHED_POSITIONS, DecodeState, LayerCache, Mask, Memory, Seq2Seq, Sizes, attend, merge_heads, residual, split_heads,
+};
 use crate::plan::config::{ModelConfig, Norm};
 
 /// Xavier-uniform (Glorot, fan average) for a `[fan_out, fan_in]` matrix.
@@ -53,12 +66,20 @@ fn xavier(fan_out: i64, fan_in: i64) -> nn::Init {
 
 /// A biased linear layer with a Xavier-uniform weight.
 fn linear(p: nn::Path, d_in: i64, d_out: i64) -> nn::Linear {
+    fused_linear(p, d_in, d_out, 1)
+}
+
+/// A biased linear layer of `blocks` stacked `[d_out, d_in]` maps (weight
+/// `[blocks * d_out, d_in]`), each block Xavier-uniform as a `[d_out, d_in]`
+/// matrix on its own: a fused q/k/v projection starts as three separate ones
+/// would. The bias as PyTorch's default (fan-in `d_in`) in every block.
+fn fused_linear(p: nn::Path, d_in: i64, d_out: i64, blocks: i64) -> nn::Linear {
     let config = nn::LinearConfig {
         ws_init: xavier(d_out, d_in),
         bs_init: None,
         bias: true,
     };
-    nn::linear(p, d_in, d_out, config)
+    nn::linear(p, d_in, blocks * d_out, config)
 }
 
 /// Sinusoidal positions `[len, d_model]`: `sin(pos / 10000^(2i/d))` at even
@@ -75,6 +96,35 @@ pub(crate) fn sinusoids(len: i64, d_model: i64, device: tch::Device) -> Tensor {
     Tensor::stack(&[angle.sin(), angle.cos()], 2)
         .view([len, 2 * half])
         .narrow(1, 0, d_model)
+}
+
+/// Sinusoidal positions ([`sinusoids`]) computed once, on the model's
+/// device, for the first [`CACHED_POSITIONS`] positions; also T5's
+/// sinusoidal option.
+#[derive(Debug)]
+pub(crate) struct SinusoidTable {
+    /// `[P, D]`.
+    table: Tensor,
+}
+
+impl SinusoidTable {
+    /// The table for `d_model` features on `device`.
+    pub(crate) fn new(d_model: i64, device: tch::Device) -> SinusoidTable {
+        SinusoidTable {
+            table: sinusoids(CACHED_POSITIONS, d_model, device),
+        }
+    }
+
+    /// Positions `start..start + len`, `[len, D]`: a view of the table, or
+    /// computed when the table is too short.
+    pub(crate) fn at(&self, start: i64, len: i64) -> Tensor {
+        let (rows, d_model) = self.table.size2().expect("[P, D]");
+        if start + len <= rows {
+            self.table.narrow(0, start, len)
+        } else {
+            sinusoids(start + len, d_model, self.table.device()).narrow(0, start, len)
+        }
+    }
 }
 
 /// The Annotated Transformer's layer norm, `a * (x - mean) / (std + eps) + b`
@@ -120,47 +170,102 @@ impl nn::Module for LayerNorm {
     }
 }
 
-/// Multi-head attention with biased projections.
+/// What self- and cross-attention share: the head layout, attention
+/// dropout and the output projection `o`.
 #[derive(Debug)]
-struct Attention {
-    q: nn::Linear,
-    k: nn::Linear,
-    v: nn::Linear,
+struct Heads {
     o: nn::Linear,
     heads: i64,
     d_kv: i64,
     dropout: f64,
 }
 
-impl Attention {
-    fn new(p: nn::Path, sizes: Sizes) -> Attention {
-        let inner = sizes.heads * sizes.d_kv;
-        Attention {
-            q: linear(&p / "q", sizes.d_model, inner),
-            k: linear(&p / "k", sizes.d_model, inner),
-            v: linear(&p / "v", sizes.d_model, inner),
-            o: linear(&p / "o", inner, sizes.d_model),
+impl Heads {
+    fn new(p: &nn::Path, sizes: Sizes) -> Heads {
+        Heads {
+            o: linear(p / "o", sizes.heads * sizes.d_kv, sizes.d_model),
             heads: sizes.heads,
             d_kv: sizes.d_kv,
             dropout: sizes.dropout,
         }
     }
 
-    /// Queries from `x` `[B, T, D]`, keys and values from `context` `[B, S, D]`.
-    fn forward(&self, x: &Tensor, context: &Tensor, mask: &Mask, train: bool) -> Tensor {
-        let (b, t, _) = x.size3().expect("[B, T, D]");
-        let s = context.size()[1];
-        // [B, L, H * d_kv] -> [B, L, H, d_kv] -> [B, H, L, d_kv]
-        let split = |y: Tensor, len: i64| y.view([b, len, self.heads, self.d_kv]).transpose(1, 2);
-        let q = split(x.apply(&self.q), t);
-        let k = split(context.apply(&self.k), s);
-        let v = split(context.apply(&self.v), s);
-        let y = attend(&q, &k, &v, mask, self.dropout, train, None);
-        // [B, H, T, d_kv] -> [B, T, H, d_kv] -> [B, T, H * d_kv]
-        y.transpose(1, 2)
-            .contiguous()
-            .view([b, t, self.heads * self.d_kv])
-            .apply(&self.o)
+    /// A projection's output `[B, L, n * H * d_kv]` → `n` × `[B, H, L, d_kv]`.
+    fn split(&self, y: &Tensor) -> Vec<Tensor> {
+        split_heads(y, self.heads, self.d_kv)
+    }
+
+    /// Queries `[B, H, T, d_kv]` attend to keys and values `[B, H, S, d_kv]`
+    /// (scores scaled by `1/sqrt(d_kv)`); heads merged and projected: `[B, T, D]`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Mask, train: bool) -> Tensor {
+        merge_heads(&attend(q, k, v, mask, self.dropout, train, None)).apply(&self.o)
+    }
+}
+
+/// Self-attention: queries, keys and values from one fused projection `qkv`.
+#[derive(Debug)]
+struct SelfAttention {
+    qkv: nn::Linear,
+    heads: Heads,
+}
+
+impl SelfAttention {
+    fn new(p: nn::Path, sizes: Sizes) -> SelfAttention {
+        SelfAttention {
+            qkv: fused_linear(&p / "qkv", sizes.d_model, sizes.heads * sizes.d_kv, 3),
+            heads: Heads::new(&p, sizes),
+        }
+    }
+
+    /// `x` `[B, L, D]` → `[B, L, D]`.
+    fn forward(&self, x: &Tensor, mask: &Mask, train: bool) -> Tensor {
+        let [q, k, v] = self.project(x);
+        self.heads.attend(&q, &k, &v, mask, train)
+    }
+
+    /// One new position `x` `[B, 1, D]` attends to itself and the cached
+    /// earlier ones (its keys and values join the cache): `[B, 1, D]`.
+    fn step(&self, x: &Tensor, cache: &mut LayerCache, mask: &Mask) -> Tensor {
+        let [q, k, v] = self.project(x);
+        let (k, v) = cache.append(k, v);
+        self.heads.attend(&q, &k, &v, mask, false)
+    }
+
+    /// Queries, keys and values `[B, H, L, d_kv]` of `x` `[B, L, D]`.
+    fn project(&self, x: &Tensor) -> [Tensor; 3] {
+        self.heads.split(&x.apply(&self.qkv)).try_into().expect("q, k and v")
+    }
+}
+
+/// Cross-attention: queries from the decoder (`q`), keys and values from the
+/// encoder's output by one fused projection `kv`.
+#[derive(Debug)]
+struct CrossAttention {
+    q: nn::Linear,
+    kv: nn::Linear,
+    heads: Heads,
+}
+
+impl CrossAttention {
+    fn new(p: nn::Path, sizes: Sizes) -> CrossAttention {
+        let (d, inner) = (sizes.d_model, sizes.heads * sizes.d_kv);
+        CrossAttention {
+            q: linear(&p / "q", d, inner),
+            kv: fused_linear(&p / "kv", d, inner, 2),
+            heads: Heads::new(&p, sizes),
+        }
+    }
+
+    /// Keys and values `[B, H, S, d_kv]` of `memory` `[B, S, D]`.
+    fn keys_values(&self, memory: &Tensor) -> (Tensor, Tensor) {
+        let [k, v] = self.heads.split(&memory.apply(&self.kv)).try_into().expect("k and v");
+        (k, v)
+    }
+
+    /// Queries from `x` `[B, T, D]` attend to `memory`'s keys and values: `[B, T, D]`.
+    fn forward(&self, x: &Tensor, (k, v): &(Tensor, Tensor), mask: &Mask, train: bool) -> Tensor {
+        let [q] = self.heads.split(&x.apply(&self.q)).try_into().expect("q");
+        self.heads.attend(&q, k, v, mask, train)
     }
 }
 
@@ -190,9 +295,9 @@ impl FeedForward {
 /// (self-attention, cross-attention, feed-forward).
 #[derive(Debug)]
 struct Layer {
-    self_attn: Attention,
+    self_attn: SelfAttention,
     self_attn_norm: LayerNorm,
-    cross_attn: Option<(Attention, LayerNorm)>,
+    cross_attn: Option<(CrossAttention, LayerNorm)>,
     ff: FeedForward,
     ff_norm: LayerNorm,
     placement: Norm,
@@ -202,11 +307,11 @@ struct Layer {
 impl Layer {
     fn new(p: nn::Path, sizes: Sizes, placement: Norm, cross: bool) -> Layer {
         Layer {
-            self_attn: Attention::new(&p / "self_attn", sizes),
+            self_attn: SelfAttention::new(&p / "self_attn", sizes),
             self_attn_norm: LayerNorm::new(&p / "self_attn_norm", sizes.d_model),
             cross_attn: cross.then(|| {
                 (
-                    Attention::new(&p / "cross_attn", sizes),
+                    CrossAttention::new(&p / "cross_attn", sizes),
                     LayerNorm::new(&p / "cross_attn_norm", sizes.d_model),
                 )
             }),
@@ -221,14 +326,29 @@ impl Layer {
     fn forward(&self, x: &Tensor, self_mask: &Mask, memory: Option<(&Tensor, &Mask)>, train: bool) -> Tensor {
         let (placement, p) = (self.placement, self.dropout);
         let mut x = residual(x, &self.self_attn_norm, placement, p, train, |h| {
-            self.self_attn.forward(h, h, self_mask, train)
+            self.self_attn.forward(h, self_mask, train)
         });
         if let (Some((attn, norm)), Some((memory, cross_mask))) = (&self.cross_attn, memory) {
             x = residual(&x, norm, placement, p, train, |h| {
-                attn.forward(h, memory, cross_mask, train)
+                attn.forward(h, &attn.keys_values(memory), cross_mask, train)
             });
         }
         residual(&x, &self.ff_norm, placement, p, train, |h| self.ff.forward(h, train))
+    }
+
+    /// A decoder layer on one new position `x` `[B, 1, D]` (eval mode), with
+    /// the keys and values in `cache`: `[B, 1, D]`.
+    fn step(&self, x: &Tensor, cache: &mut LayerCache, self_mask: &Mask, cross_mask: &Mask) -> Tensor {
+        let (placement, p) = (self.placement, self.dropout);
+        let mut x = residual(x, &self.self_attn_norm, placement, p, false, |h| {
+            self.self_attn.step(h, cache, self_mask)
+        });
+        if let Some((attn, norm)) = &self.cross_attn {
+            x = residual(&x, norm, placement, p, false, |h| {
+                attn.forward(h, &cache.cross_kv, cross_mask, false)
+            });
+        }
+        residual(&x, &self.ff_norm, placement, p, false, |h| self.ff.forward(h, false))
     }
 }
 
@@ -261,7 +381,7 @@ impl Stack {
         let len = x.size()[1];
         let decoder = memory.is_some();
         // [1, H, L, L]
-        let bias = self.relative_bias.as_ref().map(|b| b.forward(len, len));
+        let bias = self.relative_bias.as_ref().map(|b| b.forward(0, len, len));
         let self_mask = Mask::new(bias, decoder, keep, len);
         let cross_mask = memory.map(|m| Mask::new(None, false, m.keep.as_ref(), len));
         let cross = memory.zip(cross_mask.as_ref()).map(|(m, mask)| (&m.states, mask));
@@ -269,6 +389,38 @@ impl Stack {
             .layers
             .iter()
             .fold(x, |x, layer| layer.forward(&x, &self_mask, cross, train));
+        self.final_norm(x)
+    }
+
+    /// The decoder's state before the first target: each layer's
+    /// cross-attention keys and values of `memory`.
+    fn start(&self, memory: &Memory) -> DecodeState {
+        let cross_kv = self
+            .layers
+            .iter()
+            .map(|layer| {
+                let (attn, _) = layer.cross_attn.as_ref().expect("decoder layers attend to the memory");
+                attn.keys_values(&memory.states)
+            })
+            .collect();
+        DecodeState::new(cross_kv, memory)
+    }
+
+    /// The decoder on one new position `x` `[B, 1, D]` (embedded) at
+    /// `state.position`, eval mode → `[B, 1, D]`.
+    fn step(&self, x: Tensor, state: &mut DecodeState) -> Tensor {
+        let t = state.position;
+        // The new query row against keys 0..=t: [1, H, 1, t + 1]
+        let bias = self.relative_bias.as_ref().map(|b| b.forward(t, 1, t + 1));
+        let self_mask = Mask::new(bias, false, None, 1);
+        let x = self.layers.iter().zip(&mut state.layers).fold(x, |x, (layer, cache)| {
+            layer.step(&x, cache, &self_mask, &state.cross_mask)
+        });
+        self.final_norm(x)
+    }
+
+    /// The final norm (pre-norm only).
+    fn final_norm(&self, x: Tensor) -> Tensor {
         match &self.norm {
             Some(norm) => norm.forward(&x),
             None => x,
@@ -285,7 +437,8 @@ pub struct Vanilla {
     decoder: Stack,
     generator_weight: Tensor,
     generator_bias: Tensor,
-    sinusoids: bool,
+    /// `None` with relative positions.
+    positions: Option<SinusoidTable>,
     d_model: i64,
     dropout: f64,
 }
@@ -320,29 +473,33 @@ impl Vanilla {
             decoder,
             generator_weight,
             generator_bias,
-            sinusoids: sizes.relative.is_none(),
+            positions: sizes.relative.is_none().then(|| SinusoidTable::new(d, p.device())),
             d_model: d,
             dropout: sizes.dropout,
         }
     }
 
-    /// Ids `[B, L]` → `dropout(embed(ids) * sqrt(d_model) + positions)` `[B, L, D]`.
-    fn embed(&self, table: &Tensor, ids: &Tensor, train: bool) -> Tensor {
+    /// Ids `[B, L]` at positions `start..start + L` →
+    /// `dropout(embed(ids) * sqrt(d_model) + positions)` `[B, L, D]`.
+    fn embed(&self, table: &Tensor, ids: &Tensor, start: i64, train: bool) -> Tensor {
         let x = Tensor::embedding(table, ids, -1, false, false) * (self.d_model as f64).sqrt();
-        let x = if self.sinusoids {
-            let len = ids.size()[1];
+        let x = match &self.positions {
             // [L, D] broadcast over the batch
-            x + sinusoids(len, self.d_model, ids.device())
-        } else {
-            x
+            Some(positions) => x + positions.at(start, ids.size()[1]),
+            None => x,
         };
         x.dropout(self.dropout, train)
+    }
+
+    /// Decoder output `[.., D]` → logits `[.., V_out]`.
+    fn generate(&self, h: &Tensor) -> Tensor {
+        h.linear(&self.generator_weight, Some(&self.generator_bias))
     }
 }
 
 impl Seq2Seq for Vanilla {
     fn encode(&self, src: &Tensor, keep: Option<&Tensor>, train: bool) -> Memory {
-        let x = self.embed(&self.src_embed, src, train);
+        let x = self.embed(&self.src_embed, src, 0, train);
         Memory {
             states: self.encoder.forward(x, keep, None, train),
             keep: keep.map(Tensor::shallow_clone),
@@ -350,18 +507,31 @@ impl Seq2Seq for Vanilla {
     }
 
     fn decode(&self, memory: &Memory, tgt_in: &Tensor, train: bool) -> Tensor {
-        let x = self.embed(&self.tgt_embed, tgt_in, train);
+        let x = self.embed(&self.tgt_embed, tgt_in, 0, train);
         // [B, T, D] -> [B, T, V_out]
-        self.decoder
-            .forward(x, None, Some(memory), train)
-            .linear(&self.generator_weight, Some(&self.generator_bias))
+        self.generate(&self.decoder.forward(x, None, Some(memory), train))
+    }
+
+    fn start_decoding(&self, memory: &Memory) -> DecodeState {
+        self.decoder.start(memory)
+    }
+
+    fn decode_next(&self, state: &mut DecodeState, ids: &Tensor) -> Tensor {
+        let x = self.embed(&self.tgt_embed, ids, state.position, false);
+        let h = self.decoder.step(x, state);
+        state.position += 1;
+        // [B, 1, D] -> [B, D] -> [B, V_out]
+        self.generate(&h.squeeze_dim(1))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tests::{check_causal, check_masked_source, keys, max_diff, overfit, save_load_round_trip, tiny};
+    use crate::model::tests::{
+        check_causal, check_incremental, check_masked_source, keys, max_diff, overfit, save_load_round_trip, seeded,
+        tiny,
+    };
     use crate::plan::config::{Architecture, Positions, Scheme};
 
     fn cfg() -> ModelConfig {
@@ -374,13 +544,16 @@ mod tests {
         for name in [
             "src_embed.weight",
             "tgt_embed.weight",
-            "encoder.layers.0.self_attn.q.weight",
+            "encoder.layers.0.self_attn.qkv.weight",
+            "encoder.layers.0.self_attn.qkv.bias",
             "encoder.layers.1.self_attn.o.bias",
             "encoder.layers.0.self_attn_norm.weight",
             "encoder.layers.1.ff.w1.weight",
             "encoder.layers.1.ff_norm.bias",
             "encoder.norm.weight",
-            "decoder.layers.0.cross_attn.k.weight",
+            "decoder.layers.0.cross_attn.q.weight",
+            "decoder.layers.0.cross_attn.kv.weight",
+            "decoder.layers.1.cross_attn.kv.bias",
             "decoder.layers.1.cross_attn_norm.bias",
             "decoder.norm.bias",
             "generator.weight",
@@ -388,10 +561,11 @@ mod tests {
         ] {
             assert!(names.contains(&name.to_string()), "{name} not in {names:?}");
         }
-        // Per layer: 4 projections and 2 feed-forward linears (weight + bias),
-        // norms (weight + bias): 2 per encoder layer, 3 per decoder layer.
-        let encoder_layer = 4 * 2 + 2 * 2 + 2 * 2;
-        let decoder_layer = 8 * 2 + 2 * 2 + 3 * 2;
+        // Per layer (weight + bias each): self-attention qkv and o, cross-attention
+        // q, kv and o, 2 feed-forward linears; norms: 2 per encoder layer, 3 per
+        // decoder layer.
+        let encoder_layer = 2 * 2 + 2 * 2 + 2 * 2;
+        let decoder_layer = 5 * 2 + 2 * 2 + 3 * 2;
         assert_eq!(names.len(), 2 + 2 * encoder_layer + 2 * decoder_layer + 2 * 2 + 2);
 
         let shared = keys(&cfg(), Scheme::Shared);
@@ -416,7 +590,7 @@ mod tests {
 
     #[test]
     fn weights_start_as_the_annotated_transformer_does() {
-        tch::manual_seed(7);
+        let _generator = seeded(7);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         crate::model::build(&vs.root(), &cfg(), 30, 12, Scheme::Separate).unwrap();
         let vars = vs.variables();
@@ -428,6 +602,66 @@ mod tests {
         let norm = &vars["encoder.layers.0.self_attn_norm.weight"];
         assert!(norm.equal(&Tensor::ones([16], (Kind::Float, tch::Device::Cpu))));
         assert_eq!(vars["decoder.norm.bias"].abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn fused_projections_start_block_by_block_as_separate_ones_would() {
+        let _generator = seeded(7);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        crate::model::build(&vs.root(), &cfg(), 30, 12, Scheme::Separate).unwrap();
+        let vars = vs.variables();
+        // Each [16, 16] block (2 heads of 8) is Xavier-uniform on its own:
+        // bound sqrt(6 / 32), not the sqrt(6 / 64) of the whole [48, 16].
+        let bound = (6.0f64 / 32.0).sqrt();
+        let max = |t: &Tensor| t.abs().max().double_value(&[]);
+        for (name, blocks) in [
+            ("encoder.layers.0.self_attn.qkv", 3),
+            ("decoder.layers.1.cross_attn.kv", 2),
+        ] {
+            let weight = &vars[&format!("{name}.weight")];
+            assert_eq!(weight.size(), [blocks * 16, 16], "{name}");
+            for block in weight.chunk(blocks, 0) {
+                let m = max(&block);
+                assert!(m <= bound && m > 0.8 * bound, "{name}: {m} vs {bound}");
+            }
+            // PyTorch's default bias: fan-in d_model, bound 1 / 4.
+            let m = max(&vars[&format!("{name}.bias")]);
+            assert!(m <= 0.25 && m > 0.2, "{name} bias: {m}");
+        }
+    }
+
+    /// Softmax attention written out with the fused weights cut into their
+    /// blocks: what separate q, k, v projections compute.
+    fn textbook(x: &Tensor, context: &Tensor, q: (&Tensor, &Tensor), kv: (&Tensor, &Tensor), heads: &Heads) -> Tensor {
+        let (w, b) = kv;
+        let (wk, wv) = (w.chunk(2, 0), b.chunk(2, 0));
+        let split = |y: Tensor| split_heads(&y, heads.heads, heads.d_kv).remove(0);
+        let q = split(x.linear(q.0, Some(q.1)));
+        let k = split(context.linear(&wk[0], Some(&wv[0])));
+        let v = split(context.linear(&wk[1], Some(&wv[1])));
+        let scores = q.matmul(&k.transpose(-2, -1)) / (heads.d_kv as f64).sqrt();
+        merge_heads(&scores.softmax(-1, Kind::Float).matmul(&v)).apply(&heads.o)
+    }
+
+    #[test]
+    fn fused_projections_compute_what_separate_ones_do() {
+        let _generator = seeded(9);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let sizes = Sizes::check(&cfg(), 30, 12, Scheme::Separate).unwrap();
+        let x = Tensor::randn([2, 5, 16], (Kind::Float, tch::Device::Cpu));
+        let memory = Tensor::randn([2, 7, 16], (Kind::Float, tch::Device::Cpu));
+
+        let attn = SelfAttention::new(vs.root() / "self", sizes);
+        let (w, b) = (attn.qkv.ws.chunk(3, 0), attn.qkv.bs.as_ref().unwrap().chunk(3, 0));
+        let (wkv, bkv) = (Tensor::cat(&w[1..], 0), Tensor::cat(&b[1..], 0));
+        let expected = textbook(&x, &x, (&w[0], &b[0]), (&wkv, &bkv), &attn.heads);
+        assert!(max_diff(&attn.forward(&x, &Mask::All, false), &expected) < 1e-5);
+
+        let attn = CrossAttention::new(vs.root() / "cross", sizes);
+        let kv = (&attn.kv.ws, attn.kv.bs.as_ref().unwrap());
+        let expected = textbook(&x, &memory, (&attn.q.ws, attn.q.bs.as_ref().unwrap()), kv, &attn.heads);
+        let got = attn.forward(&x, &attn.keys_values(&memory), &Mask::All, false);
+        assert!(max_diff(&got, &expected) < 1e-5);
     }
 
     #[test]
@@ -445,7 +679,7 @@ mod tests {
 
     #[test]
     fn fused_layer_norm_matches_the_formula_within_eps_over_std_and_stays_finite() {
-        tch::manual_seed(8);
+        let _generator = seeded(8);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let mut norm = LayerNorm::new(vs.root(), 256);
         tch::no_grad(|| {
@@ -484,6 +718,18 @@ mod tests {
     }
 
     #[test]
+    fn the_sinusoid_table_gives_the_positions_asked_for_within_and_beyond_it() {
+        let table = SinusoidTable::new(6, tch::Device::Cpu);
+        let p = CACHED_POSITIONS;
+        for (start, len) in [(0, 129), (7, 1), (p - 3, 3), (p - 3, 10), (p + 5, 2)] {
+            let expected = sinusoids(start + len, 6, tch::Device::Cpu).narrow(0, start, len);
+            let got = table.at(start, len);
+            assert_eq!(got.size(), [len, 6]);
+            assert!(max_diff(&got, &expected) < 1e-6, "{start} {len}");
+        }
+    }
+
+    #[test]
     fn save_and_load_give_identical_outputs() {
         save_load_round_trip(&cfg(), "vanilla");
     }
@@ -496,6 +742,19 @@ mod tests {
             norm: Norm::Post,
             ..cfg()
         });
+    }
+
+    #[test]
+    fn incremental_decoding_gives_the_full_prefix_logits() {
+        for norm in [Norm::Pre, Norm::Post] {
+            for positions in [Positions::Sinusoidal, Positions::Relative] {
+                check_incremental(&ModelConfig {
+                    norm,
+                    positions,
+                    ..cfg()
+                });
+            }
+        }
     }
 
     #[test]

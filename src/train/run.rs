@@ -425,26 +425,27 @@ fn velocities(logits: &Tensor, classes: &std::ops::Range<i64>) -> Vec<u8> {
 }
 
 /// Greedy autoregressive decoding, batched: the decoder starts from CLS and
-/// feeds back its own most likely velocity. The source is encoded once; the
-/// decoder is re-run on the growing prefix at each step (no key/value cache:
-/// `length` decoder passes of growing length per batch).
+/// feeds back its own most likely velocity. The source is encoded once; each
+/// step feeds one target to [`Seq2Seq::decode_next`], which keeps the keys
+/// and values of the earlier ones (`length` decoder passes over one position).
 pub(crate) fn decode_greedy(net: &dyn Seq2Seq, src: &Tensor, length: i64, classes: &std::ops::Range<i64>) -> Vec<u8> {
     let memory = net.encode(src, None, false);
+    let mut state = net.start_decoding(&memory);
     let batch = src.size()[0];
-    let mut ys = Tensor::full(
+    let mut next = Tensor::full(
         [batch, 1],
         crate::data::encoder::CLS as i64,
         (Kind::Int64, src.device()),
     );
+    let mut chosen = Vec::with_capacity(length as usize);
     for _ in 0..length {
-        let logits = net.decode(&memory, &ys, false); // [B, t, V]
-        let last = logits
-            .select(1, -1)
-            .narrow(1, classes.start, classes.end - classes.start); // [B, 128]
-        let next = last.argmax(-1, true) + classes.start; // [B, 1]
-        ys = Tensor::cat(&[ys, next], 1);
+        let logits = net.decode_next(&mut state, &next); // [B, V]
+        let velocity_logits = logits.narrow(1, classes.start, classes.end - classes.start); // [B, 128]
+        next = velocity_logits.argmax(-1, true) + classes.start; // [B, 1]
+        chosen.push(next.shallow_clone());
     }
-    let predicted = (ys.narrow(1, 1, length) - classes.start)
+    // length x [B, 1] -> [B, length]
+    let predicted = (Tensor::cat(&chosen, 1) - classes.start)
         .to_kind(Kind::Uint8)
         .flatten(0, -1);
     Vec::<u8>::try_from(predicted.to_device(Device::Cpu)).unwrap_or_default()
@@ -574,6 +575,70 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::tests::{ids, seeded, tiny};
+    use crate::plan::config::{Architecture, ModelConfig, Norm, Positions, Scheme};
+
+    /// Greedy decoding as it was before the key/value cache: the whole
+    /// growing prefix through [`Seq2Seq::decode`] at every step.
+    fn decode_greedy_full_prefix(
+        net: &dyn Seq2Seq,
+        src: &Tensor,
+        length: i64,
+        classes: &std::ops::Range<i64>,
+    ) -> Vec<u8> {
+        let memory = net.encode(src, None, false);
+        let batch = src.size()[0];
+        let mut ys = Tensor::full(
+            [batch, 1],
+            crate::data::encoder::CLS as i64,
+            (Kind::Int64, src.device()),
+        );
+        for _ in 0..length {
+            let logits = net.decode(&memory, &ys, false); // [B, t, V]
+            let last = logits
+                .select(1, -1)
+                .narrow(1, classes.start, classes.end - classes.start); // [B, 128]
+            let next = last.argmax(-1, true) + classes.start; // [B, 1]
+            ys = Tensor::cat(&[ys, next], 1);
+        }
+        let predicted = (ys.narrow(1, 1, length) - classes.start)
+            .to_kind(Kind::Uint8)
+            .flatten(0, -1);
+        Vec::<u8>::try_from(predicted).unwrap()
+    }
+
+    #[test]
+    fn cached_greedy_decoding_chooses_what_full_prefix_decoding_does() {
+        let _generator = seeded(11);
+        // Ids 2..12 are the "velocities" of a 12-id target vocabulary.
+        let classes = 2..12;
+        let mut varied = 0;
+        for architecture in [Architecture::Vanilla, Architecture::T5] {
+            for norm in [Norm::Pre, Norm::Post] {
+                for positions in [Positions::Sinusoidal, Positions::Relative] {
+                    let cfg = ModelConfig {
+                        norm,
+                        positions,
+                        ..tiny(architecture)
+                    };
+                    let vs = nn::VarStore::new(Device::Cpu);
+                    let net = crate::model::build(&vs.root(), &cfg, 30, 12, Scheme::Separate).unwrap();
+                    let src = ids(3, 9, 0, 30);
+                    let (cached, full) = tch::no_grad(|| {
+                        (
+                            decode_greedy(net.as_ref(), &src, 20, &classes),
+                            decode_greedy_full_prefix(net.as_ref(), &src, 20, &classes),
+                        )
+                    });
+                    assert_eq!(cached.len(), 3 * 20);
+                    assert_eq!(cached, full, "{cfg:?}");
+                    varied += usize::from(cached.iter().any(|&v| v != cached[0]));
+                }
+            }
+        }
+        // Untrained models may repeat one velocity; most here do not.
+        assert!(varied >= 4, "{varied} of 8 models vary their choices");
+    }
 
     #[test]
     fn cuda_graphs_are_on_unless_the_variable_says_0() {
