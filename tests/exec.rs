@@ -272,6 +272,36 @@ fn a_killed_run_resumes_and_ends_like_an_uninterrupted_one() {
 }
 
 #[test]
+fn an_unusable_checkpoint_fails_the_run_with_the_remedy_and_force_starts_it_over() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let work = Work::new("checkpoint");
+    let file = work.experiment("checkpoint", 1, "");
+    let file = file.to_str().unwrap();
+    let first = work.run(&["exec", file], "runs");
+    assert!(first.status.success(), "{}", text(&first));
+    // Make it an unfinished run whose checkpoint cannot be read, as one
+    // saved by a runner with another model layout (or a damaged file) is.
+    let dir = &work.run_dirs("runs", "checkpoint")[0];
+    let id = dir.file_name().unwrap().to_str().unwrap().to_owned();
+    for name in ["summary.json", "status.json"] {
+        std::fs::remove_file(dir.join(name)).unwrap();
+    }
+    std::fs::write(dir.join("checkpoint/model.safetensors"), b"not a safetensors file").unwrap();
+
+    let output = work.run(&["exec", file], "runs");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let out = words(&text(&output));
+    assert!(out.contains("cannot resume from the checkpoint in"), "{out}");
+    assert!(out.contains("--force --only RUN"), "{out}");
+    assert!(plan_status(&text(&work.run(&["plan", file], "runs")), &id).contains("failed"));
+
+    let again = work.run(&["exec", file, "--force", "--only", &id], "runs");
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("1 trained"), "{}", text(&again));
+    assert!(dir.join("summary.json").exists());
+}
+
+#[test]
 fn a_failing_run_is_recorded_and_the_others_finish() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let work = Work::new("fail");

@@ -32,7 +32,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tabled::builder::Builder;
-use tabled::settings::Style;
+use tabled::settings::object::Columns;
+use tabled::settings::{Style, Width};
 use tch::Device;
 
 use crate::data::dataset::{self, DataError};
@@ -428,6 +429,10 @@ pub fn cuda_devices() -> usize {
     usize::try_from(tch::Cuda::device_count()).unwrap_or(0)
 }
 
+/// The widest the outcome column gets: a failure's reason wraps there (the
+/// whole of it is on the run's progress line and in its `status.json`).
+const OUTCOME_WIDTH: usize = 60;
+
 /// The closing table: one row per run, then the counts.
 pub fn table(results: &[RunResult]) -> String {
     let mut builder = Builder::default();
@@ -443,7 +448,9 @@ pub fn table(results: &[RunResult]) -> String {
         ]);
     }
     let mut table = builder.build();
-    table.with(Style::rounded());
+    table
+        .with(Style::rounded())
+        .modify(Columns::one(2), Width::wrap(OUTCOME_WIDTH).keep_words(true));
     let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
     let not_started = match count(|o| !o.started()) {
         0 => String::new(),

@@ -129,6 +129,18 @@ pub enum TrainError {
         /// What happened.
         source: std::io::Error,
     },
+    /// The checkpoint of an unfinished run cannot be restored into this
+    /// model: damaged, or saved by a runner whose model layout differs.
+    #[error(
+        "cannot resume from the checkpoint in {dir} ({reason}): it is damaged or was saved by a \
+         runner with another model layout; `runner exec FILE --force --only RUN` starts the run over"
+    )]
+    Checkpoint {
+        /// The checkpoint folder.
+        dir: PathBuf,
+        /// What libtorch said.
+        reason: String,
+    },
     /// The training loss became NaN or infinite.
     #[error("the training loss became {value} at step {step}")]
     Diverged {
@@ -228,9 +240,16 @@ pub fn train(
     let checkpoint = dir.join("checkpoint");
     let mut position = Position::default();
     if checkpoint.join("position.json").exists() {
+        let unusable = |reason: String| TrainError::Checkpoint {
+            dir: checkpoint.clone(),
+            reason,
+        };
         position = read_json(&checkpoint.join("position.json"))?;
-        vs.load(checkpoint.join("model.safetensors"))?;
-        optimizer.load(&checkpoint.join("optimizer.safetensors"))?;
+        vs.load(checkpoint.join("model.safetensors"))
+            .map_err(|e| unusable(e.to_string()))?;
+        optimizer
+            .load(&checkpoint.join("optimizer.safetensors"))
+            .map_err(|e| unusable(e.to_string()))?;
     }
     progress.start(total_steps, position.step);
 
