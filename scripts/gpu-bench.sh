@@ -100,8 +100,8 @@ export python out
 export ref_args="${ref[*]}"
 piece 150 torch-compile-warm bash -c 'ref=($ref_args); warm_compiled; echo "{}"'
 # 1. runner eager, one process per precision; the fp32 one also times the
-#    data side and greedy decoding (64 windows).
-piece 45 runner-eager-fp32 "${run[@]}" --precision fp32
+#    data side and greedy decoding (256 windows: one evaluation batch).
+piece 45 runner-eager-fp32 "${run[@]}" --precision fp32 --greedy-windows 256
 piece 35 runner-eager-bf16 "${run[@]}" --precision bf16 --no-data --greedy-windows 0
 # 2. runner with the whole step in a CUDA graph (and its graph-vs-eager check).
 piece 45 runner-graph-fp32 "${run[@]}" --precision fp32 --cuda-graph --no-data --greedy-windows 0

@@ -6,7 +6,7 @@
 //!   gathered on the device as every training step gathers them (a slice of
 //!   a shuffled order, two `index_select`s).
 //! - Greedy decoding: the evaluation's decoder ([`crate::train::run::decode_greedy`],
-//!   batches of [`crate::train::run::EVAL_BATCH`], one target per step with
+//!   batches of [`crate::train::run::eval_batch`], one target per step with
 //!   the key/value cache of [`crate::model::Seq2Seq::decode_next`]) on an
 //!   untrained write-up model, windows of 128 notes.
 
@@ -20,7 +20,7 @@ use super::train::{NOTES, SOURCE_VOCAB, TARGET_VOCAB, model_config, random_windo
 use crate::data::TokenWindows;
 use crate::model;
 use crate::plan::config::{Architecture, Scheme};
-use crate::train::run::{EVAL_BATCH, decode_greedy};
+use crate::train::run::{decode_greedy, eval_batch};
 use crate::train::step::DeviceWindows;
 
 /// Training windows of the pathetique settings on MAESTRO-scale data
@@ -123,7 +123,7 @@ pub fn time_greedy(device: Device, architecture: Architecture, windows: i64) -> 
     .expect("the write-up model is valid");
     let data = random_windows(windows, device);
     let classes = 1..TARGET_VOCAB;
-    let batch = EVAL_BATCH.min(windows);
+    let batch = eval_batch(device).min(windows);
     // Warm-up: one short decode.
     tch::no_grad(|| decode_greedy(net.as_ref(), &data.src.narrow(0, 0, 1), 2, &classes));
     synchronize(device);
