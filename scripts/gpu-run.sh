@@ -6,7 +6,7 @@
 #   run(command="PHASES='check bench' scripts/gpu-run.sh",
 #       carry=["target/release/runner", "data/bundled"], timeout_s=540)
 #   run(command="PHASES='train-graph e2e' scripts/gpu-run.sh",
-#       carry=["target/release/runner", "data/bundled"], timeout_s=300)
+#       carry=["target/release/runner", "data/bundled"], timeout_s=330)
 #
 # The GPU machine has PyTorch 2.11.0+cu130 at /opt/torch/.venv, no cargo and
 # no network (FACTS.md section 9): the binary and the bundled data are built
@@ -20,7 +20,7 @@
 #                default) and eagerly (RUNNER_CUDA_GRAPH=0), then in bf16
 #   e2e          experiments/pathetique-maestro-scale.kdl (the write-up's
 #                sizes on ~7M notes): data preparation from a cold cache,
-#                then both runs side by side for E2E_SECONDS (default 200),
+#                then both runs side by side for E2E_SECONDS (default 150),
 #                stopped with SIGINT; benches/end_to_end.py projects the rest
 #   experiments  pathetique.kdl, pathetique-cpu.kdl and ablation-cpu.kdl, all
 #                at once on the GPU with --jobs (R5, R6; not in the default set)
@@ -71,7 +71,7 @@ train_graph() {
 }
 
 e2e() {
-  local experiment=${E2E_EXPERIMENT:-pathetique-maestro-scale} seconds=${E2E_SECONDS:-200} device=${E2E_DEVICE:-cuda}
+  local experiment=${E2E_EXPERIMENT:-pathetique-maestro-scale} seconds=${E2E_SECONDS:-150} device=${E2E_DEVICE:-cuda}
   local python=${PYTHON:-/opt/torch/.venv/bin/python}
   [ "$experiment" = pathetique-maestro-scale ] && scripts/maestro-scale
   local t0=$EPOCHREALTIME
@@ -108,9 +108,9 @@ reports() {
 export repo store out
 export -f train_graph e2e experiments reports
 phase check 60 scripts/gpu-check.sh
-phase bench 260 env OUT="$out/bench" scripts/gpu-bench.sh
+phase bench 450 env OUT="$out/bench" scripts/gpu-bench.sh
 phase train-graph 90 bash -c train_graph
-phase e2e 270 bash -c e2e
+phase e2e 240 bash -c e2e
 phase experiments 270 bash -c experiments
 phase reports 45 bash -c reports
 # Checkpoints are large and can be rebuilt; everything else comes back.
