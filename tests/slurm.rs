@@ -64,6 +64,10 @@ fn a_matrix_submitted_twice_trains_every_run_once_and_is_collated() {
     let status = cluster.runner(&["status", &file]);
     let status = text(&status);
     assert!(status.contains("4 runs: 4 done"), "{status}");
+    assert!(
+        !status.contains("follow with"),
+        "nothing left to follow once every job ended: {status}"
+    );
     // The second array's four tasks found their runs locked or done, and ended well.
     assert_eq!(status.matches("#2: ").count(), 4, "{status}");
     assert_eq!(

@@ -19,7 +19,6 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor, nn};
 
 use super::{Options, process_cpu_seconds, synchronize};
-use crate::exec::catch_panic;
 use crate::model::{self, Seq2Seq};
 use crate::plan::config::{
     Architecture, Loss, ModelConfig, Norm, OptimizerConfig, OptimizerKind, Positions, Precision, Scheme,
@@ -27,6 +26,7 @@ use crate::plan::config::{
 use crate::train::loss::Criterion;
 use crate::train::optimizer::{Kernels, Optimizer};
 use crate::train::step::{DeviceWindows, GRAPH_WARMUP, GraphStatus, Stepper};
+use crate::train::torch_panic::catch_panic;
 
 /// Source vocabulary: `<CLS>` and 88 pitches x 5 x 5 x 3 bins.
 pub const SOURCE_VOCAB: i64 = 6601;

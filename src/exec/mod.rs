@@ -25,7 +25,6 @@ pub mod schedule;
 pub mod store;
 pub mod worker;
 
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -40,6 +39,7 @@ use crate::data::dataset::{self, DataError};
 use crate::plan::config::DevicePreference;
 use crate::plan::{Plan, PlannedRun};
 use crate::train::run::{self as training, TrainError};
+use crate::train::torch_panic::catch_panic;
 use progress::Reporter;
 use store::{Recorded, RunState, RunStore, StoreError, StoreProblem};
 
@@ -390,24 +390,6 @@ fn one(
         Ok(Err(e)) => fail(Outcome::of_reason(e.to_string(), &checkpoint)),
         Err(panic) => fail(Outcome::of_reason(panic, &checkpoint)),
     }
-}
-
-/// Runs `f`, turning a panic (libtorch reports errors such as out-of-memory
-/// by panicking) into its message.
-pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
-    std::panic::set_hook(previous);
-    result.map_err(|payload| {
-        let text = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "a panic without a message".to_owned());
-        let first = text.lines().next().unwrap_or_default().to_owned();
-        format!("libtorch: {first}")
-    })
 }
 
 /// The libtorch device for a preference, or why it cannot be had.

@@ -38,7 +38,8 @@ pub struct Status {
     /// One line per submission still current for some run: its folder, its
     /// jobs and the collation job's state.
     pub submissions: Vec<String>,
-    /// The job ids to follow with squeue.
+    /// The job ids to follow with squeue (none once Slurm holds none of
+    /// them queued or running).
     pub jobs: Vec<String>,
     /// Problems met asking Slurm.
     pub problems: Vec<String>,
@@ -127,10 +128,22 @@ pub fn status(plan: &Plan, store: &RunStore) -> Status {
             }
         })
         .collect();
+    // Following the jobs is worth saying only while Slurm still holds
+    // some of them (or when it could not be asked).
+    let live = |task: Option<&TaskState>| task.is_some_and(|t| t.is_queued() || t.is_running());
+    let tasks_live = placed
+        .iter()
+        .flatten()
+        .any(|(s, index)| live(submissions[*s].jobs.as_ref().and_then(|j| queue.task(&j.array, *index))));
+    let collation_live = current
+        .iter()
+        .filter_map(|s| submissions[*s].jobs.as_ref()?.report.as_deref())
+        .any(|id| live(queue.job(id)));
+    let follow = tasks_live || collation_live || !queue.problems.is_empty();
     Status {
         rows,
         submissions: submission_lines,
-        jobs,
+        jobs: if follow { jobs } else { Vec::new() },
         problems: queue.problems,
     }
 }

@@ -77,7 +77,7 @@ impl CudaGraph {
     pub fn on_side_stream<T>(&mut self, f: impl FnOnce() -> T) -> Result<T, String> {
         // SAFETY: `raw` is live until drop.
         check(unsafe { runner_cuda_graph_enter(self.raw) })?;
-        let result = crate::exec::catch_panic(f);
+        let result = super::torch_panic::catch_panic(f);
         // SAFETY: as above; leaving also follows a panic in `f`.
         let left = check(unsafe { runner_cuda_graph_leave(self.raw) });
         let value = result?;
@@ -93,7 +93,7 @@ impl CudaGraph {
         }
         // SAFETY: `raw` is live until drop.
         check(unsafe { runner_cuda_graph_capture_begin(self.raw) })?;
-        let result = crate::exec::catch_panic(f);
+        let result = super::torch_panic::catch_panic(f);
         // SAFETY: as above; the capture is always ended, also after a panic.
         let ended = check(unsafe { runner_cuda_graph_capture_end(self.raw) });
         result?;

@@ -11,6 +11,7 @@
 //! | precision | [`precision`] | → bfloat16 CUDA autocast |
 //! | metrics | [`metrics`] | predicted and true velocities → distance, accuracy, flatness, baselines |
 //! | run | [`run`] | a run config and its dataset → a trained model, metrics, checkpoints, a summary |
+//! | libtorch panics | [`torch_panic`] | a closure that may panic in libtorch → its result or the panic's message |
 
 pub mod cuda_graph;
 pub mod fused;
@@ -21,3 +22,4 @@ pub mod precision;
 pub mod run;
 pub mod schedule;
 pub mod step;
+pub mod torch_panic;
