@@ -247,6 +247,10 @@ pub struct BenchTrainArgs {
     /// Architecture: vanilla or t5.
     #[arg(long, value_name = "ARCH", default_value = "vanilla")]
     pub arch: String,
+    /// Token scheme: separate (6,601 source and 129 target ids, as
+    /// midi-translation) or shared (one vocabulary of 6,730, as hf-t5)
+    #[arg(long, value_name = "SCHEME", default_value = "separate")]
+    pub scheme: String,
     /// Optimizer kernels: fused (multi-tensor; the default, as training uses) or per-tensor (the
     /// reference loop).
     #[arg(long, value_name = "KERNELS", default_value = "fused")]

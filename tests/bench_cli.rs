@@ -56,6 +56,7 @@ fn bench_train_rejects_unknown_settings() {
     for (flag, value, message) in [
         ("--precision", "fp16", "unknown precision `fp16`"),
         ("--arch", "gpt", "unknown architecture `gpt`"),
+        ("--scheme", "mixed", "unknown token scheme `mixed`"),
         ("--device", "tpu", "unknown device `tpu`"),
         ("--batch", "0", "--batch needs sizes of at least 1"),
     ] {
@@ -64,4 +65,42 @@ fn bench_train_rejects_unknown_settings() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{flag} {value}: {stderr}");
     }
+}
+
+#[test]
+fn bench_train_with_the_shared_scheme_trains_over_hf_t5s_vocabulary() {
+    let output = runner(&[
+        "bench",
+        "train",
+        "--device",
+        "cpu",
+        "--arch",
+        "t5",
+        "--scheme",
+        "shared",
+        "--batch",
+        "1",
+        "--precision",
+        "fp32",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--no-data",
+        "--greedy-windows",
+        "1",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let cell = &report["train"][0];
+    assert_eq!(
+        (cell["arch"].as_str(), cell["scheme"].as_str()),
+        (Some("t5"), Some("shared"))
+    );
+    // Over the whole 6,730-id vocabulary an untrained model starts near
+    // ln(6730) = 8.8, far above the separate scheme's ln(129) = 4.9.
+    let loss = cell["loss"].as_f64().unwrap();
+    assert!((7.5..10.5).contains(&loss), "{loss}");
+    assert_eq!(report["greedy"]["windows"], 1);
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor, nn};
 
 use super::synchronize;
-use super::train::{NOTES, SOURCE_VOCAB, TARGET_VOCAB, model_config, random_windows};
+use super::train::{NOTES, Vocabulary, model_config, random_windows};
 use crate::data::TokenWindows;
 use crate::model;
 use crate::plan::config::{Architecture, Scheme};
@@ -77,7 +77,8 @@ pub fn time_data(device: Device, batches: &[i64]) -> DataTiming {
             .map(|id| id as u32)
             .collect::<Vec<u32>>()
     };
-    let windows = TokenWindows::from_ids(width, ids(SOURCE_VOCAB), ids(TARGET_VOCAB)).expect("whole windows");
+    let vocab = Vocabulary::of(Scheme::Separate);
+    let windows = TokenWindows::from_ids(width, ids(vocab.source_size), ids(vocab.target_size)).expect("whole windows");
     synchronize(device);
     let started = Instant::now();
     let split = DeviceWindows::new(&windows, device);
@@ -109,20 +110,22 @@ pub fn time_data(device: Device, batches: &[i64]) -> DataTiming {
     }
 }
 
-/// Decodes `windows` random windows greedily with an untrained write-up model.
-pub fn time_greedy(device: Device, architecture: Architecture, windows: i64) -> GreedyTiming {
+/// Decodes `windows` random windows greedily with an untrained write-up
+/// model in `architecture`'s form over `scheme`'s vocabulary.
+pub fn time_greedy(device: Device, architecture: Architecture, scheme: Scheme, windows: i64) -> GreedyTiming {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
+    let vocab = Vocabulary::of(scheme);
     let net = model::build(
         &vs.root(),
         &model_config(architecture),
-        SOURCE_VOCAB,
-        TARGET_VOCAB,
-        Scheme::Separate,
+        vocab.source_size,
+        vocab.target_size,
+        vocab.scheme,
     )
     .expect("the write-up model is valid");
-    let data = random_windows(windows, device);
-    let classes = 1..TARGET_VOCAB;
+    let data = random_windows(windows, device, &vocab);
+    let classes = vocab.velocities();
     let batch = eval_batch(device).min(windows);
     // Warm-up: one short decode.
     tch::no_grad(|| decode_greedy(net.as_ref(), &data.src.narrow(0, 0, 1), 2, &classes));

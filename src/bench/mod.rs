@@ -25,7 +25,7 @@ use tabled::settings::Style;
 use tch::Device;
 
 use crate::cli::BenchTrainArgs;
-use crate::plan::config::{Architecture, DevicePreference, Precision};
+use crate::plan::config::{Architecture, DevicePreference, Precision, Scheme};
 use crate::train::optimizer::Kernels;
 
 /// What to measure, and where.
@@ -43,6 +43,8 @@ pub struct Options {
     pub warmup: usize,
     /// The architecture.
     pub architecture: Architecture,
+    /// The token scheme (vocabulary sizes and ids).
+    pub scheme: Scheme,
     /// How the optimizer computes its update.
     pub kernels: Kernels,
     /// Capture the training step in a CUDA graph (CUDA only).
@@ -73,6 +75,11 @@ impl Options {
             "t5" => Architecture::T5,
             other => return Err(format!("unknown architecture `{other}` (vanilla or t5)")),
         };
+        let scheme = match args.scheme.as_str() {
+            "separate" => Scheme::Separate,
+            "shared" => Scheme::Shared,
+            other => return Err(format!("unknown token scheme `{other}` (separate or shared)")),
+        };
         let kernels = match args.optimizer.as_str() {
             "fused" => Kernels::Fused,
             "per-tensor" => Kernels::PerTensor,
@@ -92,6 +99,7 @@ impl Options {
             steps: args.steps,
             warmup: args.warmup,
             architecture,
+            scheme,
             kernels,
             cuda_graph: args.cuda_graph,
             data: !args.no_data,
@@ -121,8 +129,14 @@ pub struct Report {
 pub fn run(options: &Options) -> Report {
     let train = train::run(options);
     let data = options.data.then(|| data::time_data(options.device, &options.batches));
-    let greedy = (options.greedy_windows > 0)
-        .then(|| data::time_greedy(options.device, options.architecture, options.greedy_windows));
+    let greedy = (options.greedy_windows > 0).then(|| {
+        data::time_greedy(
+            options.device,
+            options.architecture,
+            options.scheme,
+            options.greedy_windows,
+        )
+    });
     Report {
         device: format!("{:?}", options.device),
         libtorch: env!("RUNNER_LIBTORCH_VERSION").to_owned(),
@@ -175,6 +189,7 @@ impl Report {
         let mut builder = Builder::default();
         builder.push_record([
             "arch",
+            "scheme",
             "batch",
             "precision",
             "step",
@@ -188,6 +203,7 @@ impl Report {
         for c in &self.train {
             builder.push_record([
                 c.arch.clone(),
+                c.scheme.clone(),
                 c.batch.to_string(),
                 c.precision.clone(),
                 c.mode.clone(),

@@ -1,6 +1,7 @@
 //! Training-step throughput of the write-up model (FACTS.md section 8): 4 + 4
 //! layers, d_model 256, d_ff 1024, 4 heads, source vocabulary 6601, target
-//! vocabulary 129, windows of 128 notes + `<CLS>`, random tokens, Adam
+//! vocabulary 129 (or, with `--scheme shared`, hf-t5's one vocabulary of
+//! 6,730 on both sides: see [`Vocabulary`]), windows of 128 notes + `<CLS>`, random tokens, Adam
 //! (lr 1e-4, betas 0.9/0.98, eps 1e-9), cross-entropy, dropout 0.1 — the
 //! same settings as `benches/pytorch_reference.py`.
 //!
@@ -28,10 +29,58 @@ use crate::train::optimizer::{Kernels, Optimizer};
 use crate::train::step::{DeviceWindows, GRAPH_WARMUP, GraphStatus, Stepper};
 use crate::train::torch_panic::catch_panic;
 
-/// Source vocabulary: `<CLS>` and 88 pitches x 5 x 5 x 3 bins.
-pub const SOURCE_VOCAB: i64 = 6601;
-/// Target vocabulary: `<CLS>` and 128 velocities.
-pub const TARGET_VOCAB: i64 = 129;
+/// Note tokens of the write-up's bins: 88 pitches x 5 x 5 x 3.
+const NOTE_TOKENS: i64 = 88 * 5 * 5 * 3;
+
+/// The token ids of the write-up's bins in one token scheme (FACTS.md
+/// section 3): vocabulary sizes, and where the notes and the 128
+/// velocities lie. `<CLS>` is 0 in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vocabulary {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// Source vocabulary size.
+    pub source_size: i64,
+    /// Target vocabulary size.
+    pub target_size: i64,
+    /// The first note id (notes are `first_note..first_note + 6600`).
+    pub first_note: i64,
+    /// The id of velocity 0 (velocities are `first_velocity..first_velocity + 128`).
+    pub first_velocity: i64,
+}
+
+impl Vocabulary {
+    /// Separate (midi-translation): source `<CLS>` + 6,600 notes (6,601),
+    /// target `<CLS>` + 128 velocities (129). Shared (midi-hf-transformers):
+    /// one vocabulary of `<CLS>`, `<PAD>`, the notes and the velocities
+    /// (6,730) on both sides.
+    pub fn of(scheme: Scheme) -> Vocabulary {
+        match scheme {
+            Scheme::Separate => Vocabulary {
+                scheme,
+                source_size: 1 + NOTE_TOKENS,
+                target_size: 1 + 128,
+                first_note: 1,
+                first_velocity: 1,
+            },
+            Scheme::Shared => {
+                let size = 2 + NOTE_TOKENS + 128;
+                Vocabulary {
+                    scheme,
+                    source_size: size,
+                    target_size: size,
+                    first_note: 2,
+                    first_velocity: 2 + NOTE_TOKENS,
+                }
+            }
+        }
+    }
+
+    /// The velocity ids: the loss's classes.
+    pub fn velocities(&self) -> std::ops::Range<i64> {
+        self.first_velocity..self.first_velocity + 128
+    }
+}
 /// Notes per window (plus a leading `<CLS>`).
 pub const NOTES: i64 = 128;
 /// Distinct random batches resident on the device, used in turn.
@@ -44,6 +93,8 @@ const LR: f64 = 1e-4;
 pub struct TrainCell {
     /// `vanilla` or `t5`.
     pub arch: String,
+    /// The token scheme: `separate` or `shared`.
+    pub scheme: String,
     /// Windows per step.
     pub batch: i64,
     /// `fp32` or `bf16`.
@@ -106,17 +157,17 @@ pub fn adam() -> OptimizerConfig {
     }
 }
 
-/// `count` random windows on `device`: source ids in `1..6601`, targets in
-/// `1..129`, each starting with `<CLS>` (0).
-pub fn random_windows(count: i64, device: Device) -> DeviceWindows {
-    let ids = |vocab: i64| {
-        let ids = Tensor::randint_low(1, vocab, [count, NOTES + 1], (Kind::Int64, device));
+/// `count` random windows on `device` in `vocab`'s ids: random notes as the
+/// source, random velocities as the target, each starting with `<CLS>` (0).
+pub fn random_windows(count: i64, device: Device, vocab: &Vocabulary) -> DeviceWindows {
+    let ids = |first: i64, len: i64| {
+        let ids = Tensor::randint_low(first, first + len, [count, NOTES + 1], (Kind::Int64, device));
         let _ = ids.narrow(1, 0, 1).fill_(0);
         ids
     };
     DeviceWindows {
-        src: ids(SOURCE_VOCAB),
-        tgt: ids(TARGET_VOCAB),
+        src: ids(vocab.first_note, NOTE_TOKENS),
+        tgt: ids(vocab.first_velocity, 128),
     }
 }
 
@@ -136,6 +187,11 @@ fn cell(options: &Options, batch: i64, precision: Precision) -> TrainCell {
         arch: match options.architecture {
             Architecture::Vanilla => "vanilla",
             Architecture::T5 => "t5",
+        }
+        .to_owned(),
+        scheme: match options.scheme {
+            Scheme::Separate => "separate",
+            Scheme::Shared => "shared",
         }
         .to_owned(),
         batch,
@@ -220,11 +276,12 @@ impl Harness {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(device);
         let cfg = model_config(options.architecture);
-        let net = model::build(&vs.root(), &cfg, SOURCE_VOCAB, TARGET_VOCAB, Scheme::Separate)
+        let vocab = Vocabulary::of(options.scheme);
+        let net = model::build(&vs.root(), &cfg, vocab.source_size, vocab.target_size, vocab.scheme)
             .expect("the write-up model is valid");
-        let criterion = Criterion::new(Loss::CrossEntropy, 1..TARGET_VOCAB).expect("128 classes");
+        let criterion = Criterion::new(Loss::CrossEntropy, vocab.velocities()).expect("128 classes");
         let optimizer = Optimizer::with_kernels(&vs, &adam(), options.kernels).expect("Adam");
-        let data = random_windows(POOL_BATCHES * batch, device);
+        let data = random_windows(POOL_BATCHES * batch, device, &vocab);
         let order = Tensor::randperm(POOL_BATCHES * batch, (Kind::Int64, device));
         let harness = Harness {
             _vs: vs,
@@ -318,4 +375,63 @@ fn graph_check(options: &Options, batch: i64, bf16: bool) -> Result<f64, String>
         .skip(GRAPH_WARMUP)
         .map(|(e, r)| (e - r).abs() / e.abs().max(f64::MIN_POSITIVE))
         .fold(0.0, f64::max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::encoder::{NoteToken, Vocab};
+    use crate::data::quantize::Bins;
+
+    #[test]
+    fn the_bench_vocabularies_are_the_encoders_for_the_write_up_bins() {
+        let bins = Bins {
+            dstart: 5,
+            duration: 5,
+            velocity: 3,
+        };
+        for scheme in [Scheme::Separate, Scheme::Shared] {
+            let real = Vocab::new(scheme, bins).unwrap();
+            let bench = Vocabulary::of(scheme);
+            assert_eq!(bench.source_size, i64::from(real.source_size()), "{scheme:?}");
+            assert_eq!(bench.target_size, i64::from(real.target_size()), "{scheme:?}");
+            assert_eq!(bench.first_velocity, i64::from(real.velocity_id(0).unwrap()));
+            assert_eq!(bench.velocities().end - 1, i64::from(real.velocity_id(127).unwrap()));
+            let first = NoteToken {
+                pitch: 21,
+                dstart_bin: 0,
+                duration_bin: 0,
+                velocity_bin: 0,
+            };
+            let last = NoteToken {
+                pitch: 108,
+                dstart_bin: 4,
+                duration_bin: 4,
+                velocity_bin: 2,
+            };
+            assert_eq!(bench.first_note, i64::from(real.note_id(first).unwrap()));
+            assert_eq!(
+                bench.first_note + NOTE_TOKENS - 1,
+                i64::from(real.note_id(last).unwrap())
+            );
+        }
+        // FACTS.md section 3: 6,601 source ids for 5/5/3; velocity 6 is 7
+        // (separate) and 2 + 6,600 + 6 (shared).
+        assert_eq!(Vocabulary::of(Scheme::Separate).source_size, 6601);
+        assert_eq!(Vocabulary::of(Scheme::Shared).velocities().start + 6, 6608);
+    }
+
+    #[test]
+    fn random_windows_hold_notes_then_velocities_after_cls() {
+        let vocab = Vocabulary::of(Scheme::Shared);
+        let windows = random_windows(4, Device::Cpu, &vocab);
+        assert_eq!(windows.src.size(), [4, NOTES + 1]);
+        let body = |t: &Tensor| t.narrow(1, 1, NOTES);
+        assert_eq!(windows.src.select(1, 0).abs().sum(Kind::Int64).int64_value(&[]), 0);
+        assert_eq!(windows.tgt.select(1, 0).abs().sum(Kind::Int64).int64_value(&[]), 0);
+        assert!(body(&windows.src).min().int64_value(&[]) >= vocab.first_note);
+        assert!(body(&windows.src).max().int64_value(&[]) < vocab.first_velocity);
+        assert!(body(&windows.tgt).min().int64_value(&[]) >= vocab.first_velocity);
+        assert!(body(&windows.tgt).max().int64_value(&[]) < vocab.target_size);
+    }
 }
