@@ -20,6 +20,8 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor, nn};
 
 use super::{Options, process_cpu_seconds, synchronize};
+use crate::data::encoder::{NoteToken, Vocab};
+use crate::data::quantize::Bins;
 use crate::model::{self, Seq2Seq};
 use crate::plan::config::{
     Architecture, Loss, ModelConfig, Norm, OptimizerConfig, OptimizerKind, Positions, Precision, Scheme,
@@ -29,12 +31,18 @@ use crate::train::optimizer::{Kernels, Optimizer};
 use crate::train::step::{DeviceWindows, GRAPH_WARMUP, GraphStatus, Stepper};
 use crate::train::torch_panic::catch_panic;
 
-/// Note tokens of the write-up's bins: 88 pitches x 5 x 5 x 3.
-const NOTE_TOKENS: i64 = 88 * 5 * 5 * 3;
+/// The write-up's bins (FACTS.md section 2): 5 dstart, 5 duration and 3
+/// velocity bins.
+const WRITE_UP_BINS: Bins = Bins {
+    dstart: 5,
+    duration: 5,
+    velocity: 3,
+};
 
-/// The token ids of the write-up's bins in one token scheme (FACTS.md
-/// section 3): vocabulary sizes, and where the notes and the 128
-/// velocities lie. `<CLS>` is 0 in both.
+/// The token ids of the write-up's bins in one token scheme, as the
+/// encoder ([`Vocab`]) numbers them: vocabulary sizes, and where the notes
+/// and the 128 velocities lie. `<CLS>` is 0 in both schemes; the notes and
+/// the velocities each form one run of ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vocabulary {
     /// The scheme.
@@ -43,8 +51,10 @@ pub struct Vocabulary {
     pub source_size: i64,
     /// Target vocabulary size.
     pub target_size: i64,
-    /// The first note id (notes are `first_note..first_note + 6600`).
+    /// The first note id.
     pub first_note: i64,
+    /// One past the last note id.
+    pub end_note: i64,
     /// The id of velocity 0 (velocities are `first_velocity..first_velocity + 128`).
     pub first_velocity: i64,
 }
@@ -55,24 +65,26 @@ impl Vocabulary {
     /// one vocabulary of `<CLS>`, `<PAD>`, the notes and the velocities
     /// (6,730) on both sides.
     pub fn of(scheme: Scheme) -> Vocabulary {
-        match scheme {
-            Scheme::Separate => Vocabulary {
-                scheme,
-                source_size: 1 + NOTE_TOKENS,
-                target_size: 1 + 128,
-                first_note: 1,
-                first_velocity: 1,
-            },
-            Scheme::Shared => {
-                let size = 2 + NOTE_TOKENS + 128;
-                Vocabulary {
-                    scheme,
-                    source_size: size,
-                    target_size: size,
-                    first_note: 2,
-                    first_velocity: 2 + NOTE_TOKENS,
-                }
-            }
+        let vocab = Vocab::new(scheme, WRITE_UP_BINS).expect("the write-up bins form a vocabulary");
+        // The lowest and the highest note token: pitch 21 in the first bins,
+        // pitch 108 in the last.
+        let note = |pitch, last: bool| {
+            let bin = |count: usize| if last { (count - 1) as u8 } else { 0 };
+            let token = NoteToken {
+                pitch,
+                dstart_bin: bin(WRITE_UP_BINS.dstart),
+                duration_bin: bin(WRITE_UP_BINS.duration),
+                velocity_bin: bin(WRITE_UP_BINS.velocity),
+            };
+            i64::from(vocab.note_id(token).expect("a note of the write-up bins"))
+        };
+        Vocabulary {
+            scheme,
+            source_size: i64::from(vocab.source_size()),
+            target_size: i64::from(vocab.target_size()),
+            first_note: note(21, false),
+            end_note: note(108, true) + 1,
+            first_velocity: i64::from(vocab.velocity_id(0).expect("velocity 0")),
         }
     }
 
@@ -81,6 +93,7 @@ impl Vocabulary {
         self.first_velocity..self.first_velocity + 128
     }
 }
+
 /// Notes per window (plus a leading `<CLS>`).
 pub const NOTES: i64 = 128;
 /// Distinct random batches resident on the device, used in turn.
@@ -166,7 +179,7 @@ pub fn random_windows(count: i64, device: Device, vocab: &Vocabulary) -> DeviceW
         ids
     };
     DeviceWindows {
-        src: ids(vocab.first_note, NOTE_TOKENS),
+        src: ids(vocab.first_note, vocab.end_note - vocab.first_note),
         tgt: ids(vocab.first_velocity, 128),
     }
 }
@@ -380,45 +393,20 @@ fn graph_check(options: &Options, batch: i64, bf16: bool) -> Result<f64, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::encoder::{NoteToken, Vocab};
-    use crate::data::quantize::Bins;
 
     #[test]
-    fn the_bench_vocabularies_are_the_encoders_for_the_write_up_bins() {
-        let bins = Bins {
-            dstart: 5,
-            duration: 5,
-            velocity: 3,
-        };
-        for scheme in [Scheme::Separate, Scheme::Shared] {
-            let real = Vocab::new(scheme, bins).unwrap();
-            let bench = Vocabulary::of(scheme);
-            assert_eq!(bench.source_size, i64::from(real.source_size()), "{scheme:?}");
-            assert_eq!(bench.target_size, i64::from(real.target_size()), "{scheme:?}");
-            assert_eq!(bench.first_velocity, i64::from(real.velocity_id(0).unwrap()));
-            assert_eq!(bench.velocities().end - 1, i64::from(real.velocity_id(127).unwrap()));
-            let first = NoteToken {
-                pitch: 21,
-                dstart_bin: 0,
-                duration_bin: 0,
-                velocity_bin: 0,
-            };
-            let last = NoteToken {
-                pitch: 108,
-                dstart_bin: 4,
-                duration_bin: 4,
-                velocity_bin: 2,
-            };
-            assert_eq!(bench.first_note, i64::from(real.note_id(first).unwrap()));
-            assert_eq!(
-                bench.first_note + NOTE_TOKENS - 1,
-                i64::from(real.note_id(last).unwrap())
-            );
-        }
-        // FACTS.md section 3: 6,601 source ids for 5/5/3; velocity 6 is 7
-        // (separate) and 2 + 6,600 + 6 (shared).
-        assert_eq!(Vocabulary::of(Scheme::Separate).source_size, 6601);
-        assert_eq!(Vocabulary::of(Scheme::Shared).velocities().start + 6, 6608);
+    fn the_bench_vocabularies_have_the_write_up_sizes_and_ids() {
+        // FACTS.md section 3: 1 + 88 * 75 = 6,601 source ids for 5/5/3;
+        // velocity v is v + 1 (separate) and 2 + 6,600 + v (shared).
+        let separate = Vocabulary::of(Scheme::Separate);
+        assert_eq!((separate.source_size, separate.target_size), (6601, 129));
+        assert_eq!((separate.first_note, separate.end_note), (1, 6601));
+        assert_eq!(separate.velocities().start + 6, 7);
+        let shared = Vocabulary::of(Scheme::Shared);
+        assert_eq!((shared.source_size, shared.target_size), (6730, 6730));
+        assert_eq!((shared.first_note, shared.end_note), (2, 6602));
+        assert_eq!(shared.velocities(), 6602..6730);
+        assert_eq!(shared.velocities().start + 6, 6608);
     }
 
     #[test]

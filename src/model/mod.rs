@@ -28,6 +28,7 @@ pub mod vanilla;
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::plan::config::{Architecture, ModelConfig, Norm, Positions, Scheme};
+use t5::RelativeBias;
 
 /// An encoder-decoder over token ids.
 pub trait Seq2Seq: Send {
@@ -95,6 +96,28 @@ impl DecodeState {
             cross_mask: Mask::new(None, false, memory.keep.as_ref(), 1),
             position: 0,
         }
+    }
+
+    /// One new position `x` `[B, 1, D]` through a decoder's `layers`, each
+    /// by `step` with its cache: the new query row attends to keys
+    /// `0..=position`, with that row of the stack's relative bias when it
+    /// has one (causal buckets) → `[B, 1, D]`.
+    fn through_layers<L>(
+        &mut self,
+        layers: &[L],
+        relative_bias: Option<&RelativeBias>,
+        x: Tensor,
+        step: impl Fn(&L, &Tensor, &mut LayerCache, &Mask, &Mask) -> Tensor,
+    ) -> Tensor {
+        let t = self.position;
+        // [1, H, 1, t + 1]
+        let bias = relative_bias.map(|b| b.forward(t, 1, t + 1));
+        let self_mask = Mask::new(bias, false, None, 1);
+        let cross_mask = &self.cross_mask;
+        layers
+            .iter()
+            .zip(&mut self.layers)
+            .fold(x, |x, (layer, cache)| step(layer, &x, cache, &self_mask, cross_mask))
     }
 }
 
@@ -466,6 +489,14 @@ pub(crate) mod tests {
         assert!(max_diff(&a.narrow(1, 7, 1), &b.narrow(1, 7, 1)) > 1e-6, "{cfg:?}");
     }
 
+    /// A `keep` mask `[rows, len]` that keeps the first `kept` positions.
+    fn keep_first(rows: i64, len: i64, kept: i64) -> Tensor {
+        Tensor::arange(len, (Kind::Int64, Device::Cpu))
+            .lt(kept)
+            .unsqueeze(0)
+            .repeat([rows, 1])
+    }
+
     /// Source positions whose `keep` is false do not influence the output.
     pub(crate) fn check_masked_source(cfg: &ModelConfig) {
         let _generator = seeded(5);
@@ -475,10 +506,7 @@ pub(crate) mod tests {
         let model = build(&vs.root(), cfg, sv, tv, scheme).unwrap();
         let src = ids(2, 9, 0, sv);
         let tgt = ids(2, 8, 0, tv);
-        let keep = Tensor::arange(9, (Kind::Int64, Device::Cpu))
-            .lt(6)
-            .unsqueeze(0)
-            .repeat([2, 1]);
+        let keep = keep_first(2, 9, 6);
         let other = src.copy();
         let _ = other.narrow(1, 6, 3).fill_(sv - 1);
         let _ = src.narrow(1, 6, 3).fill_(0);
@@ -497,10 +525,7 @@ pub(crate) mod tests {
         let model = build(&vs.root(), cfg, sv, tv, scheme).unwrap();
         let src = ids(2, 9, 0, sv);
         let tgt = ids(2, 12, 0, tv);
-        let hidden_tail = Tensor::arange(9, (Kind::Int64, Device::Cpu))
-            .lt(6)
-            .unsqueeze(0)
-            .repeat([2, 1]);
+        let hidden_tail = keep_first(2, 9, 6);
         for keep in [None, Some(&hidden_tail)] {
             let memory = model.encode(&src, keep, false);
             let mut state = model.start_decoding(&memory);

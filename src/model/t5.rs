@@ -465,13 +465,7 @@ impl Stack {
     /// The decoder on one new position `x` `[B, 1, D]` (embedded) at
     /// `state.position`, eval mode (no dropout) → `[B, 1, D]`.
     fn step(&self, x: Tensor, state: &mut DecodeState) -> Tensor {
-        let t = state.position;
-        // The new query row against keys 0..=t (causal buckets): [1, H, 1, t + 1]
-        let bias = self.relative_bias.as_ref().map(|b| b.forward(t, 1, t + 1));
-        let self_mask = Mask::new(bias, false, None, 1);
-        let x = self.blocks.iter().zip(&mut state.layers).fold(x, |x, (block, cache)| {
-            block.step(&x, cache, &self_mask, &state.cross_mask)
-        });
+        let x = state.through_layers(&self.blocks, self.relative_bias.as_ref(), x, Block::step);
         self.final_norm(x)
     }
 

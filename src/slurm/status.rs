@@ -79,12 +79,10 @@ pub fn status(plan: &Plan, store: &RunStore) -> Status {
         .flat_map(|jobs| std::iter::once(jobs.array.clone()).chain(jobs.report.clone()))
         .collect();
     let queue = Queue::query(&jobs);
-    let rows = plan
-        .runs
+    let placements: Vec<Option<Placed>> = placed
         .iter()
-        .zip(&placed)
-        .map(|(run, placed)| {
-            let placed = placed.map(|(s, index)| {
+        .map(|placed| {
+            placed.map(|(s, index)| {
                 let submission = &submissions[s];
                 let task = submission.jobs.as_ref().and_then(|j| queue.task(&j.array, index));
                 Placed {
@@ -92,7 +90,14 @@ pub fn status(plan: &Plan, store: &RunStore) -> Status {
                     index,
                     task,
                 }
-            });
+            })
+        })
+        .collect();
+    let rows = plan
+        .runs
+        .iter()
+        .zip(&placements)
+        .map(|(run, &placed)| {
             let label = if run.labels.is_empty() {
                 plan.experiment.clone()
             } else {
@@ -131,10 +136,7 @@ pub fn status(plan: &Plan, store: &RunStore) -> Status {
     // Following the jobs is worth saying only while Slurm still holds
     // some of them (or when it could not be asked).
     let live = |task: Option<&TaskState>| task.is_some_and(|t| t.is_queued() || t.is_running());
-    let tasks_live = placed
-        .iter()
-        .flatten()
-        .any(|(s, index)| live(submissions[*s].jobs.as_ref().and_then(|j| queue.task(&j.array, *index))));
+    let tasks_live = placements.iter().flatten().any(|p| live(p.task));
     let collation_live = current
         .iter()
         .filter_map(|s| submissions[*s].jobs.as_ref()?.report.as_deref())
