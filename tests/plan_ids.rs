@@ -220,6 +220,10 @@ fn an_axis_can_vary_one_field_of_a_choice() {
     let warmups: Vec<_> = planned.runs.iter().map(|r| r.config.schedule).collect();
     assert_eq!(
         warmups,
-        [1000, 2000].map(|warmup| runner::plan::config::Schedule::Noam { warmup, factor: 1.0 })
+        [1000, 2000].map(|warmup| runner::plan::config::Schedule::Noam {
+            warmup,
+            factor: 1.0,
+            counts: runner::plan::config::NoamCounts::Steps
+        })
     );
 }

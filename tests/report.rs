@@ -68,11 +68,16 @@ fn report_states_the_hand_computed_numbers() {
     let (plan, experiment) = load();
     let root = fixture_store("numbers", &plan);
     let text = markdown(&plan, &experiment, &root);
-    // Cell noam / label-smoothing: val dist 4 and 5 → 4.50 ± 0.71.
+    // Cell noam / label-smoothing: val ls-kl 1.9 and 2.1 → 2.000 ± 0.141,
+    // val dist 4 and 5 → 4.50 ± 0.71; no run has midi-hf-transformers' loss,
+    // so that column is left out.
     assert!(
-        text.contains("| noam | label-smoothing | 2 | 2.600 ± 0.141 | 4.50 ± 0.71 |"),
+        text.contains("| noam | label-smoothing | 2 | 2.600 ± 0.141 | 2.000 ± 0.141 | 4.50 ± 0.71 |"),
         "{text}"
     );
+    // Cross-entropy runs have no label-smoothing KL.
+    assert!(text.contains("| noam | cross-entropy | 2 | 3.000 ± 0.141 | – | 6.00 ± 0.00 |"), "{text}");
+    assert!(!text.contains("val ce+cls |"), "{text}");
     // schedule: seed 0 (10+11)/2 − (4+6)/2 = 5.5, seed 1 (12+14)/2 − (5+6)/2 = 7.5.
     assert!(
         text.contains("**schedule** accounts for most of the gap in val dist: constant − noam = +6.50 ± 1.41"),

@@ -147,3 +147,91 @@ fn a_run_writes_its_metrics_summary_and_examples() {
     assert!(summary.test.is_some());
     std::fs::remove_dir_all(&work).unwrap();
 }
+
+/// The experiment with `settings` added at its top level.
+fn config_with(dir: &Path, settings: &str) -> RunConfig {
+    let path = dir.join("tiny.kdl");
+    let text = EXPERIMENT.replacen("experiment tiny {", &format!("experiment tiny {{\n{settings}"), 1);
+    std::fs::write(&path, text).unwrap();
+    let (experiment, _) = spec::load(&path).unwrap();
+    plan::expand(&experiment).unwrap().runs.remove(0).config
+}
+
+/// One column of a CSV file with a header, by name (empty cells as `None`).
+fn column(path: &Path, name: &str) -> Vec<Option<f64>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let at = reader.headers().unwrap().iter().position(|h| h == name).unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap()[at].parse().ok())
+        .collect()
+}
+
+/// midi-translation's loop: its `LambdaLR` steps after every batch, the
+/// optimizer when `it % accum_iter == 0 or it == steps - 1`; the rate of an
+/// optimizer step is Noam's at the index of its batch (0 read as 1).
+#[test]
+fn midi_translations_loop_counts_noam_per_batch_and_steps_where_it_does() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let work = temp("original-loop");
+    let config = config_with(
+        &work,
+        "train { epochs 2; batch-size 16; accumulate 4 gradient=sum groups=first-alone; }\n\
+         schedule noam warmup=10 counts=batches\n\
+         loss label-smoothing epsilon=0.1 target=original\n\
+         model { attention-dropout 0.2; }\n\
+         evaluate { argmax vocabulary; }",
+    );
+    let data = dataset::build(&config, &work, &work.join("cache")).unwrap();
+    let summary = run::train(&config, &data, Device::Cpu, &work, &Silent, &AtomicBool::new(false)).unwrap();
+
+    let batches = data.train.len().div_ceil(16) as u64;
+    let noam = |g: u64| {
+        let g = g.max(1) as f64;
+        16f64.powf(-0.5) * g.powf(-0.5).min(g * 10f64.powf(-1.5))
+    };
+    let expected: Vec<f64> = (0..2)
+        .flat_map(|epoch| {
+            (0..batches)
+                .filter(move |it| it % 4 == 0 || *it == batches - 1)
+                .map(move |it| noam(epoch * batches + it))
+        })
+        .collect();
+    let logged: Vec<f64> = column(&work.join("lr.csv"), "lr").into_iter().map(Option::unwrap).collect();
+    assert_eq!(logged.len(), expected.len(), "{batches} batches an epoch");
+    assert_eq!(summary.steps, expected.len() as u64);
+    for (step, (a, b)) in logged.iter().zip(&expected).enumerate() {
+        assert!((a - b).abs() <= 1e-9 * b, "step {}: {a} vs {b}", step + 1);
+    }
+    // midi-translation's own val loss is reported; HF's is not.
+    let metrics = work.join("metrics.csv");
+    assert!(column(&metrics, "val_ls_kl").iter().all(|v| v.is_some_and(f64::is_finite)));
+    assert!(column(&metrics, "val_ce_with_cls").iter().all(Option::is_none));
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+/// midi-hf-transformers' decoder input: the CLS label is predicted and
+/// counted in its own loss, and every note still gets one prediction.
+#[test]
+fn hf_shift_right_runs_report_the_loss_with_the_cls_label() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let work = temp("shift-right");
+    let config = config_with(
+        &work,
+        "encoder shared\nmodel { architecture t5; }\nloss cross-entropy\n\
+         train { decoder-input shift-right; }",
+    );
+    let data = dataset::build(&config, &work, &work.join("cache")).unwrap();
+    let summary = run::train(&config, &data, Device::Cpu, &work, &Silent, &AtomicBool::new(false)).unwrap();
+
+    let last = summary.epochs.last().unwrap();
+    let with_cls = last.val_ce_with_cls.expect("shift-right runs report HF's loss");
+    assert!(with_cls.is_finite() && with_cls > 0.0 && with_cls != last.val_loss, "{last:?}");
+    assert!(last.val_ls_kl.is_none());
+    assert_eq!(last.val.notes, data.validation.len() * 32);
+    let examples: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("predictions.json")).unwrap()).unwrap();
+    assert_eq!(examples[0]["greedy"].as_array().unwrap().len(), 32);
+    assert_eq!(examples[0]["teacher_forced"].as_array().unwrap().len(), 32);
+    std::fs::remove_dir_all(&work).unwrap();
+}

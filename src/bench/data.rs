@@ -5,8 +5,8 @@
 //!   way training uploads it ([`DeviceWindows::new`]), then batches are
 //!   gathered on the device as every training step gathers them (a slice of
 //!   a shuffled order, two `index_select`s).
-//! - Greedy decoding: the evaluation's decoder ([`crate::train::run::decode_greedy`],
-//!   batches of [`crate::train::run::eval_batch`], one target per step with
+//! - Greedy decoding: the evaluation's decoder ([`crate::train::evaluate::Predictor::greedy`],
+//!   batches of [`crate::train::evaluate::eval_batch`], one target per step with
 //!   the key/value cache of [`crate::model::Seq2Seq::decode_next`]) on an
 //!   untrained write-up model, windows of 128 notes.
 
@@ -19,8 +19,8 @@ use super::synchronize;
 use super::train::{NOTES, Vocabulary, model_config, random_windows};
 use crate::data::TokenWindows;
 use crate::model;
-use crate::plan::config::{Architecture, Scheme};
-use crate::train::run::{decode_greedy, eval_batch};
+use crate::plan::config::{Architecture, Argmax, DecoderInput, Scheme};
+use crate::train::evaluate::{Predictor, eval_batch};
 use crate::train::step::DeviceWindows;
 
 /// Training windows of the pathetique settings on MAESTRO-scale data
@@ -125,17 +125,22 @@ pub fn time_greedy(device: Device, architecture: Architecture, scheme: Scheme, w
     )
     .expect("the write-up model is valid");
     let data = random_windows(windows, device, &vocab);
-    let classes = vocab.velocities();
+    let predictor = Predictor {
+        net: net.as_ref(),
+        classes: vocab.velocities(),
+        decoder_input: DecoderInput::Cls,
+        argmax: Argmax::Velocities,
+    };
     let batch = eval_batch(device).min(windows);
     // Warm-up: one short decode.
-    tch::no_grad(|| decode_greedy(net.as_ref(), &data.src.narrow(0, 0, 1), 2, &classes));
+    tch::no_grad(|| predictor.greedy(&data.src.narrow(0, 0, 1), 2));
     synchronize(device);
     let started = Instant::now();
     tch::no_grad(|| {
         let mut start = 0;
         while start < windows {
             let size = batch.min(windows - start);
-            decode_greedy(net.as_ref(), &data.src.narrow(0, start, size), NOTES, &classes);
+            predictor.greedy(&data.src.narrow(0, start, size), NOTES);
             start += size;
         }
     });

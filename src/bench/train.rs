@@ -28,7 +28,7 @@ use crate::plan::config::{
 };
 use crate::train::loss::Criterion;
 use crate::train::optimizer::{Kernels, Optimizer};
-use crate::train::step::{DeviceWindows, GRAPH_WARMUP, GraphStatus, Stepper};
+use crate::train::step::{DeviceWindows, GRAPH_WARMUP, GraphStatus, Recipe, Stepper};
 use crate::train::torch_panic::catch_panic;
 
 /// The write-up's bins (FACTS.md section 2): 5 dstart, 5 duration and 3
@@ -155,6 +155,7 @@ pub fn model_config(architecture: Architecture) -> ModelConfig {
         tie_embeddings: architecture == Architecture::T5,
         relative_buckets: None,
         relative_max_distance: None,
+        attention_dropout: None,
     }
 }
 
@@ -292,7 +293,8 @@ impl Harness {
         let vocab = Vocabulary::of(options.scheme);
         let net = model::build(&vs.root(), &cfg, vocab.source_size, vocab.target_size, vocab.scheme)
             .expect("the write-up model is valid");
-        let criterion = Criterion::new(Loss::CrossEntropy, vocab.velocities()).expect("128 classes");
+        let criterion =
+            Criterion::new(Loss::CrossEntropy, vocab.velocities(), vocab.target_size).expect("128 classes");
         let optimizer = Optimizer::with_kernels(&vs, &adam(), options.kernels).expect("Adam");
         let data = random_windows(POOL_BATCHES * batch, device, &vocab);
         let order = Tensor::randperm(POOL_BATCHES * batch, (Kind::Int64, device));
@@ -309,7 +311,11 @@ impl Harness {
 
     /// A stepper over the model, with a CUDA graph when asked.
     fn stepper(&self, options: &Options, optimizer: &Optimizer, bf16: bool, graph: bool) -> Stepper<'_> {
-        let stepper = Stepper::new(self.net.as_ref(), &self.criterion, bf16, options.device);
+        let recipe = Recipe {
+            autocast: bf16,
+            ..Recipe::default()
+        };
+        let stepper = Stepper::new(self.net.as_ref(), &self.criterion, recipe, options.device);
         if graph {
             stepper.with_cuda_graph(options.device, optimizer, self.batch)
         } else {

@@ -209,6 +209,8 @@ struct Sizes {
     encoder_layers: i64,
     decoder_layers: i64,
     dropout: f64,
+    /// Dropout on attention weights.
+    attention_dropout: f64,
     /// `(buckets, max_distance)` when positions are relative.
     relative: Option<(i64, i64)>,
 }
@@ -232,8 +234,10 @@ impl Sizes {
                 target_size: tgt_vocab,
             });
         }
-        if !(0.0..1.0).contains(&cfg.dropout) {
-            return Err(ModelError::Dropout(cfg.dropout));
+        for p in [cfg.dropout, cfg.attention_dropout()] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(ModelError::Dropout(p));
+            }
         }
         let relative = match cfg.positions {
             Positions::Sinusoidal => None,
@@ -257,6 +261,7 @@ impl Sizes {
             encoder_layers: positive(cfg.encoder_layers, "encoder-layers")?,
             decoder_layers: positive(cfg.decoder_layers, "decoder-layers")?,
             dropout: cfg.dropout,
+            attention_dropout: cfg.attention_dropout(),
             relative,
         })
     }
@@ -417,6 +422,7 @@ pub(crate) mod tests {
             tie_embeddings: architecture == Architecture::T5,
             relative_buckets: Some(8),
             relative_max_distance: Some(16),
+            attention_dropout: None,
         }
     }
 
@@ -560,7 +566,7 @@ pub(crate) mod tests {
         let tgt = ids(4, 9, classes.start, classes.end);
         let _ = tgt.narrow(1, 0, 1).fill_(0);
         let (tgt_in, tgt_out) = (tgt.narrow(1, 0, 8), tgt.narrow(1, 1, 8));
-        let criterion = Criterion::new(Loss::CrossEntropy, classes).unwrap();
+        let criterion = Criterion::new(Loss::CrossEntropy, classes, tv).unwrap();
         let config = OptimizerConfig {
             kind: OptimizerKind::Adam,
             beta1: 0.9,

@@ -208,6 +208,7 @@ struct Heads {
     o: Tensor,
     heads: i64,
     d_kv: i64,
+    /// Dropout on the attention weights.
     dropout: f64,
 }
 
@@ -218,7 +219,7 @@ impl Heads {
             o: weight(p / "o", sizes.d_model, inner, (inner as f64).powf(-0.5)),
             heads: sizes.heads,
             d_kv: sizes.d_kv,
-            dropout: sizes.dropout,
+            dropout: sizes.attention_dropout,
         }
     }
 

@@ -177,6 +177,7 @@ struct Heads {
     o: nn::Linear,
     heads: i64,
     d_kv: i64,
+    /// Dropout on the attention weights.
     dropout: f64,
 }
 
@@ -186,7 +187,7 @@ impl Heads {
             o: linear(p / "o", sizes.heads * sizes.d_kv, sizes.d_model),
             heads: sizes.heads,
             d_kv: sizes.d_kv,
-            dropout: sizes.dropout,
+            dropout: sizes.attention_dropout,
         }
     }
 

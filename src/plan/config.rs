@@ -233,6 +233,17 @@ pub struct ModelConfig {
     pub relative_buckets: Option<usize>,
     /// Relative-position max distance (relative positions only).
     pub relative_max_distance: Option<usize>,
+    /// Dropout on the attention weights; `None` follows [`ModelConfig::dropout`].
+    /// midi-translation fixes it at 0.1 whatever its model's dropout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_dropout: Option<f64>,
+}
+
+impl ModelConfig {
+    /// The dropout applied to attention weights.
+    pub fn attention_dropout(&self) -> f64 {
+        self.attention_dropout.unwrap_or(self.dropout)
+    }
 }
 
 /// The training loss.
@@ -245,7 +256,24 @@ pub enum Loss {
     LabelSmoothing {
         /// Mass spread over the other classes.
         epsilon: f64,
+        /// Which columns the spread mass goes to.
+        #[serde(default, skip_serializing_if = "is_default")]
+        target: SmoothingTarget,
     },
+}
+
+/// Where label smoothing puts its `epsilon` (see `train::loss`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmoothingTarget {
+    /// `eps / (K - 1)` on each other velocity class; specials get nothing
+    /// (a target that sums to 1).
+    #[default]
+    ExcludeSpecials,
+    /// midi-translation's `LabelSmoothing`: `eps / (V - 2)` on every other
+    /// column of the output vocabulary, `<CLS>` included (sums to slightly
+    /// more than 1).
+    Original,
 }
 
 /// Optimizer algorithm.
@@ -286,6 +314,9 @@ pub enum Schedule {
         warmup: u64,
         /// Scale.
         factor: f64,
+        /// What `step` counts.
+        #[serde(default, skip_serializing_if = "is_default")]
+        counts: NoamCounts,
     },
     /// A constant rate.
     Constant {
@@ -301,6 +332,84 @@ pub enum Schedule {
         /// Warm-up steps.
         warmup: u64,
     },
+}
+
+/// What the Noam schedule's `step` counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoamCounts {
+    /// Optimizer steps (1-based).
+    #[default]
+    Steps,
+    /// Forward passes, as midi-translation's loop steps its scheduler after
+    /// every batch: a step's rate is that of its last batch (0-based, 0 read as 1).
+    Batches,
+}
+
+/// How the gradients of a step's forward passes combine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gradient {
+    /// The mean of the passes' gradients.
+    #[default]
+    Mean,
+    /// Their sum (each pass's loss is its own per-token mean), as both
+    /// originals' loops do.
+    Sum,
+}
+
+/// Which forward passes of an epoch make up each optimizer step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepGroups {
+    /// Consecutive groups of `accumulate` passes; the last takes the rest.
+    #[default]
+    Even,
+    /// The originals' `it % accumulate == 0 or it == last`: the epoch's first
+    /// pass steps alone, then every `accumulate` passes, and the last step
+    /// takes the remainder.
+    FirstAlone,
+}
+
+/// What the decoder reads and what it is trained to predict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecoderInput {
+    /// The decoder reads `[CLS, v1, .., v(n-1)]` and predicts `v1 .. vn`
+    /// (midi-translation).
+    #[default]
+    Cls,
+    /// HuggingFace's shift-right of the labels `[CLS, v1, .., vn]` with the
+    /// decoder start id 0 (= CLS): it reads `[0, CLS, v1, .., v(n-1)]` and
+    /// predicts, and is trained on, `[CLS, v1, .., vn]` (midi-hf-transformers'
+    /// `pipelines/T5`).
+    ShiftRight,
+}
+
+impl DecoderInput {
+    /// The ids the decoder reads before its first velocity prediction.
+    pub fn prefix(self) -> &'static [i64] {
+        match self {
+            DecoderInput::Cls => &[0],
+            DecoderInput::ShiftRight => &[0, 0],
+        }
+    }
+}
+
+/// Which ids a prediction is the most likely of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Argmax {
+    /// The 128 velocity ids.
+    #[default]
+    Velocities,
+    /// The whole output vocabulary, as midi-translation's greedy decoding;
+    /// a pick that is not a velocity counts as velocity 0.
+    Vocabulary,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// Arithmetic precision.
@@ -325,6 +434,15 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Forward passes per optimizer step.
     pub accumulate: usize,
+    /// How the passes' gradients combine.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub gradient: Gradient,
+    /// Which passes make up each step.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub groups: StepGroups,
+    /// What the decoder reads and predicts.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub decoder_input: DecoderInput,
     /// Precision.
     pub precision: Precision,
     /// Evaluate every this many epochs.
@@ -343,6 +461,9 @@ pub struct EvaluateConfig {
     pub test: bool,
     /// Validation windows whose predictions are saved.
     pub examples: usize,
+    /// Which ids predictions choose among.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub argmax: Argmax,
 }
 
 /// Where a run should train. Not part of the run's identity.
@@ -385,6 +506,28 @@ impl std::fmt::Display for DevicePreference {
     }
 }
 
+impl TrainConfig {
+    /// Optimizer steps in an epoch of `batches` forward passes.
+    pub fn steps_per_epoch(&self, batches: u64) -> u64 {
+        let accumulate = self.accumulate as u64;
+        match self.groups {
+            StepGroups::Even => batches.div_ceil(accumulate),
+            StepGroups::FirstAlone if batches == 0 => 0,
+            StepGroups::FirstAlone => 1 + (batches - 1).div_ceil(accumulate),
+        }
+    }
+
+    /// Forward passes in the optimizer step that starts at pass `first` of
+    /// an epoch of `batches`.
+    pub fn group(&self, first: u64, batches: u64) -> u64 {
+        let left = batches.saturating_sub(first);
+        match self.groups {
+            StepGroups::FirstAlone if first == 0 => left.min(1),
+            _ => left.min(self.accumulate as u64),
+        }
+    }
+}
+
 impl RunConfig {
     /// The canonical form: compact JSON.
     pub fn canonical(&self) -> String {
@@ -401,8 +544,68 @@ impl RunConfig {
     /// windows (the last partial batch counts as a forward pass).
     pub fn steps(&self, windows: usize) -> u64 {
         let batches = windows.div_ceil(self.train.batch_size) as u64;
-        let per_epoch = batches.div_ceil(self.train.accumulate as u64);
+        let per_epoch = self.train.steps_per_epoch(batches);
         let total = per_epoch * self.train.epochs;
         self.train.max_steps.map_or(total, |max| total.min(max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn train(accumulate: usize, groups: StepGroups) -> TrainConfig {
+        TrainConfig {
+            epochs: 1,
+            max_steps: None,
+            batch_size: 16,
+            accumulate,
+            gradient: Gradient::Sum,
+            groups,
+            decoder_input: DecoderInput::Cls,
+            precision: Precision::Fp32,
+            eval_every: 1,
+        }
+    }
+
+    /// The passes of each step of an epoch of `batches` passes.
+    fn groups(t: &TrainConfig, batches: u64) -> Vec<u64> {
+        let mut first = 0;
+        let mut sizes = Vec::new();
+        while first < batches {
+            let size = t.group(first, batches);
+            sizes.push(size);
+            first += size;
+        }
+        assert_eq!(sizes.len() as u64, t.steps_per_epoch(batches));
+        sizes
+    }
+
+    #[test]
+    fn even_groups_take_accumulate_passes_and_the_last_the_rest() {
+        let t = train(10, StepGroups::Even);
+        assert_eq!(groups(&t, 25), [10, 10, 5]);
+        assert_eq!(groups(&t, 20), [10, 10]);
+        assert_eq!(groups(&t, 0), Vec::<u64>::new());
+    }
+
+    /// midi-translation steps when `it % accum_iter == 0 or it == steps - 1`
+    /// (`it` from 0): after pass 0, then 10, 20, ... and the last.
+    #[test]
+    fn first_alone_groups_step_where_the_originals_loop_does() {
+        let t = train(10, StepGroups::FirstAlone);
+        for batches in [1u64, 2, 10, 11, 12, 25, 31] {
+            let original: Vec<u64> = (0..batches).filter(|it| it % 10 == 0 || *it == batches - 1).collect();
+            let ends: Vec<u64> = groups(&t, batches)
+                .iter()
+                .scan(0, |done, size| {
+                    *done += size;
+                    Some(*done - 1)
+                })
+                .collect();
+            assert_eq!(ends, original, "{batches} passes");
+        }
+        // With accumulate 1 both groupings are one pass a step.
+        assert_eq!(groups(&train(1, StepGroups::FirstAlone), 7), groups(&train(1, StepGroups::Even), 7));
     }
 }

@@ -270,6 +270,10 @@ fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
             .unwrap_or(architecture == Architecture::T5),
         relative_buckets: relative.then(|| s.int("model.relative-buckets") as usize),
         relative_max_distance: relative.then(|| s.int("model.relative-max-distance") as usize),
+        // Written equal to the dropout, it is the default: the same run.
+        attention_dropout: s
+            .opt_float("model.attention-dropout")
+            .filter(|&p| p != s.float("model.dropout")),
     };
     RunConfig {
         seed: s.int("seed") as u64,
@@ -284,6 +288,11 @@ fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
             "cross-entropy" => Loss::CrossEntropy,
             _ => Loss::LabelSmoothing {
                 epsilon: s.float("loss.epsilon"),
+                target: if s.word("loss.target") == "original" {
+                    SmoothingTarget::Original
+                } else {
+                    SmoothingTarget::ExcludeSpecials
+                },
             },
         },
         optimizer: OptimizerConfig {
@@ -304,6 +313,21 @@ fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
             max_steps: s.opt_int("train.max-steps").map(|n| n as u64),
             batch_size: s.int("train.batch-size") as usize,
             accumulate: s.int("train.accumulate") as usize,
+            gradient: if s.word("train.accumulate.gradient") == "sum" {
+                Gradient::Sum
+            } else {
+                Gradient::Mean
+            },
+            groups: if s.word("train.accumulate.groups") == "first-alone" {
+                StepGroups::FirstAlone
+            } else {
+                StepGroups::Even
+            },
+            decoder_input: if s.word("train.decoder-input") == "shift-right" {
+                DecoderInput::ShiftRight
+            } else {
+                DecoderInput::Cls
+            },
             precision: if s.word("train.precision") == "bf16" {
                 Precision::Bf16
             } else {
@@ -316,6 +340,11 @@ fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
             greedy: s.bool("evaluate.greedy").unwrap_or(true),
             test: s.bool("evaluate.test").unwrap_or(true),
             examples: s.int("evaluate.examples") as usize,
+            argmax: if s.word("evaluate.argmax") == "vocabulary" {
+                Argmax::Vocabulary
+            } else {
+                Argmax::Velocities
+            },
         },
     }
 }
@@ -344,6 +373,11 @@ fn schedule(s: &Settings, problems: &mut Vec<Problem>) -> Schedule {
         _ => Schedule::Noam {
             warmup: s.int("schedule.warmup") as u64,
             factor: s.float("schedule.factor"),
+            counts: if s.word("schedule.counts") == "batches" {
+                NoamCounts::Batches
+            } else {
+                NoamCounts::Steps
+            },
         },
     }
 }

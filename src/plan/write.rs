@@ -162,13 +162,18 @@ fn model(s: &mut Section<'_>, m: &ModelConfig) {
         if let Some(distance) = m.relative_max_distance {
             s.line(format_args!("relative-max-distance {distance}"));
         }
+        if let Some(p) = m.attention_dropout {
+            s.line(format_args!("attention-dropout {}", float(p)));
+        }
     });
 }
 
 fn loss(loss: Loss) -> String {
     match loss {
         Loss::CrossEntropy => "cross-entropy".to_owned(),
-        Loss::LabelSmoothing { epsilon } => format!("label-smoothing epsilon={}", float(epsilon)),
+        Loss::LabelSmoothing { epsilon, target } => {
+            format!("label-smoothing epsilon={} target={}", float(epsilon), word(target))
+        }
     }
 }
 
@@ -188,7 +193,9 @@ fn optimizer(s: &mut Section<'_>, o: &OptimizerConfig) {
 
 fn schedule(schedule: Schedule) -> String {
     match schedule {
-        Schedule::Noam { warmup, factor } => format!("noam warmup={warmup} factor={}", float(factor)),
+        Schedule::Noam { warmup, factor, counts } => {
+            format!("noam warmup={warmup} factor={} counts={}", float(factor), word(counts))
+        }
         Schedule::Constant { lr } => format!("constant lr={}", float(lr)),
         Schedule::Cosine { peak, min, warmup } => {
             format!("cosine peak={} min={} warmup={warmup}", float(peak), float(min))
@@ -203,7 +210,13 @@ fn train(s: &mut Section<'_>, t: &TrainConfig, device: DevicePreference) {
             s.line(format_args!("max-steps {max}"));
         }
         s.line(format_args!("batch-size {}", t.batch_size));
-        s.line(format_args!("accumulate {}", t.accumulate));
+        s.line(format_args!(
+            "accumulate {} gradient={} groups={}",
+            t.accumulate,
+            word(t.gradient),
+            word(t.groups)
+        ));
+        s.line(format_args!("decoder-input {}", word(t.decoder_input)));
         s.line(format_args!("precision {}", word(t.precision)));
         s.line(format_args!("eval-every {}", t.eval_every));
         s.line(format_args!("device {}", text(&device.to_string())));
@@ -216,6 +229,7 @@ fn evaluate(s: &mut Section<'_>, e: &EvaluateConfig) {
         s.line(format_args!("greedy #{}", e.greedy));
         s.line(format_args!("test #{}", e.test));
         s.line(format_args!("examples {}", e.examples));
+        s.line(format_args!("argmax {}", word(e.argmax)));
     });
 }
 

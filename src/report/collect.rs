@@ -34,6 +34,8 @@ use crate::train::run::Example;
 pub fn column(metric: Metric) -> &'static str {
     match metric {
         Metric::ValLoss => "val_loss",
+        Metric::ValLsKl => "val_ls_kl",
+        Metric::ValCeWithCls => "val_ce_with_cls",
         Metric::ValDist => "val_dist",
         Metric::GreedyDist => "greedy_dist",
         Metric::Flatness => "flatness",
@@ -44,8 +46,10 @@ pub fn column(metric: Metric) -> &'static str {
 }
 
 /// The metrics in table order.
-pub const METRICS: [Metric; 7] = [
+pub const METRICS: [Metric; 9] = [
     Metric::ValLoss,
+    Metric::ValLsKl,
+    Metric::ValCeWithCls,
     Metric::ValDist,
     Metric::GreedyDist,
     Metric::Flatness,
@@ -53,6 +57,15 @@ pub const METRICS: [Metric; 7] = [
     Metric::Accuracy,
     Metric::TestDist,
 ];
+
+/// The metrics some run of `frame` has a value of, in table order (each
+/// original's own loss exists only for the runs that use its setting).
+pub fn reported(frame: &DataFrame) -> Vec<Metric> {
+    METRICS
+        .into_iter()
+        .filter(|m| numbers(frame, column(*m)).iter().any(Option::is_some))
+        .collect()
+}
 
 /// Frame columns of the baselines' validation distance.
 pub const BASELINES: [&str; 2] = ["baseline_mean", "baseline_bin_centre"];
@@ -152,6 +165,10 @@ struct SummaryFile {
 struct EpochView {
     epoch: u64,
     val_loss: Option<f64>,
+    #[serde(default)]
+    val_ls_kl: Option<f64>,
+    #[serde(default)]
+    val_ce_with_cls: Option<f64>,
     val: MetricsView,
     greedy: Option<MetricsView>,
 }
@@ -167,7 +184,7 @@ struct MetricsView {
 struct Row {
     id: String,
     labels: Vec<(String, String)>,
-    metrics: [Option<f64>; 7],
+    metrics: [Option<f64>; 9],
     baselines: [Option<f64>; 2],
     epochs: u64,
     steps: u64,
@@ -287,6 +304,8 @@ fn row(id: &str, labels: &[(String, String)], summary: &SummaryFile) -> Row {
     let test = summary.test.as_ref().and_then(|(tf, _)| tf.dist);
     let metrics = METRICS.map(|metric| match metric {
         Metric::ValLoss => last.and_then(|e| e.val_loss),
+        Metric::ValLsKl => last.and_then(|e| e.val_ls_kl),
+        Metric::ValCeWithCls => last.and_then(|e| e.val_ce_with_cls),
         Metric::ValDist => last.and_then(|e| e.val.dist),
         Metric::GreedyDist => last.and_then(|e| e.greedy.as_ref()).and_then(|g| g.dist),
         Metric::Flatness => last.and_then(|e| e.val.flatness),
@@ -393,17 +412,11 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
 /// `lr.csv`: a `step,lr` header, then one row per optimizer step.
 fn read_lr(path: &Path) -> Result<Vec<(u64, f64)>, String> {
     let name = file_name(path);
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
-    text.lines()
-        .skip(1)
-        .filter(|line| !line.trim().is_empty())
+    let mut reader = csv::Reader::from_path(path).map_err(|e| format!("{name}: {e}"))?;
+    reader
+        .deserialize()
         .enumerate()
-        .map(|(i, line)| {
-            let parsed = line
-                .split_once(',')
-                .and_then(|(step, lr)| Some((step.trim().parse().ok()?, lr.trim().parse().ok()?)));
-            parsed.ok_or_else(|| format!("{name} is corrupt at line {}", i + 2))
-        })
+        .map(|(i, row)| row.map_err(|_| format!("{name} is corrupt at line {}", i + 2)))
         .collect()
 }
 

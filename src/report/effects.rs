@@ -235,8 +235,12 @@ pub fn interactions(frame: &DataFrame, factors: &[Factor]) -> Vec<Interaction> {
 /// The effects section: a table of every effect on every metric, then one
 /// sentence per effect on val dist, naming the factor with the largest one.
 pub fn render(effects: &[Effect], interactions: &[Interaction]) -> String {
+    let metrics: Vec<Metric> = METRICS
+        .into_iter()
+        .filter(|m| effects.iter().any(|e| e.metric == *m) || interactions.iter().any(|i| i.metric == *m))
+        .collect();
     let mut header = vec!["effect".to_owned()];
-    header.extend(METRICS.iter().map(|m| table::title(*m).to_owned()));
+    header.extend(metrics.iter().map(|m| table::title(*m).to_owned()));
     let mut rows: Vec<Vec<String>> = Vec::new();
     let cell = |estimate: Option<&Spread>, metric: Metric| {
         estimate.map_or_else(|| "–".to_owned(), |e| e.signed(table::decimals(metric)))
@@ -249,7 +253,7 @@ pub fn render(effects: &[Effect], interactions: &[Interaction]) -> String {
     }
     for contrast in &contrasts {
         let mut row = vec![format!("{}: {}", contrast.factor, contrast.text())];
-        for metric in METRICS {
+        for &metric in &metrics {
             let found = effects.iter().find(|e| e.contrast == **contrast && e.metric == metric);
             row.push(cell(found.map(|e| &e.estimate), metric));
         }
@@ -263,7 +267,7 @@ pub fn render(effects: &[Effect], interactions: &[Interaction]) -> String {
     }
     for (a, b) in &pairs {
         let mut row = vec![format!("{} × {}", a.factor, b.factor)];
-        for metric in METRICS {
+        for &metric in &metrics {
             let found = interactions
                 .iter()
                 .find(|i| i.a == **a && i.b == **b && i.metric == metric);

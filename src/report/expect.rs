@@ -134,7 +134,12 @@ pub fn judge(metric: Metric, claim: &Claim, subject: f64, other: Option<f64>) ->
                     let (s, o) = ((1.0 - subject).abs(), (1.0 - other).abs());
                     (s < o, o / s, "|1 − other| / |1 − subject|")
                 }
-                Metric::ValLoss | Metric::ValDist | Metric::GreedyDist | Metric::TestDist => {
+                Metric::ValLoss
+                | Metric::ValLsKl
+                | Metric::ValCeWithCls
+                | Metric::ValDist
+                | Metric::GreedyDist
+                | Metric::TestDist => {
                     (subject < other, other / subject, "other / subject")
                 }
             };

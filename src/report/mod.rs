@@ -110,7 +110,15 @@ pub fn render(plan: &Plan, expectations: &[Expectation], collected: &Collected) 
          accuracy; flatness is std(predicted) / std(true): 1 when the spread matches, 0 when flat (greedy flatness: of \
          the greedy-decoded predictions, the write-up's \"flat\" picture). The \
          baselines are the validation distance of predicting the training mean, and the centre of the note's \
-         coarse velocity bin.\n",
+         coarse velocity bin.\n\n\
+         Three losses, which are not comparable with each other: val loss is runner's cross-entropy of the true \
+         velocity, the same for every run whatever it trained with. val ls-kl (label-smoothing runs) is \
+         midi-translation's own val loss, the label-smoothing KL divergence per target, the definition of the \
+         write-up's 2.486; val ce+cls (runs with decoder input shift-right) is midi-hf-transformers' own val \
+         loss, the cross-entropy over the labels [CLS] + velocities, the definition of the write-up's 4.445. \
+         Both are per-target means where the originals average batch means, and the write-up trained on \
+         MAESTRO: a value here is comparable to the write-up's in definition only when the data and sizes \
+         are its own.\n",
     );
     md.push_str("\n## Expectations\n\n");
     md.push_str(&expect::render(&expect::check_all(expectations, plan, frame)));

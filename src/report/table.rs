@@ -10,7 +10,7 @@ use polars::prelude::DataFrame;
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use super::collect::{self, BASELINES, METRICS, Missing, short_id};
+use super::collect::{self, BASELINES, Missing, short_id};
 use super::stats::{Spread, fixed};
 use crate::plan::{self, Plan};
 use crate::spec::file::Metric;
@@ -101,7 +101,7 @@ pub fn cells(frame: &DataFrame, label_keys: &[String]) -> Vec<Cell> {
 /// Decimals shown for a metric.
 pub fn decimals(metric: Metric) -> usize {
     match metric {
-        Metric::ValLoss | Metric::Accuracy => 3,
+        Metric::ValLoss | Metric::ValLsKl | Metric::ValCeWithCls | Metric::Accuracy => 3,
         Metric::ValDist | Metric::GreedyDist | Metric::Flatness | Metric::GreedyFlatness | Metric::TestDist => 2,
     }
 }
@@ -110,6 +110,8 @@ pub fn decimals(metric: Metric) -> usize {
 pub fn title(metric: Metric) -> &'static str {
     match metric {
         Metric::ValLoss => "val loss",
+        Metric::ValLsKl => "val ls-kl",
+        Metric::ValCeWithCls => "val ce+cls",
         Metric::ValDist => "val dist",
         Metric::GreedyDist => "greedy dist",
         Metric::Flatness => "flatness",
@@ -125,15 +127,16 @@ pub fn spread(values: &[Option<f64>], rows: &[usize]) -> Option<Spread> {
     Spread::of(&present)
 }
 
-/// The main comparison: one row per cell, each metric's final value as
-/// mean ± std across seeds, and the two baselines.
+/// The main comparison: one row per cell, each reported metric's final
+/// value as mean ± std across seeds, and the two baselines.
 pub fn main_table(frame: &DataFrame, label_keys: &[String]) -> Table {
     let keys = cell_keys(label_keys);
     let mut header: Vec<String> = keys.clone();
     header.push("runs".to_owned());
-    header.extend(METRICS.iter().map(|m| title(*m).to_owned()));
+    let metrics = collect::reported(frame);
+    header.extend(metrics.iter().map(|m| title(*m).to_owned()));
     header.extend(["mean baseline".to_owned(), "bin-centre baseline".to_owned()]);
-    let metric_columns: Vec<Vec<Option<f64>>> = METRICS
+    let metric_columns: Vec<Vec<Option<f64>>> = metrics
         .iter()
         .map(|m| collect::numbers(frame, collect::column(*m)))
         .collect();
@@ -152,7 +155,7 @@ pub fn main_table(frame: &DataFrame, label_keys: &[String]) -> Table {
                 })
                 .collect();
             row.push(cell.rows.len().to_string());
-            for (metric, values) in METRICS.iter().zip(&metric_columns) {
+            for (metric, values) in metrics.iter().zip(&metric_columns) {
                 row.push(show(spread(values, &cell.rows), decimals(*metric)));
             }
             for values in &baseline_columns {

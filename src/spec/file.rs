@@ -137,8 +137,14 @@ pub struct Matrix {
 /// A metric an expectation can be about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
-    /// Validation loss.
+    /// Validation cross-entropy of the true velocity (every run).
     ValLoss,
+    /// midi-translation's val loss: the label-smoothing KL divergence
+    /// (label-smoothing runs only).
+    ValLsKl,
+    /// midi-hf-transformers' val loss: cross-entropy over `[CLS] + velocities`
+    /// (decoder input shift-right only).
+    ValCeWithCls,
     /// Teacher-forced mean |predicted - true| velocity on validation.
     ValDist,
     /// Greedy-decoded mean |predicted - true| velocity on validation.
@@ -155,8 +161,10 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric with its name in files.
-    pub const ALL: [(&'static str, Metric); 7] = [
+    pub const ALL: [(&'static str, Metric); 9] = [
         ("val-loss", Metric::ValLoss),
+        ("val-ls-kl", Metric::ValLsKl),
+        ("val-ce-cls", Metric::ValCeWithCls),
         ("val-dist", Metric::ValDist),
         ("greedy-dist", Metric::GreedyDist),
         ("flatness", Metric::Flatness),

@@ -518,10 +518,10 @@ impl Parser {
         match check(&value, field.ty) {
             Ok(value) => Some(value),
             Err((code, message)) => {
-                let label = if code == "out-of-range" {
-                    "out of range"
-                } else {
-                    "wrong type"
+                let label = match code {
+                    "out-of-range" => "out of range",
+                    "unknown-value" => "unknown value",
+                    _ => "wrong type",
                 };
                 let problem = Problem::at(code, span, label, format!("`{}` {message}", field.path));
                 let help = match (field.ty, value.as_str()) {

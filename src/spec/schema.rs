@@ -286,6 +286,17 @@ pub static FIELDS: &[Field] = &[
         "dropout probability, in [0, 1)",
     ),
     field(
+        "model.attention-dropout",
+        Type::Float {
+            min: 0.0,
+            max: 1.0,
+            open_min: false,
+            open_max: true,
+        },
+        DefaultValue::Unset,
+        "dropout on the attention weights (default: the model's dropout; midi-translation fixes 0.1)",
+    ),
+    field(
         "model.norm",
         Type::Enum(&["pre", "post"]),
         DefaultValue::Str("pre"),
@@ -340,6 +351,24 @@ pub static FIELDS: &[Field] = &[
         "forward passes per optimizer step",
     ),
     field(
+        "train.accumulate.gradient",
+        Type::Enum(&["mean", "sum"]),
+        DefaultValue::Str("mean"),
+        "a step's gradient: the mean of its passes' gradients, or their sum (both originals)",
+    ),
+    field(
+        "train.accumulate.groups",
+        Type::Enum(&["even", "first-alone"]),
+        DefaultValue::Str("even"),
+        "passes per step: even groups, or the originals' (an epoch's first pass steps alone)",
+    ),
+    field(
+        "train.decoder-input",
+        Type::Enum(&["cls", "shift-right"]),
+        DefaultValue::Str("cls"),
+        "decoder reads [CLS, v1..] (midi-translation) or HF's shift-right [0, CLS, v1..] and predicts CLS too",
+    ),
+    field(
         "train.precision",
         Type::Enum(&["fp32", "bf16"]),
         DefaultValue::Str("fp32"),
@@ -380,6 +409,12 @@ pub static FIELDS: &[Field] = &[
         int(0, 1024),
         DefaultValue::Int(4),
         "validation windows whose predictions are saved for plots",
+    ),
+    field(
+        "evaluate.argmax",
+        Type::Enum(&["velocities", "vocabulary"]),
+        DefaultValue::Str("velocities"),
+        "predictions choose among the velocity ids, or the whole vocabulary (midi-translation's greedy decoding)",
     ),
 ];
 
@@ -498,17 +533,25 @@ pub static CHOICES: &[Choice] = &[
             },
             Kind {
                 name: "label-smoothing",
-                fields: &[field(
-                    "epsilon",
-                    Type::Float {
-                        min: 0.0,
-                        max: 1.0,
-                        open_min: true,
-                        open_max: true,
-                    },
-                    DefaultValue::Float(0.1),
-                    "probability mass spread over the other velocity classes",
-                )],
+                fields: &[
+                    field(
+                        "epsilon",
+                        Type::Float {
+                            min: 0.0,
+                            max: 1.0,
+                            open_min: true,
+                            open_max: true,
+                        },
+                        DefaultValue::Float(0.1),
+                        "probability mass spread over the other classes",
+                    ),
+                    field(
+                        "target",
+                        Type::Enum(&["exclude-specials", "original"]),
+                        DefaultValue::Str("exclude-specials"),
+                        "spread over the other velocity classes, or midi-translation's eps/(V-2) on every other column",
+                    ),
+                ],
             },
         ],
         default_kind: "label-smoothing",
@@ -543,6 +586,12 @@ pub static CHOICES: &[Choice] = &[
                         positive(1e6),
                         DefaultValue::Float(1.0),
                         "scale of factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)",
+                    ),
+                    field(
+                        "counts",
+                        Type::Enum(&["steps", "batches"]),
+                        DefaultValue::Str("steps"),
+                        "what step counts: optimizer steps, or forward passes (midi-translation)",
                     ),
                 ],
             },

@@ -3,17 +3,19 @@
 //!
 //! | piece | module | in → out |
 //! |---|---|---|
-//! | loss | [`loss`] | logits `[B, T, V]`, targets `[B, T]`, real classes → summed loss terms |
-//! | schedule | [`schedule`] | a schedule and the step → the learning rate |
+//! | loss | [`loss`] | logits `[B, T, V]`, targets `[B, T]`, velocity classes → summed loss terms |
+//! | schedule | [`schedule`] | a schedule and where training stands → the learning rate |
 //! | optimizer | [`optimizer`] | an optimizer config and a variable store → updates at a given rate, with state a checkpoint holds |
 //! | fused kernels | [`fused`] | lists of tensors → multi-tensor zeroing, clipping and Adam (libtorch kernels `tch` lacks) |
 //! | CUDA graphs | [`cuda_graph`] | a closure of device work → a captured graph to replay (libtorch's `CUDAGraph`) |
 //! | precision | [`precision`] | → bfloat16 CUDA autocast |
 //! | metrics | [`metrics`] | predicted and true velocities → distance, accuracy, flatness, baselines |
+//! | evaluation | [`evaluate`] | a network, its decoder convention and a split → predictions, each original's loss, metrics |
 //! | run | [`run`] | a run config and its dataset → a trained model, metrics, checkpoints, a summary |
 //! | libtorch panics | [`torch_panic`] | a closure that may panic in libtorch → its result or the panic's message |
 
 pub mod cuda_graph;
+pub mod evaluate;
 pub mod fused;
 pub mod loss;
 pub mod metrics;

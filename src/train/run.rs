@@ -24,29 +24,20 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor, nn};
 
+use super::evaluate::{Evaluation, Predictor, evaluate};
 use super::loss::Criterion;
 use super::metrics::{self, VelocityMetrics};
 use super::optimizer::Optimizer;
-use super::schedule;
-use super::step::{DeviceWindows, Stepper};
+use super::schedule::{self, Clock};
+use super::step::{DeviceWindows, Recipe, Stepper};
 use crate::atomic;
 use crate::data::TokenWindows;
 use crate::data::dataset::Dataset;
-use crate::model::{self, Seq2Seq};
+use crate::model;
 use crate::plan::config::{Precision, RunConfig};
 
 /// Optimizer steps between reads of the running loss.
 pub const LOG_EVERY: u64 = 25;
-
-/// Windows per evaluation batch on `device`: 64 on the CPU (larger batches
-/// gain nothing there), 256 on CUDA, where small batches leave the card
-/// waiting on kernel launches (greedy decoding takes 128 decoder steps a
-/// batch) and 256 keeps the teacher-forced logits of even a shared
-/// vocabulary (`[256, 128, ~6,700]` in f32, with their log-softmax) near
-/// 2 GB.
-pub fn eval_batch(device: Device) -> i64 {
-    if device.is_cuda() { 256 } else { 64 }
-}
 
 /// What a run reports while it trains (only the executor's reporter prints).
 pub trait Progress {
@@ -76,8 +67,17 @@ pub struct EpochRecord {
     pub step: u64,
     /// Mean training objective over the epoch.
     pub train_loss: f64,
-    /// Validation cross-entropy over velocity targets (comparable across losses).
+    /// Validation cross-entropy of the true velocity (comparable across
+    /// every run, whatever its loss).
     pub val_loss: f64,
+    /// midi-translation's val loss (the write-up's 2.486): the label-smoothing
+    /// KL divergence per target, for runs trained with label smoothing.
+    #[serde(default)]
+    pub val_ls_kl: Option<f64>,
+    /// midi-hf-transformers' val loss (the write-up's 4.445): cross-entropy
+    /// over the labels `[CLS, v1 .. vn]`, for runs with decoder input shift-right.
+    #[serde(default)]
+    pub val_ce_with_cls: Option<f64>,
     /// Teacher-forced validation metrics.
     pub val: VelocityMetrics,
     /// Greedy-decoded validation metrics, when asked for.
@@ -234,7 +234,8 @@ pub fn train(
         i64::from(vocab.target_size()),
         config.encoder,
     )?;
-    let criterion = Criterion::new(config.loss, classes.clone())?;
+    let criterion = Criterion::new(config.loss, classes.clone(), i64::from(vocab.target_size()))?;
+    let predictor = Predictor::new(net.as_ref(), config, classes.clone());
     let mut optimizer = Optimizer::new(&vs, &config.optimizer)?;
 
     let train_split = DeviceWindows::new(&data.train, device);
@@ -269,7 +270,12 @@ pub fn train(
     let windows = train_split.len();
     let batches_per_epoch = (windows + batch - 1) / batch;
     let seed = config.seed as i64;
-    let mut stepper = Stepper::new(net.as_ref(), &criterion, use_autocast, device);
+    let recipe = Recipe {
+        autocast: use_autocast,
+        gradient: config.train.gradient,
+        decoder_input: config.train.decoder_input,
+    };
+    let mut stepper = Stepper::new(net.as_ref(), &criterion, recipe, device);
     if device.is_cuda() && cuda_graph_requested() {
         stepper = stepper.with_cuda_graph(device, &optimizer, batch * accumulate);
     }
@@ -285,12 +291,16 @@ pub fn train(
         while b < batches_per_epoch && position.step < total_steps {
             // One optimizer step over up to `accumulate` batches.
             tch::manual_seed(mix(seed, position.step as i64 + 1));
-            let group = accumulate.min(batches_per_epoch - b);
+            let group = config.train.group(b as u64, batches_per_epoch as u64) as i64;
             let first = b * batch;
             let index = order.narrow(0, first, (group * batch).min(windows - first));
             b += group;
             position.step += 1;
-            let lr = schedule::lr(&config.schedule, config.model.d_model, position.step, total_steps);
+            let clock = Clock {
+                step: position.step,
+                batch: (epoch - 1) * batches_per_epoch as u64 + b as u64 - 1,
+            };
+            let lr = schedule::lr(&config.schedule, config.model.d_model, clock, total_steps);
             stepper.step(&mut optimizer, &train_split, &index, batch, lr);
             position.lr_log.push(lr);
             let loss = (position.step % LOG_EVERY == 0).then(|| stepper.sums.take_running());
@@ -324,12 +334,14 @@ pub fn train(
         position.partial_loss = 0.0;
         position.partial_count = 0;
         if epoch % config.train.eval_every == 0 || epoch == config.train.epochs || position.step >= total_steps {
-            let evaluation = evaluate(net.as_ref(), &val_split, &classes, config.evaluate.greedy);
+            let evaluation = evaluate(&predictor, &criterion, config.loss, &val_split, config.evaluate.greedy);
             let record = EpochRecord {
                 epoch,
                 step: position.step,
                 train_loss,
                 val_loss: evaluation.loss,
+                val_ls_kl: evaluation.ls_kl,
+                val_ce_with_cls: evaluation.ce_with_cls,
                 val: evaluation.teacher_forced,
                 greedy: evaluation.greedy,
                 seconds: started.elapsed().as_secs_f64(),
@@ -350,10 +362,12 @@ pub fn train(
     let velocity_edges = data.quantizer.velocity.as_slice();
     let test = config.evaluate.test.then(|| {
         let test_split = DeviceWindows::new(&data.test, device);
-        let evaluation = evaluate(net.as_ref(), &test_split, &classes, config.evaluate.greedy);
-        (evaluation.teacher_forced, evaluation.greedy)
+        let Evaluation {
+            teacher_forced, greedy, ..
+        } = evaluate(&predictor, &criterion, config.loss, &test_split, config.evaluate.greedy);
+        (teacher_forced, greedy)
     });
-    write_examples(dir, net.as_ref(), &val_split, &classes, config.evaluate.examples as i64)?;
+    write_examples(dir, &predictor, &val_split, config.evaluate.examples as i64)?;
     let summary = Summary {
         epochs: position.epochs.clone(),
         test,
@@ -389,95 +403,6 @@ fn truth(windows: &TokenWindows, first_velocity: i64) -> Vec<u8> {
         .collect()
 }
 
-/// Validation or test results.
-struct Evaluation {
-    loss: f64,
-    teacher_forced: VelocityMetrics,
-    greedy: Option<VelocityMetrics>,
-}
-
-/// Teacher-forced loss and metrics, and greedy metrics when `greedy`.
-/// Predictions are the most likely velocity class (other tokens excluded).
-fn evaluate(net: &dyn Seq2Seq, split: &DeviceWindows, classes: &std::ops::Range<i64>, greedy: bool) -> Evaluation {
-    tch::no_grad(|| {
-        let mut nll = 0.0;
-        let mut predicted: Vec<u8> = Vec::new();
-        let mut greedy_predicted: Vec<u8> = Vec::new();
-        let mut truth: Vec<u8> = Vec::new();
-        let n = split.len();
-        let batch = eval_batch(split.src.device());
-        let mut start = 0;
-        while start < n {
-            let size = batch.min(n - start);
-            let src = split.src.narrow(0, start, size);
-            let tgt = split.tgt.narrow(0, start, size);
-            let length = tgt.size()[1] - 1;
-            let tgt_in = tgt.narrow(1, 0, length);
-            let tgt_out = tgt.narrow(1, 1, length);
-            let logits = net.forward(&src, &tgt_in, false).to_kind(Kind::Float);
-            // Cross-entropy over the whole output vocabulary: [B, T].
-            let log_probs = logits.log_softmax(-1, Kind::Float);
-            nll += -log_probs
-                .gather(2, &tgt_out.unsqueeze(-1), false)
-                .sum(Kind::Double)
-                .double_value(&[]);
-            predicted.extend(velocities(&logits, classes));
-            truth.extend(
-                Vec::<u8>::try_from(
-                    (&tgt_out - classes.start)
-                        .clamp(0, 127)
-                        .to_kind(Kind::Uint8)
-                        .flatten(0, -1),
-                )
-                .unwrap_or_default(),
-            );
-            if greedy {
-                greedy_predicted.extend(decode_greedy(net, &src, length, classes));
-            }
-            start += size;
-        }
-        Evaluation {
-            loss: nll / truth.len().max(1) as f64,
-            teacher_forced: VelocityMetrics::of(&predicted, &truth),
-            greedy: greedy.then(|| VelocityMetrics::of(&greedy_predicted, &truth)),
-        }
-    })
-}
-
-/// The most likely velocity at each position of `logits` `[B, T, V]`, flattened.
-fn velocities(logits: &Tensor, classes: &std::ops::Range<i64>) -> Vec<u8> {
-    let velocity_logits = logits.narrow(2, classes.start, classes.end - classes.start); // [B, T, 128]
-    let best = velocity_logits.argmax(-1, false).to_kind(Kind::Uint8).flatten(0, -1);
-    Vec::<u8>::try_from(best.to_device(Device::Cpu)).unwrap_or_default()
-}
-
-/// Greedy autoregressive decoding, batched: the decoder starts from CLS and
-/// feeds back its own most likely velocity. The source is encoded once; each
-/// step feeds one target to [`Seq2Seq::decode_next`], which keeps the keys
-/// and values of the earlier ones (`length` decoder passes over one position).
-pub(crate) fn decode_greedy(net: &dyn Seq2Seq, src: &Tensor, length: i64, classes: &std::ops::Range<i64>) -> Vec<u8> {
-    let memory = net.encode(src, None, false);
-    let mut state = net.start_decoding(&memory);
-    let batch = src.size()[0];
-    let mut next = Tensor::full(
-        [batch, 1],
-        crate::data::encoder::CLS as i64,
-        (Kind::Int64, src.device()),
-    );
-    let mut chosen = Vec::with_capacity(length as usize);
-    for _ in 0..length {
-        let logits = net.decode_next(&mut state, &next); // [B, V]
-        let velocity_logits = logits.narrow(1, classes.start, classes.end - classes.start); // [B, 128]
-        next = velocity_logits.argmax(-1, true) + classes.start; // [B, 1]
-        chosen.push(next.shallow_clone());
-    }
-    // length x [B, 1] -> [B, length]
-    let predicted = (Tensor::cat(&chosen, 1) - classes.start)
-        .to_kind(Kind::Uint8)
-        .flatten(0, -1);
-    Vec::<u8>::try_from(predicted.to_device(Device::Cpu)).unwrap_or_default()
-}
-
 /// Saved predictions for one validation window.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Example {
@@ -491,30 +416,22 @@ pub struct Example {
     pub greedy: Vec<u8>,
 }
 
-fn write_examples(
-    dir: &Path,
-    net: &dyn Seq2Seq,
-    split: &DeviceWindows,
-    classes: &std::ops::Range<i64>,
-    count: i64,
-) -> Result<(), TrainError> {
+fn write_examples(dir: &Path, predictor: &Predictor, split: &DeviceWindows, count: i64) -> Result<(), TrainError> {
     let count = count.min(split.len());
+    let first_velocity = predictor.classes.start;
     let examples: Vec<Example> = tch::no_grad(|| {
         (0..count)
             .map(|i| {
                 let src = split.src.narrow(0, i, 1);
                 let tgt = split.tgt.narrow(0, i, 1);
+                let out = predictor.teacher_forced(&src, &tgt);
                 let length = tgt.size()[1] - 1;
-                let logits = net.forward(&src, &tgt.narrow(1, 0, length), false);
-                let truth = (tgt.narrow(1, 1, length) - classes.start)
-                    .clamp(0, 127)
-                    .to_kind(Kind::Uint8)
-                    .flatten(0, -1);
+                let ids = Vec::<i64>::try_from(out.velocity_targets.flatten(0, -1)).unwrap_or_default();
                 Example {
                     window: i as usize,
-                    truth: Vec::<u8>::try_from(truth.to_device(Device::Cpu)).unwrap_or_default(),
-                    teacher_forced: velocities(&logits, classes),
-                    greedy: decode_greedy(net, &src, length, classes),
+                    truth: ids.iter().map(|&id| (id - first_velocity).clamp(0, 127) as u8).collect(),
+                    teacher_forced: predictor.pick(&out.velocity_logits),
+                    greedy: predictor.greedy(&src, length),
                 }
             })
             .collect()
@@ -545,35 +462,65 @@ fn save_checkpoint(
 }
 
 fn write_metrics(dir: &Path, epochs: &[EpochRecord]) -> Result<(), TrainError> {
-    let mut text = String::from(
-        "epoch,step,train_loss,val_loss,val_dist,val_accuracy,val_flatness,greedy_dist,greedy_accuracy,greedy_flatness,seconds\n",
-    );
-    for r in epochs {
-        let g = |f: fn(&VelocityMetrics) -> f64| r.greedy.as_ref().map_or(String::new(), |m| format!("{}", f(m)));
-        text.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{:.3}\n",
-            r.epoch,
-            r.step,
-            r.train_loss,
-            r.val_loss,
-            r.val.dist,
-            r.val.accuracy,
-            r.val.flatness,
-            g(|m| m.dist),
-            g(|m| m.accuracy),
-            g(|m| m.flatness),
-            r.seconds
-        ));
-    }
-    write_file(&dir.join("metrics.csv"), text.as_bytes())
+    const HEADER: [&str; 13] = [
+        "epoch",
+        "step",
+        "train_loss",
+        "val_loss",
+        "val_ls_kl",
+        "val_ce_with_cls",
+        "val_dist",
+        "val_accuracy",
+        "val_flatness",
+        "greedy_dist",
+        "greedy_accuracy",
+        "greedy_flatness",
+        "seconds",
+    ];
+    let optional = |value: Option<f64>| value.map_or(String::new(), |v| v.to_string());
+    let rows = epochs.iter().map(|r| {
+        let greedy = |f: fn(&VelocityMetrics) -> f64| optional(r.greedy.as_ref().map(f));
+        vec![
+            r.epoch.to_string(),
+            r.step.to_string(),
+            r.train_loss.to_string(),
+            r.val_loss.to_string(),
+            optional(r.val_ls_kl),
+            optional(r.val_ce_with_cls),
+            r.val.dist.to_string(),
+            r.val.accuracy.to_string(),
+            r.val.flatness.to_string(),
+            greedy(|m| m.dist),
+            greedy(|m| m.accuracy),
+            greedy(|m| m.flatness),
+            format!("{:.3}", r.seconds),
+        ]
+    });
+    write_csv(&dir.join("metrics.csv"), &HEADER, rows)
 }
 
 fn write_lr_log(dir: &Path, lrs: &[f64]) -> Result<(), TrainError> {
-    let mut text = String::from("step,lr\n");
-    for (i, lr) in lrs.iter().enumerate() {
-        text.push_str(&format!("{},{lr:e}\n", i + 1));
-    }
-    write_file(&dir.join("lr.csv"), text.as_bytes())
+    let rows = lrs.iter().enumerate().map(|(i, lr)| vec![(i + 1).to_string(), format!("{lr:e}")]);
+    write_csv(&dir.join("lr.csv"), &["step", "lr"], rows)
+}
+
+/// Writes a CSV file of `header` and `rows`, whole or not at all.
+fn write_csv(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<(), TrainError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let written = writer.write_record(header).and_then(|()| {
+        for row in rows {
+            writer.write_record(&row)?;
+        }
+        Ok(())
+    });
+    let bytes = written
+        .map_err(std::io::Error::other)
+        .and_then(|()| writer.into_inner().map_err(|e| e.into_error()))
+        .map_err(|source| TrainError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    write_file(path, &bytes)
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
@@ -602,70 +549,6 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tests::{ids, seeded, tiny};
-    use crate::plan::config::{Architecture, ModelConfig, Norm, Positions, Scheme};
-
-    /// Greedy decoding as it was before the key/value cache: the whole
-    /// growing prefix through [`Seq2Seq::decode`] at every step.
-    fn decode_greedy_full_prefix(
-        net: &dyn Seq2Seq,
-        src: &Tensor,
-        length: i64,
-        classes: &std::ops::Range<i64>,
-    ) -> Vec<u8> {
-        let memory = net.encode(src, None, false);
-        let batch = src.size()[0];
-        let mut ys = Tensor::full(
-            [batch, 1],
-            crate::data::encoder::CLS as i64,
-            (Kind::Int64, src.device()),
-        );
-        for _ in 0..length {
-            let logits = net.decode(&memory, &ys, false); // [B, t, V]
-            let last = logits
-                .select(1, -1)
-                .narrow(1, classes.start, classes.end - classes.start); // [B, 128]
-            let next = last.argmax(-1, true) + classes.start; // [B, 1]
-            ys = Tensor::cat(&[ys, next], 1);
-        }
-        let predicted = (ys.narrow(1, 1, length) - classes.start)
-            .to_kind(Kind::Uint8)
-            .flatten(0, -1);
-        Vec::<u8>::try_from(predicted).unwrap()
-    }
-
-    #[test]
-    fn cached_greedy_decoding_chooses_what_full_prefix_decoding_does() {
-        let _generator = seeded(11);
-        // Ids 2..12 are the "velocities" of a 12-id target vocabulary.
-        let classes = 2..12;
-        let mut varied = 0;
-        for architecture in [Architecture::Vanilla, Architecture::T5] {
-            for norm in [Norm::Pre, Norm::Post] {
-                for positions in [Positions::Sinusoidal, Positions::Relative] {
-                    let cfg = ModelConfig {
-                        norm,
-                        positions,
-                        ..tiny(architecture)
-                    };
-                    let vs = nn::VarStore::new(Device::Cpu);
-                    let net = crate::model::build(&vs.root(), &cfg, 30, 12, Scheme::Separate).unwrap();
-                    let src = ids(3, 9, 0, 30);
-                    let (cached, full) = tch::no_grad(|| {
-                        (
-                            decode_greedy(net.as_ref(), &src, 20, &classes),
-                            decode_greedy_full_prefix(net.as_ref(), &src, 20, &classes),
-                        )
-                    });
-                    assert_eq!(cached.len(), 3 * 20);
-                    assert_eq!(cached, full, "{cfg:?}");
-                    varied += usize::from(cached.iter().any(|&v| v != cached[0]));
-                }
-            }
-        }
-        // Untrained models may repeat one velocity; most here do not.
-        assert!(varied >= 4, "{varied} of 8 models vary their choices");
-    }
 
     #[test]
     fn cuda_graphs_are_on_unless_the_variable_says_0() {

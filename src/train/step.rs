@@ -17,6 +17,7 @@ use super::optimizer::Optimizer;
 use super::precision;
 use crate::data::TokenWindows;
 use crate::model::Seq2Seq;
+use crate::plan::config::{DecoderInput, Gradient};
 
 /// A split's windows as device tensors `[N, L+1]` (i64): batches are
 /// gathered there, with no host-to-device copy per step.
@@ -51,6 +52,32 @@ impl DeviceWindows {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The decoder's input and its targets for target windows `tgt` `[B, L+1]`
+/// (`<CLS>` first), by the convention `input` names: `[B, L]` each for
+/// [`DecoderInput::Cls`], `[B, L+1]` each for [`DecoderInput::ShiftRight`]
+/// (start id 0 prepended to the input; the targets are the whole window).
+pub fn decoder_io(tgt: &Tensor, input: DecoderInput) -> (Tensor, Tensor) {
+    let length = tgt.size()[1] - 1;
+    match input {
+        DecoderInput::Cls => (tgt.narrow(1, 0, length), tgt.narrow(1, 1, length)),
+        DecoderInput::ShiftRight => {
+            let start = tgt.narrow(1, 0, 1).zeros_like();
+            (Tensor::cat(&[start, tgt.narrow(1, 0, length)], 1), tgt.shallow_clone())
+        }
+    }
+}
+
+/// How a step turns windows into gradients: a run's `train` settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recipe {
+    /// bf16 autocast around the forward pass and loss.
+    pub autocast: bool,
+    /// How the forward passes' gradients combine.
+    pub gradient: Gradient,
+    /// What the decoder reads and predicts.
+    pub decoder_input: DecoderInput,
 }
 
 /// Running sums of the training objective on the device, updated in place.
@@ -157,27 +184,31 @@ impl std::fmt::Display for GraphStatus {
 struct Body<'a> {
     net: &'a dyn Seq2Seq,
     criterion: &'a Criterion,
-    autocast: bool,
+    recipe: Recipe,
 }
 
 impl Body<'_> {
-    /// Gradients over `index` in forward passes of `batch`, summed into
-    /// `sums`, then the prepared optimizer update.
+    /// Gradients over `index` in forward passes of `batch` (their mean or
+    /// sum, as the recipe says), the loss summed into `sums`, then the
+    /// prepared optimizer update.
     fn run(&self, sums: &mut LossSums, optimizer: &mut Optimizer, data: &DeviceWindows, index: &Tensor, batch: i64) {
         optimizer.zero_grad();
         let n = index.size()[0];
         let group = (n + batch - 1) / batch;
+        let divisor = match self.recipe.gradient {
+            Gradient::Mean => group as f64,
+            Gradient::Sum => 1.0,
+        };
         for g in 0..group {
             let index = index.narrow(0, g * batch, batch.min(n - g * batch));
             let src = data.src.index_select(0, &index);
             let tgt = data.tgt.index_select(0, &index);
-            let length = tgt.size()[1] - 1;
-            let (tgt_in, tgt_out) = (tgt.narrow(1, 0, length), tgt.narrow(1, 1, length));
-            let terms = precision::autocast(self.autocast, || {
+            let (tgt_in, tgt_out) = decoder_io(&tgt, self.recipe.decoder_input);
+            let terms = precision::autocast(self.recipe.autocast, || {
                 let logits = self.net.forward(&src, &tgt_in, true);
                 self.criterion.compute(&logits.to_kind(Kind::Float), &tgt_out)
             });
-            (terms.mean() / group as f64).backward();
+            (terms.mean() / divisor).backward();
             sums.add(&terms.sum, &terms.count);
         }
         optimizer.apply();
@@ -206,14 +237,10 @@ pub struct Stepper<'a> {
 }
 
 impl<'a> Stepper<'a> {
-    /// Eager steps of `net` under `criterion`, in bf16 autocast when `autocast`.
-    pub fn new(net: &'a dyn Seq2Seq, criterion: &'a Criterion, autocast: bool, device: Device) -> Stepper<'a> {
+    /// Eager steps of `net` under `criterion`, made as `recipe` says.
+    pub fn new(net: &'a dyn Seq2Seq, criterion: &'a Criterion, recipe: Recipe, device: Device) -> Stepper<'a> {
         Stepper {
-            body: Body {
-                net,
-                criterion,
-                autocast,
-            },
+            body: Body { net, criterion, recipe },
             graph: Graph::Off,
             sums: LossSums::new(device),
         }
@@ -256,7 +283,7 @@ impl<'a> Stepper<'a> {
 
     /// One optimizer step at learning rate `lr` over the windows `index`
     /// (`[n]`, i64, on the device) of `data`, in forward passes of `batch`
-    /// windows whose gradients are averaged.
+    /// windows whose gradients combine as the recipe says.
     pub fn step(&mut self, optimizer: &mut Optimizer, data: &DeviceWindows, index: &Tensor, batch: i64, lr: f64) {
         optimizer.prepare(lr);
         let n = index.size()[0];
@@ -318,7 +345,7 @@ mod tests {
     use super::*;
     use crate::bench::train::adam;
     use crate::model::{self, tests::tiny};
-    use crate::plan::config::{Architecture, Loss, OptimizerConfig, Scheme};
+    use crate::plan::config::{Architecture, Loss, OptimizerConfig, Scheme, SmoothingTarget};
     use crate::train::optimizer::Kernels;
     use tch::nn;
 
@@ -348,7 +375,15 @@ mod tests {
         for (i, (_, var)) in names.iter_mut().enumerate() {
             tch::no_grad(|| var.copy_(&fixed(&var.size(), i as f64, device)));
         }
-        let criterion = Criterion::new(Loss::LabelSmoothing { epsilon: 0.1 }, 2..12).unwrap();
+        let criterion = Criterion::new(
+            Loss::LabelSmoothing {
+                epsilon: 0.1,
+                target: SmoothingTarget::ExcludeSpecials,
+            },
+            2..12,
+            12,
+        )
+        .unwrap();
         let config = OptimizerConfig {
             clip_norm: Some(1.0),
             ..adam()
@@ -361,7 +396,7 @@ mod tests {
         let _ = tgt.narrow(1, 0, 1).fill_(0);
         let data = DeviceWindows { src, tgt };
         let index = Tensor::arange(8, (Kind::Int64, device));
-        let mut stepper = Stepper::new(net.as_ref(), &criterion, false, device);
+        let mut stepper = Stepper::new(net.as_ref(), &criterion, Recipe::default(), device);
         if graph {
             stepper = stepper.with_cuda_graph(device, &optimizer, 8);
         }
@@ -419,18 +454,18 @@ mod tests {
 
     #[test]
     fn graphs_stay_off_on_the_cpu_and_say_why() {
-        let criterion = Criterion::new(Loss::CrossEntropy, 2..12).unwrap();
+        let criterion = Criterion::new(Loss::CrossEntropy, 2..12, 12).unwrap();
         let vs = nn::VarStore::new(Device::Cpu);
         let net = model::build(&vs.root(), &tiny(Architecture::Vanilla), 30, 12, Scheme::Separate).unwrap();
         let optimizer = Optimizer::new(&vs, &adam()).unwrap();
         let stepper =
-            Stepper::new(net.as_ref(), &criterion, false, Device::Cpu).with_cuda_graph(Device::Cpu, &optimizer, 8);
+            Stepper::new(net.as_ref(), &criterion, Recipe::default(), Device::Cpu).with_cuda_graph(Device::Cpu, &optimizer, 8);
         match stepper.graph_status() {
             GraphStatus::Failed(reason) => assert!(reason.contains("CUDA device"), "{reason}"),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            Stepper::new(net.as_ref(), &criterion, false, Device::Cpu).graph_status(),
+            Stepper::new(net.as_ref(), &criterion, Recipe::default(), Device::Cpu).graph_status(),
             GraphStatus::Off
         );
     }
