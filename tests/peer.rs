@@ -229,6 +229,11 @@ fn vanilla_matches_midi_translation() {
     assert_eq!(velocity_ids(&probe), (1, 129));
     assert_eq!(probe["logits"][0][0].as_array().unwrap().len(), 129);
     agrees_with_predictions(&trained.vanilla, &probe);
+    let report = peer("vanilla_peer.py", &trained.vanilla, &ids, &logits_path);
+    println!("{report}");
+    assert!(report.contains("vanilla_peer: pass"), "{report}");
+    assert!(report.contains("label smoothing objective"), "{report}");
+    // A greedy check over one repeated velocity would prove little.
     let picks: std::collections::BTreeSet<u64> = probe["greedy"]
         .as_array()
         .unwrap()
@@ -237,10 +242,6 @@ fn vanilla_matches_midi_translation() {
         .map(|v| v.as_u64().unwrap())
         .collect();
     assert!(picks.len() > 3, "the greedy check needs varied picks: {picks:?}");
-    let report = peer("vanilla_peer.py", &trained.vanilla, &ids, &logits_path);
-    println!("{report}");
-    assert!(report.contains("vanilla_peer: pass"), "{report}");
-    assert!(report.contains("label smoothing objective"), "{report}");
 }
 
 #[test]
