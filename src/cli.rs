@@ -14,6 +14,8 @@ Examples:
   runner status experiments/ablation.kdl      each run's state, with what Slurm says about it
   runner report experiments/pathetique.kdl    collate results into runs/<experiment>/report.md
   runner data inspect experiments/quickstart.kdl
+  runner model logits runs/quickstart/<id> --ids ids.json --json
+                                              a trained run's logits and greedy picks on given ids
   runner info                                 libtorch version, CUDA devices, CPU threads
   runner bench train --batch 16,64            training throughput of the write-up model";
 
@@ -128,6 +130,12 @@ pub enum Command {
         #[command(subcommand)]
         action: BenchCommand,
     },
+    /// Run a trained run's network (see tests/peer/).
+    Model {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: ModelAction,
+    },
     /// Show the libtorch version, CUDA availability, device count and CPU threads.
     Info {
         /// Also run a small computation on every device and compare it with the CPU's.
@@ -218,6 +226,24 @@ pub enum DataCommand {
     },
 }
 
+/// A `runner model` subcommand.
+#[derive(Debug, Subcommand)]
+pub enum ModelAction {
+    /// Teacher-forced logits (eval mode, on the CPU) and greedy velocities of a trained run on
+    /// given ids; with `tgt_out` in the ids, also the run's loss on them.
+    Logits {
+        /// The run folder (holding config.json and checkpoint/).
+        run: PathBuf,
+        /// JSON `{"src": [[id, ..], ..], "tgt_in": [[..]], "tgt_out": [[..]]}` (batch x length;
+        /// tgt_out optional).
+        #[arg(long, value_name = "FILE")]
+        ids: PathBuf,
+        /// Print JSON `{"logits", "greedy", "velocity_ids", "loss"}` instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// A `runner bench` subcommand.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -283,6 +309,7 @@ impl Command {
             Command::Report { .. } => "report",
             Command::Data { .. } => "data",
             Command::Bench { .. } => "bench",
+            Command::Model { .. } => "model",
             Command::Info { .. } => "info",
         }
     }

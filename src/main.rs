@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{CommandFactory, Parser};
-use runner::cli::{Backend, BenchCommand, Cli, Command, DataCommand, SlurmArgs};
+use runner::cli::{Backend, BenchCommand, Cli, Command, DataCommand, ModelAction, SlurmArgs};
 use runner::data::{dataset, export, report};
 use runner::environment::{self, Environment};
 use runner::exec::{self, progress::Bars, store::RunStore};
@@ -137,6 +137,17 @@ fn run(command: Command) -> miette::Result<()> {
         }
         Command::Data { action } => data(action),
         Command::Bench { action } => bench(action),
+        Command::Model {
+            action: ModelAction::Logits { run, ids, json },
+        } => {
+            let probe = runner::train::probe::logits(&run, &ids)?;
+            if json {
+                println!("{}", serde_json::to_string(&probe).expect("a probe always serialises"));
+            } else {
+                print!("{}", probe.summary());
+            }
+            Ok(())
+        }
         Command::Report { file, output, store } => {
             let plan = load_plan(&file)?;
             let (experiment, _) = spec::load(&file)?;

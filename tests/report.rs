@@ -76,7 +76,10 @@ fn report_states_the_hand_computed_numbers() {
         "{text}"
     );
     // Cross-entropy runs have no label-smoothing KL.
-    assert!(text.contains("| noam | cross-entropy | 2 | 3.000 ± 0.141 | – | 6.00 ± 0.00 |"), "{text}");
+    assert!(
+        text.contains("| noam | cross-entropy | 2 | 3.000 ± 0.141 | – | 6.00 ± 0.00 |"),
+        "{text}"
+    );
     assert!(!text.contains("val ce+cls |"), "{text}");
     // schedule: seed 0 (10+11)/2 − (4+6)/2 = 5.5, seed 1 (12+14)/2 − (5+6)/2 = 7.5.
     assert!(

@@ -148,23 +148,28 @@ fn a_run_writes_its_metrics_summary_and_examples() {
     std::fs::remove_dir_all(&work).unwrap();
 }
 
-/// The experiment with `settings` added at its top level.
-fn config_with(dir: &Path, settings: &str) -> RunConfig {
+/// The run of experiment `text` (one run).
+fn config_of(dir: &Path, text: &str) -> RunConfig {
     let path = dir.join("tiny.kdl");
-    let text = EXPERIMENT.replacen("experiment tiny {", &format!("experiment tiny {{\n{settings}"), 1);
     std::fs::write(&path, text).unwrap();
     let (experiment, _) = spec::load(&path).unwrap();
     plan::expand(&experiment).unwrap().runs.remove(0).config
+}
+
+/// The tiny experiment with `settings` added at its top level (fields it
+/// does not set already).
+fn config_with(dir: &Path, settings: &str) -> RunConfig {
+    config_of(
+        dir,
+        &EXPERIMENT.replacen("experiment tiny {", &format!("experiment tiny {{\n{settings}"), 1),
+    )
 }
 
 /// One column of a CSV file with a header, by name (empty cells as `None`).
 fn column(path: &Path, name: &str) -> Vec<Option<f64>> {
     let mut reader = csv::Reader::from_path(path).unwrap();
     let at = reader.headers().unwrap().iter().position(|h| h == name).unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap()[at].parse().ok())
-        .collect()
+    reader.records().map(|r| r.unwrap()[at].parse().ok()).collect()
 }
 
 /// midi-translation's loop: its `LambdaLR` steps after every batch, the
@@ -174,13 +179,21 @@ fn column(path: &Path, name: &str) -> Vec<Option<f64>> {
 fn midi_translations_loop_counts_noam_per_batch_and_steps_where_it_does() {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let work = temp("original-loop");
-    let config = config_with(
+    let config = config_of(
         &work,
-        "train { epochs 2; batch-size 16; accumulate 4 gradient=sum groups=first-alone; }\n\
-         schedule noam warmup=10 counts=batches\n\
-         loss label-smoothing epsilon=0.1 target=original\n\
-         model { attention-dropout 0.2; }\n\
-         evaluate { argmax vocabulary; }",
+        r#"
+experiment tiny {
+    dataset {
+        window length=32 step=32
+        quantize dstart=3 duration=3 velocity=3
+    }
+    model { d-model 16; d-ff 32; layers 1; heads 2; attention-dropout 0.2; }
+    train { epochs 2; batch-size 16; accumulate 4 gradient=sum groups=first-alone; }
+    evaluate { examples 2; argmax vocabulary; }
+    schedule noam warmup=10 counts=batches
+    loss label-smoothing epsilon=0.1 target=original
+}
+"#,
     );
     let data = dataset::build(&config, &work, &work.join("cache")).unwrap();
     let summary = run::train(&config, &data, Device::Cpu, &work, &Silent, &AtomicBool::new(false)).unwrap();
@@ -197,7 +210,10 @@ fn midi_translations_loop_counts_noam_per_batch_and_steps_where_it_does() {
                 .map(move |it| noam(epoch * batches + it))
         })
         .collect();
-    let logged: Vec<f64> = column(&work.join("lr.csv"), "lr").into_iter().map(Option::unwrap).collect();
+    let logged: Vec<f64> = column(&work.join("lr.csv"), "lr")
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
     assert_eq!(logged.len(), expected.len(), "{batches} batches an epoch");
     assert_eq!(summary.steps, expected.len() as u64);
     for (step, (a, b)) in logged.iter().zip(&expected).enumerate() {
@@ -205,7 +221,11 @@ fn midi_translations_loop_counts_noam_per_batch_and_steps_where_it_does() {
     }
     // midi-translation's own val loss is reported; HF's is not.
     let metrics = work.join("metrics.csv");
-    assert!(column(&metrics, "val_ls_kl").iter().all(|v| v.is_some_and(f64::is_finite)));
+    assert!(
+        column(&metrics, "val_ls_kl")
+            .iter()
+            .all(|v| v.is_some_and(f64::is_finite))
+    );
     assert!(column(&metrics, "val_ce_with_cls").iter().all(Option::is_none));
     std::fs::remove_dir_all(&work).unwrap();
 }
@@ -226,7 +246,10 @@ fn hf_shift_right_runs_report_the_loss_with_the_cls_label() {
 
     let last = summary.epochs.last().unwrap();
     let with_cls = last.val_ce_with_cls.expect("shift-right runs report HF's loss");
-    assert!(with_cls.is_finite() && with_cls > 0.0 && with_cls != last.val_loss, "{last:?}");
+    assert!(
+        with_cls.is_finite() && with_cls > 0.0 && with_cls != last.val_loss,
+        "{last:?}"
+    );
     assert!(last.val_ls_kl.is_none());
     assert_eq!(last.val.notes, data.validation.len() * 32);
     let examples: serde_json::Value =

@@ -293,8 +293,7 @@ impl Harness {
         let vocab = Vocabulary::of(options.scheme);
         let net = model::build(&vs.root(), &cfg, vocab.source_size, vocab.target_size, vocab.scheme)
             .expect("the write-up model is valid");
-        let criterion =
-            Criterion::new(Loss::CrossEntropy, vocab.velocities(), vocab.target_size).expect("128 classes");
+        let criterion = Criterion::new(Loss::CrossEntropy, vocab.velocities(), vocab.target_size).expect("128 classes");
         let optimizer = Optimizer::with_kernels(&vs, &adam(), options.kernels).expect("Adam");
         let data = random_windows(POOL_BATCHES * batch, device, &vocab);
         let order = Tensor::randperm(POOL_BATCHES * batch, (Kind::Int64, device));

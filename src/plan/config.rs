@@ -606,6 +606,9 @@ mod tests {
             assert_eq!(ends, original, "{batches} passes");
         }
         // With accumulate 1 both groupings are one pass a step.
-        assert_eq!(groups(&train(1, StepGroups::FirstAlone), 7), groups(&train(1, StepGroups::Even), 7));
+        assert_eq!(
+            groups(&train(1, StepGroups::FirstAlone), 7),
+            groups(&train(1, StepGroups::Even), 7)
+        );
     }
 }

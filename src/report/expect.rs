@@ -139,9 +139,7 @@ pub fn judge(metric: Metric, claim: &Claim, subject: f64, other: Option<f64>) ->
                 | Metric::ValCeWithCls
                 | Metric::ValDist
                 | Metric::GreedyDist
-                | Metric::TestDist => {
-                    (subject < other, other / subject, "other / subject")
-                }
+                | Metric::TestDist => (subject < other, other / subject, "other / subject"),
             };
             // A relative tolerance, so that 0.3 / 0.2 counts as 1.5.
             let holds = better && factor >= *ratio * (1.0 - 1e-9);

@@ -299,7 +299,10 @@ mod tests {
     fn label_smoothing_gradient_pushes_towards_the_smoothed_target() {
         for (target, q) in [
             (EXCLUDE, [0.0, 0.0, 0.9, 0.05, 0.05]),
-            (SmoothingTarget::Original, [0.1 / 3.0, 0.1 / 3.0, 0.9, 0.1 / 3.0, 0.1 / 3.0]),
+            (
+                SmoothingTarget::Original,
+                [0.1 / 3.0, 0.1 / 3.0, 0.9, 0.1 / 3.0, 0.1 / 3.0],
+            ),
         ] {
             let (logits, targets) = example();
             let logits = logits.set_requires_grad(true);
@@ -358,6 +361,9 @@ mod tests {
             Criterion::new(Loss::CrossEntropy, 1..129, 100),
             Err(LossError::Classes { .. })
         ));
-        assert_eq!(Criterion::new(Loss::CrossEntropy, 1..129, 129).unwrap().classes(), 1..129);
+        assert_eq!(
+            Criterion::new(Loss::CrossEntropy, 1..129, 129).unwrap().classes(),
+            1..129
+        );
     }
 }

@@ -21,6 +21,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optimizer;
 pub mod precision;
+pub mod probe;
 pub mod run;
 pub mod schedule;
 pub mod step;

@@ -429,7 +429,10 @@ fn write_examples(dir: &Path, predictor: &Predictor, split: &DeviceWindows, coun
                 let ids = Vec::<i64>::try_from(out.velocity_targets.flatten(0, -1)).unwrap_or_default();
                 Example {
                     window: i as usize,
-                    truth: ids.iter().map(|&id| (id - first_velocity).clamp(0, 127) as u8).collect(),
+                    truth: ids
+                        .iter()
+                        .map(|&id| (id - first_velocity).clamp(0, 127) as u8)
+                        .collect(),
                     teacher_forced: predictor.pick(&out.velocity_logits),
                     greedy: predictor.greedy(&src, length),
                 }
@@ -500,7 +503,10 @@ fn write_metrics(dir: &Path, epochs: &[EpochRecord]) -> Result<(), TrainError> {
 }
 
 fn write_lr_log(dir: &Path, lrs: &[f64]) -> Result<(), TrainError> {
-    let rows = lrs.iter().enumerate().map(|(i, lr)| vec![(i + 1).to_string(), format!("{lr:e}")]);
+    let rows = lrs
+        .iter()
+        .enumerate()
+        .map(|(i, lr)| vec![(i + 1).to_string(), format!("{lr:e}")]);
     write_csv(&dir.join("lr.csv"), &["step", "lr"], rows)
 }
 

@@ -458,8 +458,11 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let net = model::build(&vs.root(), &tiny(Architecture::Vanilla), 30, 12, Scheme::Separate).unwrap();
         let optimizer = Optimizer::new(&vs, &adam()).unwrap();
-        let stepper =
-            Stepper::new(net.as_ref(), &criterion, Recipe::default(), Device::Cpu).with_cuda_graph(Device::Cpu, &optimizer, 8);
+        let stepper = Stepper::new(net.as_ref(), &criterion, Recipe::default(), Device::Cpu).with_cuda_graph(
+            Device::Cpu,
+            &optimizer,
+            8,
+        );
         match stepper.graph_status() {
             GraphStatus::Failed(reason) => assert!(reason.contains("CUDA device"), "{reason}"),
             other => panic!("{other:?}"),
