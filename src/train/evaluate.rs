@@ -86,7 +86,7 @@ impl<'a> Predictor<'a> {
     }
 
     /// Chosen ids as velocities, flattened; an id that is not a velocity is 0.
-    fn velocities(&self, ids: &Tensor) -> Vec<u8> {
+    pub fn velocities(&self, ids: &Tensor) -> Vec<u8> {
         let velocity = ids - self.classes.start;
         let inside = ids.ge(self.classes.start).logical_and(&ids.lt(self.classes.end));
         let velocity = velocity.where_self(&inside, &velocity.zeros_like());

@@ -147,10 +147,12 @@ impl Criterion {
         let zero = Tensor::zeros([], (Kind::Float, logits.device()));
         let counted_sum = |t: &Tensor| t.where_self(&counted, &zero).sum(Kind::Float);
         if self.epsilon == 0.0 {
+            // One-hot target: the KL divergence is the cross-entropy.
+            let nll_sum = counted_sum(&nll.detach());
             return LossTerms {
                 sum: counted_sum(&nll),
-                kl: counted_sum(&nll.detach()),
-                nll: counted_sum(&nll.detach()),
+                kl: nll_sum.shallow_clone(),
+                nll: nll_sum,
                 count: counted.sum(Kind::Int64),
             };
         }

@@ -418,7 +418,6 @@ pub struct Example {
 
 fn write_examples(dir: &Path, predictor: &Predictor, split: &DeviceWindows, count: i64) -> Result<(), TrainError> {
     let count = count.min(split.len());
-    let first_velocity = predictor.classes.start;
     let examples: Vec<Example> = tch::no_grad(|| {
         (0..count)
             .map(|i| {
@@ -426,13 +425,9 @@ fn write_examples(dir: &Path, predictor: &Predictor, split: &DeviceWindows, coun
                 let tgt = split.tgt.narrow(0, i, 1);
                 let out = predictor.teacher_forced(&src, &tgt);
                 let length = tgt.size()[1] - 1;
-                let ids = Vec::<i64>::try_from(out.velocity_targets.flatten(0, -1)).unwrap_or_default();
                 Example {
                     window: i as usize,
-                    truth: ids
-                        .iter()
-                        .map(|&id| (id - first_velocity).clamp(0, 127) as u8)
-                        .collect(),
+                    truth: predictor.velocities(&out.velocity_targets),
                     teacher_forced: predictor.pick(&out.velocity_logits),
                     greedy: predictor.greedy(&src, length),
                 }
