@@ -14,14 +14,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use runner::data::dataset::{self, Origin};
-use runner::data::source::{self, Loaded, SourcePiece};
-use runner::plan::config::{RunConfig, Source};
+use runner_data::dataset::{self, Origin};
+use runner_data::source::{self, Loaded, SourcePiece};
+use runner_plan::config::{RunConfig, Source};
 
 fn pathetique() -> RunConfig {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/pathetique.kdl");
-    let (experiment, _) = runner::spec::load(&path).expect("pathetique.kdl loads");
-    let plan = runner::plan::expand(&experiment).expect("pathetique.kdl plans");
+    let (experiment, _) = runner_spec::load(&path).expect("pathetique.kdl loads");
+    let plan = runner_plan::expand(&experiment).expect("pathetique.kdl plans");
     plan.runs.into_iter().next().expect("a run").config
 }
 

@@ -4,9 +4,9 @@
 # session has 15 minutes of device time in all, start-up included):
 #
 #   run(command="PHASES='check bench' scripts/gpu-run.sh",
-#       carry=["target/release/runner", "data/bundled"], timeout_s=540)
+#       carry=["target/release/runner", "target/release/runner-worker", "data/bundled"], timeout_s=540)
 #   run(command="PHASES='train-graph e2e' scripts/gpu-run.sh",
-#       carry=["target/release/runner", "data/bundled"], timeout_s=330)
+#       carry=["target/release/runner", "target/release/runner-worker", "data/bundled"], timeout_s=330)
 #
 # The GPU machine has PyTorch 2.11.0+cu130 at /opt/torch/.venv, no cargo and
 # no network (FACTS.md section 9): the binary and the bundled data are built
@@ -17,7 +17,7 @@
 #   check        scripts/gpu-check.sh: libtorch, CUDA, a computation per GPU vs the CPU
 #   bench        scripts/gpu-bench.sh: runner vs the PyTorch reference, 6 cells each (R7)
 #   train-graph  the quickstart trained on CUDA with the CUDA-graph step (the
-#                default) and eagerly (RUNNER_CUDA_GRAPH=0), then in bf16
+#                default) and eagerly (--cuda-graph off), then in bf16
 #   e2e          experiments/pathetique-maestro-scale.kdl (the write-up's
 #                sizes on ~7M notes): data preparation from a cold cache,
 #                then both runs side by side for E2E_SECONDS (default 150),
@@ -63,7 +63,7 @@ train_graph() {
   printf 'experiment quickstart-bf16 {\n    extends "%s"\n    train { precision bf16 }\n}\n' \
     "$repo/experiments/quickstart.kdl" >"$bf16"
   "$RUNNER_BIN" exec experiments/quickstart.kdl --store "$store" --device cuda
-  RUNNER_CUDA_GRAPH=0 "$RUNNER_BIN" exec "$eager" --store "$store" --device cuda
+  "$RUNNER_BIN" exec "$eager" --store "$store" --device cuda --cuda-graph off
   "$RUNNER_BIN" exec "$bf16" --store "$store" --device cuda
   for f in experiments/quickstart.kdl "$eager" "$bf16"; do "$RUNNER_BIN" report "$f" --store "$store"; done
   # How each trained (graph or eager) and where it ended.

@@ -33,7 +33,7 @@ fn bench_train_on_the_cpu_reports_every_cell_as_json() {
     ]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    assert_eq!(report["device"], "Cpu");
+    assert_eq!(report["device"], "cpu");
     let cells = report["train"].as_array().expect("train cells");
     assert_eq!(cells.len(), 2);
     let fp32 = &cells[0];

@@ -48,6 +48,42 @@ fn runner_starts_without_library_path_thanks_to_the_rpath() {
 }
 
 #[test]
+fn runner_links_no_libtorch() {
+    let output = Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_runner"))
+        .output()
+        .expect("ldd runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let libraries = stdout(&output);
+    assert!(
+        !libraries.contains("libtorch") && !libraries.contains("libc10"),
+        "{libraries}"
+    );
+}
+
+/// `runner` alone (no runner-worker beside it) still checks and plans, and
+/// says what is missing for the rest.
+#[test]
+fn without_its_worker_runner_checks_and_plans_and_says_what_is_missing() {
+    let dir = std::env::temp_dir().join(format!("runner-alone-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let alone = dir.join("runner");
+    std::fs::copy(env!("CARGO_BIN_EXE_runner"), &alone).unwrap();
+    let run = |args: &[&str]| Command::new(&alone).args(args).env("NO_COLOR", "1").output().unwrap();
+    assert!(run(&["check", "experiments/quickstart.kdl"]).status.success());
+    assert!(run(&["plan", "experiments/ablation.kdl"]).status.success());
+    let output = run(&["info"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains("runner-worker is not beside runner")
+            && text.contains(dir.join("runner-worker").to_str().unwrap()),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn info_check_devices_runs_a_computation_on_the_cpu() {
     let output = runner(&["info", "--check-devices"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -194,6 +230,17 @@ fn plan_shows_the_matrix_and_json_holds_resolved_configs() {
     ] {
         assert!(table.contains(column), "no column {column}:\n{table}");
     }
+
+    // `plan` builds no dataset: with an empty store the steps are unknown.
+    let empty = std::env::temp_dir().join(format!("runner-plan-empty-{}", std::process::id()));
+    let output = runner(&["plan", "experiments/quickstart.kdl", "--store", empty.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    assert!(
+        table.contains("est. steps `?`: the dataset of 1 run is not cached yet"),
+        "{table}"
+    );
+    assert!(!empty.join(".datasets").exists(), "plan built a dataset");
 
     let output = runner(&["plan", "experiments/pathetique.kdl", "--json"]);
     assert!(output.status.success());

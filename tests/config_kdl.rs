@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
-use runner::plan::{Plan, write};
-use runner::{plan, spec};
+use runner_plan as plan;
+use runner_plan::{Plan, write};
+use runner_spec as spec;
 
 /// Alternatives for one part of an experiment; the first is "not written".
 const PARTS: &[&[&str]] = &[

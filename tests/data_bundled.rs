@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use runner::data::encoder::Scheme;
-use runner::data::midi::{MidiConfig, MidiRead, read_midi_file};
-use runner::data::notes::Piece;
-use runner::data::quantize::{Bins, Quantizer};
-use runner::data::split::{Split, SplitRule, split};
-use runner::data::window::WindowConfig;
-use runner::data::{DatasetConfig, encode_pieces};
+use runner_data::encoder::Scheme;
+use runner_data::midi::{MidiConfig, MidiRead, read_midi_file};
+use runner_data::notes::Piece;
+use runner_data::quantize::{Bins, Quantizer};
+use runner_data::split::{Split, SplitRule, split};
+use runner_data::window::WindowConfig;
+use runner_data::{DatasetConfig, encode_pieces};
 
 /// FACTS.md: note counts of Maestro_1.mid .. Maestro_10.mid.
 const COUNTS: [usize; 10] = [2367, 12418, 3142, 5551, 14226, 18362, 20450, 11586, 8476, 5323];

@@ -8,11 +8,11 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use data_support::{TempDir, bundled_dir, pathetique_runs};
-use runner::data::cache::{dataset_key, split_key};
-use runner::data::dataset::{self, Dataset, Origin};
-use runner::data::source::{self, SourceFiles};
-use runner::data::split::Split;
-use runner::plan::config::{BadFiles, Edges, RunConfig, Scheme, Source, Split as SplitRule};
+use runner_data::cache::{dataset_key, split_key};
+use runner_data::dataset::{self, Dataset, Origin};
+use runner_data::source::{self, SourceFiles};
+use runner_data::split::Split;
+use runner_plan::config::{BadFiles, Edges, RunConfig, Scheme, Source, Split as SplitRule};
 
 /// FACTS.md: note counts of Maestro_1.mid .. Maestro_10.mid.
 const COUNTS: [usize; 10] = [2367, 12418, 3142, 5551, 14226, 18362, 20450, 11586, 8476, 5323];

@@ -4,7 +4,7 @@
 mod data_support;
 
 use data_support::{Ev, chunk, smf, track_body};
-use runner::data::midi::{MidiConfig, MidiError, MidiFileError, MidiRead, read_midi, read_midi_file};
+use runner_data::midi::{MidiConfig, MidiError, MidiFileError, MidiRead, read_midi, read_midi_file};
 
 const SUSTAIN: MidiConfig = MidiConfig {
     sustain_threshold: Some(62),

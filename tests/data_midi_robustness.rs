@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use data_support::{Ev, Rng, smf, track_body};
-use runner::data::midi::{MidiConfig, MidiError, MidiRead, read_midi};
+use runner_data::midi::{MidiConfig, MidiError, MidiRead, read_midi};
 
 /// What a mutated file must do besides not panicking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

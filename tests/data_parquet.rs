@@ -7,13 +7,13 @@ use std::path::Path;
 
 use data_support::{TempDir, pathetique_runs};
 use polars::prelude::*;
-use runner::data::dataset::{self, DataError, assign_splits};
-use runner::data::export::{EXPORT_FILE, export};
-use runner::data::notes::{Note, Piece};
-use runner::data::parquet::{read_parquet_file, write_parquet_file};
-use runner::data::source::{self, SourceError};
-use runner::data::split::Split;
-use runner::plan::config::{BadFiles, RunConfig, Source, Split as SplitRule};
+use runner_data::dataset::{self, DataError, assign_splits};
+use runner_data::export::{EXPORT_FILE, export};
+use runner_data::notes::{Note, Piece};
+use runner_data::parquet::{read_parquet_file, write_parquet_file};
+use runner_data::source::{self, SourceError};
+use runner_data::split::Split;
+use runner_plan::config::{BadFiles, RunConfig, Source, Split as SplitRule};
 
 fn note(pitch: u8, start: f64, velocity: u8) -> Note {
     Note {
@@ -154,7 +154,7 @@ fn split_column_without_split_values_is_a_clear_error() {
     let dir = TempDir::new("no-split");
     let p = piece("a.midi", 6);
     // The maestro layout without its split column.
-    let mut frame = runner::data::parquet::frame(&[(&p, Split::Train)]).unwrap();
+    let mut frame = runner_data::parquet::frame(&[(&p, Split::Train)]).unwrap();
     frame = frame.drop("split").unwrap();
     write_frame(&dir.path().join("a.parquet"), frame);
     let cache = TempDir::new("no-split-cache");

@@ -557,7 +557,7 @@ fn ctrl_c_interrupts_the_run_in_progress_and_leaves_later_runs_not_started() {
         "{out}"
     );
     assert!(
-        words(&out).contains("0 run(s) failed, 1 interrupted, 2 not started"),
+        words(&out).contains("0 runs failed, 1 interrupted, 2 not started"),
         "{out}"
     );
     let status = std::fs::read_to_string(dir(interrupted).join("status.json")).unwrap();

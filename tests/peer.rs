@@ -19,8 +19,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use common::{text, tiny_experiment};
-use runner::data::dataset;
-use runner::plan::config::{DecoderInput, RunConfig};
+use runner_data::dataset;
+use runner_plan::config::{DecoderInput, RunConfig};
 
 /// Two layers a stack, so that the T5 decoder's second block reads the
 /// first block's relative-position table, as HF's does. Each run has its

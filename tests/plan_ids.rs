@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
-use runner::plan::Plan;
-use runner::{plan, spec};
+use runner_plan as plan;
+use runner_plan::Plan;
+use runner_spec as spec;
 
 /// One setting: its section (`""` for top level) and equivalent spellings.
 struct Setting {
@@ -220,10 +221,10 @@ fn an_axis_can_vary_one_field_of_a_choice() {
     let warmups: Vec<_> = planned.runs.iter().map(|r| r.config.schedule).collect();
     assert_eq!(
         warmups,
-        [1000, 2000].map(|warmup| runner::plan::config::Schedule::Noam {
+        [1000, 2000].map(|warmup| runner_plan::config::Schedule::Noam {
             warmup,
             factor: 1.0,
-            counts: runner::plan::config::NoamCounts::Steps
+            counts: runner_plan::config::NoamCounts::Steps
         })
     );
 }

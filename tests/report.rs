@@ -11,10 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use runner::exec::store::RunStore;
-use runner::plan::{self, Plan};
-use runner::report::{self, collect};
-use runner::spec::{self, Experiment};
+use runner_plan::{self as plan, Plan};
+use runner_report::{self as report, collect};
+use runner_spec::{self as spec, Experiment};
+use runner_store::RunStore;
 
 const FIXTURE: &str = "tests/fixtures/report";
 

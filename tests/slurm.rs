@@ -36,7 +36,7 @@ fn a_matrix_submitted_twice_trains_every_run_once_and_is_collated() {
     assert!(first.status.success(), "{}\n{}", text(&first), cluster.diagnostics());
     let second = cluster.runner(&["exec", &file, "--backend", "slurm", "--max-parallel", "2"]);
     assert!(second.status.success(), "{}\n{}", text(&second), cluster.diagnostics());
-    assert!(text(&first).contains("submitted 4 run(s) of sweep"), "{}", text(&first));
+    assert!(text(&first).contains("submitted 4 runs of sweep"), "{}", text(&first));
     assert!(text(&first).contains("runner status"), "{}", text(&first));
     let (_, first_report) = job_ids(&first);
     let (_, second_report) = job_ids(&second);

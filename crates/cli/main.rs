@@ -1,0 +1,377 @@
+//! The `runner` binary: parses the command line and hands each subcommand to
+//! its stage. It never loads libtorch: training, `bench`, `model` and `info`
+//! run in `runner-worker`, found beside it. Exit codes: 0 success, 1
+//! failure, 2 usage error (from clap).
+
+mod cli;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{CommandFactory, Parser};
+use cli::{Backend, Cli, Command, DataCommand, SlurmArgs};
+use runner_data::{dataset, export, report};
+use runner_exec::{self as exec, Worker, progress::Bars};
+use runner_job::{Halt, Outcome};
+use runner_plan::config::DevicePreference;
+use runner_plan::show::{self, RunFacts};
+use runner_plan::{self as plan, Plan, PlannedRun};
+use runner_spec::{self as spec, SpecError};
+use runner_store::RunStore;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        return version();
+    }
+    let Some(command) = cli.command else {
+        // No subcommand: show the help on stderr and fail, like a usage error.
+        let _ = Cli::command().write_help(&mut std::io::stderr());
+        return ExitCode::from(2);
+    };
+    match run(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> miette::Result<()> {
+    match command {
+        Command::Check { files } => check(&files),
+        Command::Plan { file, json, store } => {
+            let plan = load_plan(&file)?;
+            if json {
+                println!("{}", show::json(&plan));
+            } else {
+                let store = RunStore::new(&store, &plan.experiment);
+                let windows = training_windows(&plan, &file, store.root());
+                println!(
+                    "{}",
+                    show::table(&plan, &|run| RunFacts {
+                        status: store.state(run).word().to_owned(),
+                        steps: windows(run).map(|w| run.config.steps(w)),
+                    })
+                );
+            }
+            Ok(())
+        }
+        Command::Exec {
+            file,
+            only,
+            failed_only,
+            force,
+            device,
+            jobs,
+            cuda_graph,
+            dry_run,
+            store,
+            backend,
+            slurm,
+        } => {
+            let plan = load_plan(&file)?;
+            let device = match device.as_deref().map(DevicePreference::parse) {
+                None => None,
+                Some(Some(device)) => Some(device),
+                Some(None) => miette::bail!(
+                    help = "use cpu, cuda or cuda:K",
+                    "unknown device `{}`",
+                    device.unwrap_or_default()
+                ),
+            };
+            let worker = Worker::beside_current_exe()?;
+            let environment = worker.environment()?;
+            let options = exec::Options {
+                only,
+                failed_only,
+                force,
+                device,
+                jobs: jobs.map(usize::from),
+                cuda_graph,
+                base_dir: file.parent().unwrap_or(Path::new("")).to_owned(),
+                runs_root: store.clone(),
+                worker,
+                environment,
+            };
+            let store = RunStore::new(&store, &plan.experiment);
+            if backend == Backend::Slurm {
+                return submit_to_slurm(&plan, &file, &store, &options, slurm, dry_run);
+            }
+            if let Some(flag) = slurm.given().first() {
+                miette::bail!(help = "add --backend slurm", "{flag} is an option of the Slurm backend");
+            }
+            let selected = exec::select(&plan, &store, &options);
+            if dry_run {
+                for (run, state) in &selected {
+                    println!("{} {} ({})", &run.id[..8], run.label_text(), state.word());
+                }
+                println!(
+                    "{} of {} selected; {} at a time",
+                    selected.len(),
+                    show::count(plan.runs.len(), "run"),
+                    exec::jobs(&selected, &options)
+                );
+                return Ok(());
+            }
+            train(&plan, &store, &options, selected.len())
+        }
+        Command::Status { file, store } => {
+            let plan = load_plan(&file)?;
+            let store = RunStore::new(&store, &plan.experiment);
+            println!("{}", runner_slurm::status::status(&plan, &store));
+            Ok(())
+        }
+        Command::SlurmTask { manifest, index } => {
+            let worker = Worker::beside_current_exe()?;
+            let environment = worker.environment()?;
+            let (plan, options) = runner_slurm::task(&manifest, index, worker, environment)?;
+            let store = RunStore::new(&options.runs_root, &plan.experiment);
+            train(&plan, &store, &options, plan.runs.len())
+        }
+        Command::Info { check_devices } => {
+            let flags = if check_devices {
+                vec!["--check-devices".into()]
+            } else {
+                Vec::new()
+            };
+            forward("info", flags)
+        }
+        Command::Data { action } => data(action),
+        Command::Bench { args } => forward("bench", args),
+        Command::Model { args } => forward("model", args),
+        Command::Report { file, output, store } => {
+            let plan = load_plan(&file)?;
+            let (experiment, _) = spec::load(&file)?;
+            let store = RunStore::new(&store, &plan.experiment);
+            let written = runner_report::write(&plan, &experiment.expectations, &store, output.as_deref())?;
+            println!("{}", written.main_table.terminal());
+            println!("report: {}", written.path.display());
+            Ok(())
+        }
+    }
+}
+
+/// Trains the runs `options` select, one after another, with progress bars
+/// and the closing table; fails when a run failed or was interrupted.
+fn train(plan: &Plan, store: &RunStore, options: &exec::Options, runs: usize) -> miette::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("stopping after the current step (Ctrl-C again to quit at once)");
+    });
+    let reporter = Bars::new(runs as u64);
+    let results = exec::execute(plan, store, options, &reporter, &stop);
+    reporter.finish();
+    println!("{}", exec::table(&results));
+    if let Some((path, problem)) = results.iter().find_map(|r| match &r.outcome {
+        Outcome::Unwritable { path, problem } => Some((path, *problem)),
+        _ => None,
+    }) {
+        miette::bail!(
+            help = problem.help(&options.runs_root),
+            "the runs store cannot be written: {} ({})",
+            problem.what(),
+            path.display()
+        );
+    }
+    let count = |wanted: fn(&Outcome) -> bool| results.iter().filter(|r| wanted(&r.outcome)).count();
+    let failed = count(Outcome::is_failure);
+    let interrupted = count(|o| *o == Outcome::Interrupted);
+    // Ctrl-C between two runs interrupts none, but the rest did not run.
+    let stopped = count(|o| *o == Outcome::NotStarted(Halt::Stopped));
+    if failed + interrupted + stopped > 0 {
+        let not_started = match stopped {
+            0 => String::new(),
+            n => format!(", {n} not started"),
+        };
+        miette::bail!(
+            help = "run the same command again to resume; --failed-only retries just the failed runs",
+            "{} failed, {interrupted} interrupted{not_started}; see {}/<run>/status.json",
+            show::count(failed, "run"),
+            store.root().display()
+        );
+    }
+    Ok(())
+}
+
+/// `runner exec --backend slurm`: submits the selected runs that are not
+/// done as one job array and a collation job, and says how to follow them.
+fn submit_to_slurm(
+    plan: &Plan,
+    file: &Path,
+    store: &RunStore,
+    options: &exec::Options,
+    args: SlurmArgs,
+    dry_run: bool,
+) -> miette::Result<()> {
+    let runs = runner_slurm::pending(plan, store, options);
+    if dry_run {
+        for run in &runs {
+            println!("{} {} ({})", &run.id[..8], run.label_text(), store.state(run).word());
+        }
+        println!(
+            "{} of {} would be submitted to Slurm as one job array, then a collation job",
+            runs.len(),
+            show::count(plan.runs.len(), "run")
+        );
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("nothing to submit: every selected run of {} is done", plan.experiment);
+        return Ok(());
+    }
+    let request = runner_slurm::Request {
+        partition: args.partition,
+        gpus_per_run: args.gpus_per_run,
+        max_parallel: args.max_parallel,
+        time: args.time,
+        sbatch_args: args.sbatch_arg,
+        libtorch: args.libtorch,
+    };
+    let submitted = runner_slurm::submit(plan, file, &runs, options, &request)?;
+    let at_once = request
+        .max_parallel
+        .map_or_else(String::new, |k| format!(", at most {k} at once"));
+    println!(
+        "submitted {} of {} to Slurm (submission {}, {})",
+        show::count(submitted.runs, "run"),
+        plan.experiment,
+        submitted.number,
+        submitted.dir.display()
+    );
+    println!(
+        "  job array   {}  (tasks 0-{}{at_once})",
+        submitted.array,
+        submitted.runs - 1
+    );
+    println!(
+        "  collation   {}  (runs `runner report` once every task has ended)",
+        submitted.report
+    );
+    println!("follow with:");
+    println!(
+        "  runner status {} --store {}",
+        file.display(),
+        options.runs_root.display()
+    );
+    println!("  squeue --jobs {},{}", submitted.array, submitted.report);
+    println!("  logs in {}", submitted.dir.join("logs").display());
+    Ok(())
+}
+
+/// Training windows of each run's dataset, for the plan's step estimates:
+/// read from the dataset cache's summaries (nothing is built), once per
+/// distinct dataset; `None` when the dataset is not cached.
+fn training_windows<'a>(plan: &Plan, file: &Path, store_root: &Path) -> impl Fn(&PlannedRun) -> Option<usize> + 'a {
+    let base = file.parent().unwrap_or(Path::new("")).to_owned();
+    let cache = store_root.parent().unwrap_or(Path::new("runs")).join(".datasets");
+    let mut known: Vec<(String, Option<usize>)> = Vec::new();
+    for run in &plan.runs {
+        let key = serde_json::to_string(&(&run.config.dataset, run.config.encoder)).unwrap_or_default();
+        if !known.iter().any(|(k, _)| *k == key) {
+            let windows = dataset::cached_summary(&run.config, &base, &cache).and_then(|summary| {
+                summary
+                    .split(runner_data::split::Split::Train)
+                    .map(|train| train.windows)
+            });
+            known.push((key, windows));
+        }
+    }
+    move |run| {
+        let key = serde_json::to_string(&(&run.config.dataset, run.config.encoder)).unwrap_or_default();
+        known.iter().find(|(k, _)| *k == key).and_then(|(_, w)| *w)
+    }
+}
+
+/// Loads and expands an experiment file, with every problem found.
+fn load_plan(file: &Path) -> Result<Plan, SpecError> {
+    let (experiment, sources) = spec::load(file)?;
+    plan::expand(&experiment).map_err(|problems| SpecError::new(&file.display().to_string(), problems, &sources))
+}
+
+/// `runner data inspect|export`: builds or exports the dataset of one run.
+fn data(action: DataCommand) -> miette::Result<()> {
+    let (DataCommand::Inspect { file, run, .. } | DataCommand::Export { file, run, .. }) = &action;
+    let plan = load_plan(file)?;
+    let chosen = match run {
+        None => plan.runs.first(),
+        Some(id) => plan.runs.iter().find(|r| &r.id == id),
+    };
+    let Some(chosen) = chosen else {
+        let ids: Vec<&str> = plan.runs.iter().map(|r| r.id.as_str()).collect();
+        miette::bail!(
+            help = format!("runs of this experiment: {}", ids.join(", ")),
+            "{} has no run {}",
+            file.display(),
+            run.as_deref().unwrap_or("at all")
+        );
+    };
+    // Relative source folders are taken from the experiment file's folder.
+    let base = file.parent().unwrap_or(Path::new(""));
+    match &action {
+        DataCommand::Inspect { store, .. } => {
+            let dataset = dataset::build(&chosen.config, base, &store.join(".datasets"))?;
+            print!("{}", report::render(&dataset));
+        }
+        DataCommand::Export { out, .. } => {
+            let exported = export::export(&chosen.config.dataset, base, out)?;
+            print!("{}", report::render_export(&exported));
+        }
+    }
+    Ok(())
+}
+
+/// `runner --version`: runner's version, then what its worker sees (or
+/// that it has none).
+fn version() -> ExitCode {
+    let asked = Worker::beside_current_exe().and_then(|worker| worker.forward(&[OsString::from("info")]));
+    match asked {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            println!("runner {}", env!("CARGO_PKG_VERSION"));
+            eprintln!("{:?}", miette::Report::new(error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `runner-worker NAME REST..` with this process's standard streams,
+/// and fails as it does.
+fn forward(name: &str, rest: Vec<OsString>) -> miette::Result<()> {
+    let args: Vec<OsString> = std::iter::once(OsString::from(name)).chain(rest).collect();
+    let worker = Worker::beside_current_exe()?;
+    match worker.forward(&args)? {
+        0 => Ok(()),
+        // The worker has said what went wrong; exit as it did.
+        code => std::process::exit(i32::from(code)),
+    }
+}
+
+/// `runner check`: every file is checked; all problems are printed.
+fn check(files: &[PathBuf]) -> miette::Result<()> {
+    let mut failed = 0;
+    for file in files {
+        match load_plan(file) {
+            Ok(plan) => {
+                let runs = plan.runs.len();
+                println!("{}: ok ({})", file.display(), show::count(runs, "run"));
+            }
+            Err(error) => {
+                failed += 1;
+                eprintln!("{:?}", miette::Report::new(error));
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(miette::miette!("{n} of {} experiment files have problems", files.len())),
+    }
+}

@@ -1,0 +1,231 @@
+//! What a built dataset holds, in numbers: quantized notes in, a
+//! [`DatasetSummary`] out.
+//!
+//! A [`Tally`] counts the quantized notes of a piece (notes per bin of each
+//! feature, velocity moments); tallies of the pieces of a split merge into
+//! its [`SplitSummary`]. The summary is small plain data (serialised as JSON
+//! in the dataset cache) and is what `runner data inspect` prints.
+
+use serde::{Deserialize, Serialize};
+
+use super::quantize::{Bins, QuantizedNote};
+use super::source::Skipped;
+use super::split::Split;
+use runner_plan::config::{Scheme, Window};
+
+/// Everything `runner data inspect` shows about a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetSummary {
+    /// Where the pieces came from, e.g. `10 MIDI files in data/bundled`.
+    pub source: String,
+    /// Train, validation and test, in that order.
+    pub splits: Vec<SplitSummary>,
+    /// The bin edges in use.
+    pub edges: EdgeLists,
+    /// Window length and step.
+    pub window: Window,
+    /// The token scheme.
+    pub scheme: Scheme,
+    /// Files and rows left out, with the reasons.
+    pub skipped: Vec<Skipped>,
+    /// Notes dropped because their pitch lies outside the piano range.
+    pub dropped_notes: usize,
+}
+
+impl DatasetSummary {
+    /// The summary of `split`.
+    pub fn split(&self, split: Split) -> Option<&SplitSummary> {
+        self.splits.iter().find(|s| s.split == split)
+    }
+}
+
+/// The lower bin edges of the three features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeLists {
+    /// dstart edges, in seconds.
+    pub dstart: Vec<f64>,
+    /// Duration edges, in seconds.
+    pub duration: Vec<f64>,
+    /// Velocity edges.
+    pub velocity: Vec<f64>,
+}
+
+/// One split in numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitSummary {
+    /// Which split.
+    pub split: Split,
+    /// Its pieces, in the order their windows are stored.
+    pub pieces: Vec<PieceSummary>,
+    /// Notes in all its pieces.
+    pub notes: usize,
+    /// Windows in all its pieces.
+    pub windows: usize,
+    /// Notes per bin of each feature.
+    pub bins: BinCounts,
+    /// Velocity statistics (`None` without notes).
+    pub velocity: Option<VelocityStats>,
+}
+
+impl SplitSummary {
+    /// The summary of `split` from its pieces and the merged tally of their notes.
+    pub fn new(split: Split, pieces: Vec<PieceSummary>, tally: &Tally) -> SplitSummary {
+        SplitSummary {
+            split,
+            notes: pieces.iter().map(|p| p.notes).sum(),
+            windows: pieces.iter().map(|p| p.windows).sum(),
+            pieces,
+            bins: tally.bins.clone(),
+            velocity: tally.velocity(),
+        }
+    }
+}
+
+/// One piece in numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceSummary {
+    /// The piece's name.
+    pub name: String,
+    /// Its notes.
+    pub notes: usize,
+    /// Its windows.
+    pub windows: usize,
+}
+
+/// Notes per bin, for each feature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinCounts {
+    /// Per dstart bin.
+    pub dstart: Vec<u64>,
+    /// Per duration bin.
+    pub duration: Vec<u64>,
+    /// Per velocity bin.
+    pub velocity: Vec<u64>,
+}
+
+/// Minimum, maximum, mean and (population) standard deviation of velocities.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VelocityStats {
+    /// Smallest velocity.
+    pub min: u8,
+    /// Largest velocity.
+    pub max: u8,
+    /// Mean velocity.
+    pub mean: f64,
+    /// Standard deviation (numpy's default, dividing by n).
+    pub std: f64,
+}
+
+/// Running counts over quantized notes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tally {
+    bins: BinCounts,
+    notes: u64,
+    sum: u64,
+    sum_of_squares: u64,
+    min: u8,
+    max: u8,
+}
+
+impl Tally {
+    /// No notes yet, for these bin counts.
+    pub fn new(bins: Bins) -> Tally {
+        Tally {
+            bins: BinCounts {
+                dstart: vec![0; bins.dstart],
+                duration: vec![0; bins.duration],
+                velocity: vec![0; bins.velocity],
+            },
+            notes: 0,
+            sum: 0,
+            sum_of_squares: 0,
+            min: u8::MAX,
+            max: 0,
+        }
+    }
+
+    /// Counts `notes` (their bins must be below the bin counts).
+    pub fn add(&mut self, notes: &[QuantizedNote]) {
+        for note in notes {
+            let bump = |counts: &mut Vec<u64>, bin: u8| {
+                if let Some(count) = counts.get_mut(usize::from(bin)) {
+                    *count += 1;
+                }
+            };
+            bump(&mut self.bins.dstart, note.dstart_bin);
+            bump(&mut self.bins.duration, note.duration_bin);
+            bump(&mut self.bins.velocity, note.velocity_bin);
+            let v = u64::from(note.velocity);
+            self.sum += v;
+            self.sum_of_squares += v * v;
+            self.min = self.min.min(note.velocity);
+            self.max = self.max.max(note.velocity);
+        }
+        self.notes += notes.len() as u64;
+    }
+
+    /// Adds the counts of `other` (made for the same bin counts).
+    pub fn merge(&mut self, other: &Tally) {
+        let add = |into: &mut Vec<u64>, from: &[u64]| into.iter_mut().zip(from).for_each(|(a, b)| *a += b);
+        add(&mut self.bins.dstart, &other.bins.dstart);
+        add(&mut self.bins.duration, &other.bins.duration);
+        add(&mut self.bins.velocity, &other.bins.velocity);
+        self.notes += other.notes;
+        self.sum += other.sum;
+        self.sum_of_squares += other.sum_of_squares;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    /// The velocity statistics, or `None` without notes.
+    pub fn velocity(&self) -> Option<VelocityStats> {
+        if self.notes == 0 {
+            return None;
+        }
+        let n = self.notes as f64;
+        let mean = self.sum as f64 / n;
+        let variance = (self.sum_of_squares as f64 / n - mean * mean).max(0.0);
+        Some(VelocityStats {
+            min: self.min,
+            max: self.max,
+            mean,
+            std: variance.sqrt(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(velocity: u8, bins: (u8, u8, u8)) -> QuantizedNote {
+        QuantizedNote {
+            pitch: 60,
+            dstart_bin: bins.0,
+            duration_bin: bins.1,
+            velocity_bin: bins.2,
+            velocity,
+        }
+    }
+
+    #[test]
+    fn tallies_count_bins_and_velocity_moments() {
+        let bins = Bins {
+            dstart: 2,
+            duration: 2,
+            velocity: 3,
+        };
+        let mut a = Tally::new(bins);
+        a.add(&[note(10, (0, 1, 0)), note(20, (1, 1, 2))]);
+        let mut b = Tally::new(bins);
+        b.add(&[note(30, (1, 0, 2))]);
+        a.merge(&b);
+        assert_eq!(a.bins.dstart, vec![1, 2]);
+        assert_eq!(a.bins.duration, vec![1, 2]);
+        assert_eq!(a.bins.velocity, vec![1, 0, 2]);
+        let stats = a.velocity().unwrap();
+        assert_eq!((stats.min, stats.max, stats.mean), (10, 30, 20.0));
+        assert!((stats.std - (200.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(Tally::new(bins).velocity(), None);
+    }
+}

@@ -1,0 +1,203 @@
+//! The planner: an [`Experiment`] → a [`Plan`] of concrete runs.
+//!
+//! In: a loaded experiment. Out: every run it declares, each a fully
+//! resolved [`RunConfig`] with an id that is a hash of its canonical form,
+//! labelled by the variant / axis values / seed that made it. Runs that would
+//! be identical are planned once. The executor takes a `Plan` and never
+//! re-reads the experiment file.
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod matrix;
+pub mod resolve;
+pub mod show;
+pub mod write;
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use config::{DevicePreference, RunConfig};
+use runner_spec::file::Claim;
+use runner_spec::{Experiment, Problem, Span};
+
+/// One run to train.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedRun {
+    /// Hash of the canonical config (16 hex digits).
+    pub id: String,
+    /// What distinguishes this run: (axis or `variant` or `seed`, value).
+    pub labels: Vec<(String, String)>,
+    /// The resolved configuration.
+    pub config: RunConfig,
+    /// Where it asks to train.
+    pub device: DevicePreference,
+}
+
+impl PlannedRun {
+    /// The labels as `axis=value` pairs joined by spaces.
+    pub fn label_text(&self) -> String {
+        self.labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Whether the run matches a selector: a variant name, or `axis=label`
+    /// pairs separated by spaces (all must hold).
+    pub fn matches(&self, selector: &str) -> bool {
+        selector.split_whitespace().all(|part| match part.split_once('=') {
+            Some((key, value)) => self.labels.iter().any(|(k, v)| k == key && v == value),
+            None => self.labels.iter().any(|(k, v)| k == "variant" && v == part),
+        })
+    }
+}
+
+/// An experiment expanded into runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The experiment's name.
+    pub experiment: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// The runs, in matrix order, seeds innermost.
+    pub runs: Vec<PlannedRun>,
+    /// Cells that resolved to a run already planned.
+    pub merged_duplicates: usize,
+}
+
+/// Expands an experiment into its runs, checking every combination and the
+/// expectations' selectors.
+pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
+    let cells = matrix::cells(experiment)?;
+    let fallback = experiment.name.span;
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut runs: Vec<PlannedRun> = Vec::new();
+    let mut ids = HashSet::new();
+    let mut merged_duplicates = 0;
+    for cell in &cells {
+        let overrides = experiment.settings.iter().chain(&cell.overrides);
+        let resolved = match resolve::resolve(overrides, fallback) {
+            Ok(resolved) => resolved,
+            Err(found) => {
+                for mut problem in found {
+                    if !cell.labels.is_empty() {
+                        let labels: Vec<String> = cell.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        problem.message = format!("{} (in the run {})", problem.message, labels.join(" "));
+                    }
+                    if !problems.iter().any(|p| {
+                        p.code == problem.code && p.span.as_ref().map(|s| s.0) == problem.span.as_ref().map(|s| s.0)
+                    }) {
+                        problems.push(problem);
+                    }
+                }
+                continue;
+            }
+        };
+        for repeat in 0..experiment.repeats {
+            let mut config = resolved.config.clone();
+            config.seed += u64::from(repeat);
+            let mut labels = cell.labels.clone();
+            if experiment.repeats > 1 {
+                labels.push(("seed".to_owned(), config.seed.to_string()));
+            }
+            let id = config.id();
+            if ids.insert(id.clone()) {
+                runs.push(PlannedRun {
+                    id,
+                    labels,
+                    config,
+                    device: resolved.device,
+                });
+            } else {
+                merged_duplicates += 1;
+            }
+        }
+    }
+    for expectation in &experiment.expectations {
+        let mut selectors = vec![&expectation.subject];
+        if let Claim::BetterThan { other, .. } = &expectation.claim {
+            selectors.push(other);
+        }
+        for selector in selectors {
+            if !runs.iter().any(|run| run.matches(&selector.value)) && problems.is_empty() {
+                problems.push(no_match(&selector.value, selector.span, &runs));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(Plan {
+            experiment: experiment.name.value.clone(),
+            description: experiment.description.clone(),
+            runs,
+            merged_duplicates,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn no_match(selector: &str, span: Span, runs: &[PlannedRun]) -> Problem {
+    let mut known: Vec<String> = runs
+        .iter()
+        .flat_map(|r| r.labels.iter().filter(|(k, _)| k != "seed"))
+        .map(|(k, v)| if k == "variant" { v.clone() } else { format!("{k}={v}") })
+        .collect();
+    known.sort();
+    known.dedup();
+    let help = runner_spec::error::did_you_mean(selector, known.iter().map(String::as_str))
+        .unwrap_or_else(|| format!("selectors: {}", known.join(", ")));
+    Problem::at(
+        "unknown-selector",
+        span,
+        "matches no run",
+        format!("`{selector}` matches no planned run"),
+    )
+    .help(help)
+}
+
+/// The paths whose values differ between runs, for the plan table.
+pub fn varying_paths(plan: &Plan) -> Vec<String> {
+    let Some(first) = plan.runs.first() else {
+        return Vec::new();
+    };
+    let flat = |run: &PlannedRun| flatten(&serde_json::to_value(&run.config).unwrap_or_default());
+    let reference = flat(first);
+    let mut varying: Vec<String> = Vec::new();
+    for run in &plan.runs[1..] {
+        for (path, value) in flat(run) {
+            let same = reference.iter().any(|(p, v)| *p == path && *v == value);
+            if !same && !varying.contains(&path) {
+                varying.push(path);
+            }
+        }
+    }
+    varying
+}
+
+/// (path, value) pairs of a JSON tree, e.g. `model.d-model` → `256`.
+pub fn flatten(value: &serde_json::Value) -> Vec<(String, String)> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, child) in map {
+                    let path = if key == "kind" {
+                        prefix.to_owned()
+                    } else if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&path, child, out);
+                }
+            }
+            serde_json::Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+            other => out.push((prefix.to_owned(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", value, &mut out);
+    out
+}

@@ -1,0 +1,595 @@
+//! Overrides → a typed [`RunConfig`].
+//!
+//! In: the overrides that make one run, in order (base settings, variant,
+//! axis values). Out: the run's [`RunConfig`] and device preference, or the
+//! problems found in the combination (e.g. `d-model` not divisible by
+//! `heads`), each pointing at where the offending value was written.
+
+use std::collections::BTreeMap;
+
+use super::config::*;
+use runner_spec::schema::{self, CHOICES, DefaultValue, FIELDS};
+use runner_spec::value::Value;
+use runner_spec::{Override, Problem, Span};
+
+/// Every field's value for one run, with where it was set (`None`: default).
+#[derive(Debug, Clone)]
+struct Settings {
+    values: BTreeMap<String, (Value, Option<Span>)>,
+    /// Where to point when a problem involves only defaults.
+    fallback: Span,
+}
+
+impl Settings {
+    fn defaults(fallback: Span) -> Self {
+        let mut settings = Settings {
+            values: BTreeMap::new(),
+            fallback,
+        };
+        for field in FIELDS {
+            if let Some(value) = default_value(field.default) {
+                settings.values.insert(field.path.to_owned(), (value, None));
+            }
+        }
+        for choice in CHOICES {
+            settings.choose(choice.path, choice.default_kind, None);
+            for (name, default) in choice.default_overrides {
+                if let Some(value) = default_value(*default) {
+                    settings.values.insert(format!("{}.{name}", choice.path), (value, None));
+                }
+            }
+        }
+        settings
+    }
+
+    /// Sets a choice to a kind, with the kind's default fields.
+    fn choose(&mut self, path: &str, kind: &str, span: Option<Span>) {
+        let choice = schema::choice_at(path).expect("choices come from the schema");
+        let prefix = format!("{path}.");
+        self.values.retain(|key, _| !key.starts_with(&prefix));
+        self.values.insert(path.to_owned(), (Value::Str(kind.to_owned()), span));
+        let kind = choice.kind(kind).expect("kinds come from the schema");
+        for field in kind.fields {
+            if let Some(value) = default_value(field.default) {
+                self.values.insert(format!("{path}.{}", field.path), (value, None));
+            }
+        }
+    }
+
+    /// Applies one override; a tweak of a field the current kind lacks is a problem.
+    fn apply(&mut self, item: &Override, problems: &mut Vec<Problem>) {
+        match item {
+            Override::Set { path, value, span } => {
+                self.values.insert((*path).to_owned(), (value.clone(), Some(*span)));
+            }
+            Override::Tweak {
+                choice,
+                field,
+                value,
+                span,
+            } => {
+                let kind = self.word(choice).to_owned();
+                let has_field = schema::choice_at(choice)
+                    .and_then(|c| c.kind(&kind))
+                    .and_then(|k| k.field(field));
+                if has_field.is_none() {
+                    problems.push(
+                        Problem::at(
+                            "inconsistent",
+                            *span,
+                            format!("{choice} is `{kind}` here"),
+                            format!("`{choice}.{field}` varies, but this run's {choice} `{kind}` has no `{field}`"),
+                        )
+                        .also(self.span(choice), format!("{choice} set here")),
+                    );
+                }
+                self.values
+                    .insert(format!("{choice}.{field}"), (value.clone(), Some(*span)));
+            }
+            Override::Choose {
+                path,
+                kind,
+                fields,
+                span,
+            } => {
+                self.choose(path, kind, Some(*span));
+                for (name, value, field_span) in fields {
+                    self.values
+                        .insert(format!("{path}.{name}"), (value.clone(), Some(*field_span)));
+                }
+            }
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<&Value> {
+        self.values.get(path).map(|(v, _)| v)
+    }
+
+    fn span(&self, path: &str) -> Span {
+        self.values.get(path).and_then(|(_, s)| *s).unwrap_or(self.fallback)
+    }
+
+    fn int(&self, path: &str) -> i64 {
+        match self.get(path) {
+            Some(Value::Int(i)) => *i,
+            other => unreachable!("{path} holds {other:?}; the parser checks types"),
+        }
+    }
+
+    fn opt_int(&self, path: &str) -> Option<i64> {
+        self.get(path).map(|_| self.int(path))
+    }
+
+    fn float(&self, path: &str) -> f64 {
+        self.get(path)
+            .and_then(Value::as_f64)
+            .unwrap_or_else(|| unreachable!("{path} is a number"))
+    }
+
+    fn opt_float(&self, path: &str) -> Option<f64> {
+        self.get(path).and_then(Value::as_f64)
+    }
+
+    fn word(&self, path: &str) -> &str {
+        self.get(path)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| unreachable!("{path} is a word"))
+    }
+
+    fn bool(&self, path: &str) -> Option<bool> {
+        match self.get(path) {
+            Some(Value::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn floats(&self, path: &str) -> Option<Vec<f64>> {
+        match self.get(path) {
+            Some(Value::List(items)) => Some(items.iter().filter_map(Value::as_f64).collect()),
+            _ => None,
+        }
+    }
+
+    fn strings(&self, path: &str) -> Vec<String> {
+        match self.get(path) {
+            Some(Value::List(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn default_value(default: DefaultValue) -> Option<Value> {
+    match default {
+        DefaultValue::Bool(b) => Some(Value::Bool(b)),
+        DefaultValue::Int(i) => Some(Value::Int(i)),
+        DefaultValue::Float(f) => Some(Value::Float(f)),
+        DefaultValue::Str(s) => Some(Value::Str(s.to_owned())),
+        DefaultValue::Unset => None,
+    }
+}
+
+/// A run's configuration and where it asks to be placed.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The configuration.
+    pub config: RunConfig,
+    /// The device preference.
+    pub device: DevicePreference,
+}
+
+/// Applies the overrides in order on top of the defaults and checks the
+/// result. `fallback` is where problems about defaults point.
+pub fn resolve<'a>(
+    overrides: impl IntoIterator<Item = &'a Override>,
+    fallback: Span,
+) -> Result<Resolved, Vec<Problem>> {
+    let mut s = Settings::defaults(fallback);
+    let mut problems = Vec::new();
+    for item in overrides {
+        s.apply(item, &mut problems);
+    }
+    let config = build(&s, &mut problems);
+    let device = match DevicePreference::parse(s.word("train.device")) {
+        Some(device) => device,
+        None => {
+            problems.push(
+                Problem::at(
+                    "unknown-value",
+                    s.span("train.device"),
+                    "unknown device",
+                    format!("unknown device `{}`", s.word("train.device")),
+                )
+                .help("use auto, cpu, cuda or cuda:K"),
+            );
+            DevicePreference::Auto
+        }
+    };
+    if problems.is_empty() {
+        Ok(Resolved { config, device })
+    } else {
+        Err(problems)
+    }
+}
+
+fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
+    let architecture = match s.word("model.architecture") {
+        "t5" => Architecture::T5,
+        _ => Architecture::Vanilla,
+    };
+    let d_model = s.int("model.d-model") as usize;
+    let heads = s.int("model.heads") as usize;
+    let d_kv =
+        match s.opt_int("model.d-kv") {
+            Some(d_kv) => {
+                if architecture == Architecture::Vanilla && d_kv as usize * heads != d_model {
+                    problems.push(Problem::at("inconsistent", s.span("model.d-kv"), "d-kv x heads != d-model",
+                    format!("the vanilla transformer needs d-kv x heads = d-model, but {d_kv} x {heads} != {d_model}"))
+                    .help("leave d-kv out (it defaults to d-model / heads), or use architecture t5"));
+                }
+                d_kv as usize
+            }
+            None => {
+                if !d_model.is_multiple_of(heads) {
+                    problems.push(
+                        Problem::at(
+                            "inconsistent",
+                            s.span("model.heads"),
+                            format!("{heads} heads"),
+                            format!("d-model ({d_model}) must be divisible by heads ({heads})"),
+                        )
+                        .also(s.span("model.d-model"), format!("d-model {d_model}")),
+                    );
+                }
+                (d_model / heads.max(1)).max(1)
+            }
+        };
+    let positions = match s.get("model.positions").and_then(Value::as_str) {
+        Some("relative") => Positions::Relative,
+        Some(_) => Positions::Sinusoidal,
+        None if architecture == Architecture::T5 => Positions::Relative,
+        None => Positions::Sinusoidal,
+    };
+    let relative = positions == Positions::Relative;
+    let model = ModelConfig {
+        architecture,
+        d_model,
+        d_kv,
+        d_ff: s.int("model.d-ff") as usize,
+        encoder_layers: s.int("model.encoder-layers") as usize,
+        decoder_layers: s.int("model.decoder-layers") as usize,
+        heads,
+        dropout: s.float("model.dropout"),
+        norm: if s.word("model.norm") == "post" {
+            Norm::Post
+        } else {
+            Norm::Pre
+        },
+        positions,
+        tie_embeddings: s
+            .bool("model.tie-embeddings")
+            .unwrap_or(architecture == Architecture::T5),
+        relative_buckets: relative.then(|| s.int("model.relative-buckets") as usize),
+        relative_max_distance: relative.then(|| s.int("model.relative-max-distance") as usize),
+        // Written equal to the dropout, it is the default: the same run.
+        attention_dropout: s
+            .opt_float("model.attention-dropout")
+            .filter(|&p| p != s.float("model.dropout")),
+    };
+    RunConfig {
+        seed: s.int("seed") as u64,
+        dataset: dataset(s, problems),
+        encoder: if s.word("encoder") == "shared" {
+            Scheme::Shared
+        } else {
+            Scheme::Separate
+        },
+        model,
+        loss: match s.word("loss") {
+            "cross-entropy" => Loss::CrossEntropy,
+            _ => Loss::LabelSmoothing {
+                epsilon: s.float("loss.epsilon"),
+                target: if s.word("loss.target") == "original" {
+                    SmoothingTarget::Original
+                } else {
+                    SmoothingTarget::ExcludeSpecials
+                },
+            },
+        },
+        optimizer: OptimizerConfig {
+            kind: if s.word("optimizer") == "adamw" {
+                OptimizerKind::Adamw
+            } else {
+                OptimizerKind::Adam
+            },
+            beta1: s.float("optimizer.beta1"),
+            beta2: s.float("optimizer.beta2"),
+            eps: s.float("optimizer.eps"),
+            weight_decay: s.float("optimizer.weight-decay"),
+            clip_norm: s.opt_float("optimizer.clip-norm"),
+        },
+        schedule: schedule(s, problems),
+        train: TrainConfig {
+            epochs: s.int("train.epochs") as u64,
+            max_steps: s.opt_int("train.max-steps").map(|n| n as u64),
+            batch_size: s.int("train.batch-size") as usize,
+            accumulate: s.int("train.accumulate") as usize,
+            gradient: if s.word("train.accumulate.gradient") == "sum" {
+                Gradient::Sum
+            } else {
+                Gradient::Mean
+            },
+            groups: if s.word("train.accumulate.groups") == "first-alone" {
+                StepGroups::FirstAlone
+            } else {
+                StepGroups::Even
+            },
+            decoder_input: if s.word("train.decoder-input") == "shift-right" {
+                DecoderInput::ShiftRight
+            } else {
+                DecoderInput::Cls
+            },
+            precision: if s.word("train.precision") == "bf16" {
+                Precision::Bf16
+            } else {
+                Precision::Fp32
+            },
+            eval_every: s.int("train.eval-every") as u64,
+        },
+        evaluate: EvaluateConfig {
+            teacher_forced: s.bool("evaluate.teacher-forced").unwrap_or(true),
+            greedy: s.bool("evaluate.greedy").unwrap_or(true),
+            test: s.bool("evaluate.test").unwrap_or(true),
+            examples: s.int("evaluate.examples") as usize,
+            argmax: if s.word("evaluate.argmax") == "vocabulary" {
+                Argmax::Vocabulary
+            } else {
+                Argmax::Velocities
+            },
+        },
+    }
+}
+
+fn schedule(s: &Settings, problems: &mut Vec<Problem>) -> Schedule {
+    match s.word("schedule") {
+        "constant" => Schedule::Constant {
+            lr: s.float("schedule.lr"),
+        },
+        "cosine" => {
+            let (peak, min) = (s.float("schedule.peak"), s.float("schedule.min"));
+            if min > peak {
+                problems.push(Problem::at(
+                    "inconsistent",
+                    s.span("schedule.min"),
+                    "above the peak",
+                    format!("the cosine schedule's min ({min}) is above its peak ({peak})"),
+                ));
+            }
+            Schedule::Cosine {
+                peak,
+                min,
+                warmup: s.int("schedule.warmup") as u64,
+            }
+        }
+        _ => Schedule::Noam {
+            warmup: s.int("schedule.warmup") as u64,
+            factor: s.float("schedule.factor"),
+            counts: if s.word("schedule.counts") == "batches" {
+                NoamCounts::Batches
+            } else {
+                NoamCounts::Steps
+            },
+        },
+    }
+}
+
+fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
+    let path_of = |kind: &str, problems: &mut Vec<Problem>| match s.get("dataset.source.path").and_then(Value::as_str) {
+        Some(path) => path.to_owned(),
+        None => {
+            problems.push(Problem::at(
+                "missing-value",
+                s.span("dataset.source"),
+                "needs path=",
+                format!("`source {kind}` needs the folder: `source {kind} path=\"...\"`"),
+            ));
+            String::new()
+        }
+    };
+    let source = match s.word("dataset.source") {
+        "midi-dir" => Source::MidiDir {
+            path: path_of("midi-dir", problems),
+        },
+        "hf-parquet" => Source::HfParquet {
+            path: path_of("hf-parquet", problems),
+        },
+        _ => Source::Bundled,
+    };
+    let split = match s.word("dataset.split") {
+        "files" => {
+            let lists = ["train", "validation", "test"].map(|name| s.strings(&format!("dataset.split.{name}")));
+            if lists[0].is_empty() {
+                problems.push(Problem::at(
+                    "missing-value",
+                    s.span("dataset.split"),
+                    "no training pieces",
+                    "`split files` needs a `train` list",
+                ));
+            }
+            let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+            for (name, list) in ["train", "validation", "test"].iter().zip(&lists) {
+                for file in list {
+                    if let Some(first) = seen.insert(file, name) {
+                        problems.push(Problem::at(
+                            "overlap",
+                            s.span(&format!("dataset.split.{name}")),
+                            "listed twice",
+                            format!(
+                                "`{file}` is in both `{first}` and `{name}`: splits are by piece and must not overlap"
+                            ),
+                        ));
+                    }
+                }
+            }
+            let [train, validation, test] = lists;
+            Split::Files {
+                train,
+                validation,
+                test,
+            }
+        }
+        "column" => {
+            if s.word("dataset.source") != "hf-parquet" {
+                problems.push(Problem::at(
+                    "inconsistent",
+                    s.span("dataset.split"),
+                    "needs a parquet source",
+                    "`split column` reads the parquet's split column; it needs `source hf-parquet`",
+                ));
+            }
+            Split::Column
+        }
+        _ => {
+            let [train, validation, test] =
+                ["train", "validation", "test"].map(|name| s.float(&format!("dataset.split.{name}")));
+            let sum = train + validation + test;
+            if (sum - 1.0).abs() > 1e-9 {
+                problems.push(Problem::at(
+                    "inconsistent",
+                    s.span("dataset.split"),
+                    format!("sums to {sum}"),
+                    "the split fractions must add up to 1",
+                ));
+            }
+            if train <= 0.0 {
+                problems.push(Problem::at(
+                    "out-of-range",
+                    s.span("dataset.split.train"),
+                    "no training data",
+                    "the training fraction must be above 0",
+                ));
+            }
+            Split::Fractions {
+                train,
+                validation,
+                test,
+                seed: s.int("dataset.split.seed") as u64,
+            }
+        }
+    };
+    DatasetConfig {
+        source,
+        split,
+        sustain: (s.bool("dataset.sustain") == Some(true)).then(|| s.int("dataset.sustain.threshold") as u8),
+        bad_files: if s.word("dataset.bad-files") == "fail" {
+            BadFiles::Fail
+        } else {
+            BadFiles::Skip
+        },
+        window: Window {
+            length: s.int("dataset.window.length") as usize,
+            step: s.int("dataset.window.step") as usize,
+        },
+        quantize: quantize(s, problems),
+        augment: Augment {
+            pitch_shift: s.int("dataset.augment.pitch-shift") as u8,
+            time_stretch: s.float("dataset.augment.time-stretch"),
+            probability: s.float("dataset.augment.probability"),
+        },
+    }
+}
+
+fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
+    let bins = ["dstart", "duration", "velocity"].map(|name| s.int(&format!("dataset.quantize.{name}")) as usize);
+    match s.word("dataset.quantize.edges") {
+        "explicit" => {
+            let mut lists = Vec::new();
+            for name in ["dstart", "duration", "velocity"] {
+                let path = format!("dataset.quantize.{name}-edges");
+                match s.floats(&path) {
+                    Some(edges) => {
+                        check_edges(name, &edges, s.span(&path), problems);
+                        lists.push(edges);
+                    }
+                    None => {
+                        problems.push(Problem::at(
+                            "missing-value",
+                            s.span("dataset.quantize.edges"),
+                            format!("no {name}-edges"),
+                            format!("`edges=explicit` needs `{name}-edges` inside `quantize {{ ... }}`"),
+                        ));
+                        lists.push(Vec::new());
+                    }
+                }
+            }
+            let velocity = lists.pop().unwrap_or_default();
+            let duration = lists.pop().unwrap_or_default();
+            let dstart = lists.pop().unwrap_or_default();
+            Quantize {
+                dstart: dstart.len(),
+                duration: duration.len(),
+                velocity: velocity.len().saturating_sub(1),
+                edges: Edges::Explicit {
+                    dstart,
+                    duration,
+                    velocity,
+                },
+            }
+        }
+        mode => {
+            if mode == "original" {
+                for (name, count) in ["dstart", "duration", "velocity"].iter().zip(bins) {
+                    if count != 3 && count != 5 {
+                        let path = format!("dataset.quantize.{name}");
+                        problems.push(
+                            Problem::at(
+                                "out-of-range",
+                                s.span(&path),
+                                format!("{count} bins"),
+                                format!("the original edge table has 3 or 5 {name} bins, not {count}"),
+                            )
+                            .help("use 3 or 5 bins, or edges=quantile to compute edges from the training split"),
+                        );
+                    }
+                }
+            }
+            let edges = if mode == "quantile" {
+                Edges::Quantile
+            } else {
+                Edges::Original
+            };
+            Quantize {
+                dstart: bins[0],
+                duration: bins[1],
+                velocity: bins[2],
+                edges,
+            }
+        }
+    }
+}
+
+fn check_edges(name: &str, edges: &[f64], span: Span, problems: &mut Vec<Problem>) {
+    if edges.first() != Some(&0.0) {
+        problems.push(Problem::at(
+            "out-of-range",
+            span,
+            "must start at 0",
+            format!("{name} edges must start at 0"),
+        ));
+    }
+    if edges.windows(2).any(|w| w[0] >= w[1]) {
+        problems.push(Problem::at(
+            "out-of-range",
+            span,
+            "not increasing",
+            format!("{name} edges must be strictly increasing"),
+        ));
+    }
+    if name == "velocity" && (edges.len() < 2 || edges.last().is_some_and(|last| *last > 128.0)) {
+        problems.push(Problem::at(
+            "out-of-range",
+            span,
+            "bad velocity edges",
+            "velocity edges need at least two values and close at or below 128",
+        ));
+    }
+}

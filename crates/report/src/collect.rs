@@ -1,0 +1,426 @@
+//! Collect: a [`Plan`] and its [`RunStore`] → one polars [`DataFrame`] row
+//! per finished run, plus what the figures need.
+//!
+//! In: the plan (never the experiment file) and the store. Out: a
+//! [`Collected`]: the frame (columns `id`, one per label key in order of
+//! first appearance — `variant`, axis names, `seed` — then the final-epoch
+//! metrics, the two baselines, `epochs`, `steps`, `parameters`, `seconds`,
+//! `device`, `precision`), each finished run's curves, learning rates and
+//! example predictions, the datasets the runs trained on (`data.json`), the
+//! runs that are not done (with their state), and notes about files that
+//! were unreadable. Nothing here panics on a missing
+//! or corrupt file: a run without a readable `summary.json` is listed as
+//! missing, and a missing `lr.csv` or `predictions.json` only leaves that run
+//! out of the figure that needs it.
+//!
+//! `summary.json` is read through a lenient view of its own (every metric an
+//! `Option<f64>`): serde_json writes a NaN (e.g. the flatness of a split
+//! whose true velocities do not vary) as `null`, which the training code's
+//! `Summary` cannot read back.
+
+use std::path::Path;
+
+use polars::prelude::*;
+use serde::Deserialize;
+
+use runner_data::summary::DatasetSummary;
+use runner_plan::Plan;
+use runner_plan::config::Scheme;
+use runner_spec::file::Metric;
+use runner_store::records::Example;
+use runner_store::{RunState, RunStore};
+
+/// The frame column holding a metric's final value.
+pub fn column(metric: Metric) -> &'static str {
+    match metric {
+        Metric::ValLoss => "val_loss",
+        Metric::ValLsKl => "val_ls_kl",
+        Metric::ValCeWithCls => "val_ce_with_cls",
+        Metric::ValDist => "val_dist",
+        Metric::GreedyDist => "greedy_dist",
+        Metric::Flatness => "flatness",
+        Metric::GreedyFlatness => "greedy_flatness",
+        Metric::Accuracy => "accuracy",
+        Metric::TestDist => "test_dist",
+    }
+}
+
+/// The metrics in table order.
+pub const METRICS: [Metric; 9] = [
+    Metric::ValLoss,
+    Metric::ValLsKl,
+    Metric::ValCeWithCls,
+    Metric::ValDist,
+    Metric::GreedyDist,
+    Metric::Flatness,
+    Metric::GreedyFlatness,
+    Metric::Accuracy,
+    Metric::TestDist,
+];
+
+/// The metrics some run of `frame` has a value of, in table order (each
+/// original's own loss exists only for the runs that use its setting).
+pub fn reported(frame: &DataFrame) -> Vec<Metric> {
+    METRICS
+        .into_iter()
+        .filter(|m| numbers(frame, column(*m)).iter().any(Option::is_some))
+        .collect()
+}
+
+/// Frame columns of the baselines' validation distance.
+pub const BASELINES: [&str; 2] = ["baseline_mean", "baseline_bin_centre"];
+
+/// A planned run that has no result to report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missing {
+    /// The run's id.
+    pub id: String,
+    /// Its labels as `key=value` text.
+    pub labels: String,
+    /// Its state on disk (`pending`, `failed`, `partial`, `running`, or
+    /// `done` when the summary could not be read).
+    pub state: String,
+    /// Why, when known (the failure's reason, the unreadable file).
+    pub reason: Option<String>,
+}
+
+/// One evaluated epoch, for the learning curves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurvePoint {
+    /// 1-based epoch.
+    pub epoch: u64,
+    /// Teacher-forced validation distance.
+    pub val_dist: Option<f64>,
+}
+
+/// What the figures need from one finished run.
+#[derive(Debug)]
+pub struct RunRecords {
+    /// The run's id.
+    pub id: String,
+    /// Its labels.
+    pub labels: Vec<(String, String)>,
+    /// Validation distance per evaluated epoch.
+    pub curve: Vec<CurvePoint>,
+    /// (step, learning rate) for each optimizer step; empty without `lr.csv`.
+    pub lr: Vec<(u64, f64)>,
+    /// Saved validation windows; empty without `predictions.json`.
+    pub examples: Vec<Example>,
+}
+
+/// One dataset (pieces, windows, bins) and the finished runs that trained
+/// on it, whatever token scheme they read it in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataUsed {
+    /// What the first run's `data.json` recorded.
+    pub summary: DatasetSummary,
+    /// The token schemes the runs used, in order of first use.
+    pub schemes: Vec<Scheme>,
+    /// The short ids of the runs that used it.
+    pub runs: Vec<String>,
+}
+
+impl DataUsed {
+    /// Whether `other` is the same data, perhaps in another token scheme.
+    fn same_data(&self, other: &DatasetSummary) -> bool {
+        let mut other = other.clone();
+        other.scheme = self.summary.scheme;
+        self.summary == other
+    }
+}
+
+/// Everything the report is made from.
+#[derive(Debug)]
+pub struct Collected {
+    /// One row per finished run, in plan order.
+    pub frame: DataFrame,
+    /// The label keys (frame columns), in order of first appearance.
+    pub label_keys: Vec<String>,
+    /// Per finished run, in frame order.
+    pub runs: Vec<RunRecords>,
+    /// The datasets the finished runs trained on, each once, in order of
+    /// first use.
+    pub datasets: Vec<DataUsed>,
+    /// Planned runs without a result, in plan order.
+    pub missing: Vec<Missing>,
+    /// Problems with files of finished runs (a missing `lr.csv`...).
+    pub notes: Vec<String>,
+}
+
+/// The lenient view of `summary.json` (see the module doc).
+#[derive(Debug, Deserialize)]
+struct SummaryFile {
+    epochs: Vec<EpochView>,
+    test: Option<(MetricsView, Option<MetricsView>)>,
+    baseline_mean: MetricsView,
+    baseline_bin_centre: MetricsView,
+    parameters: Option<i64>,
+    steps: u64,
+    device: String,
+    precision: Option<String>,
+    seconds: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct EpochView {
+    epoch: u64,
+    val_loss: Option<f64>,
+    #[serde(default)]
+    val_ls_kl: Option<f64>,
+    #[serde(default)]
+    val_ce_with_cls: Option<f64>,
+    val: MetricsView,
+    greedy: Option<MetricsView>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MetricsView {
+    dist: Option<f64>,
+    accuracy: Option<f64>,
+    flatness: Option<f64>,
+}
+
+/// One finished run's row, before it becomes columns.
+struct Row {
+    id: String,
+    labels: Vec<(String, String)>,
+    metrics: [Option<f64>; 9],
+    baselines: [Option<f64>; 2],
+    epochs: u64,
+    steps: u64,
+    parameters: Option<i64>,
+    seconds: f64,
+    device: String,
+    precision: Option<String>,
+}
+
+/// Reads every planned run's folder into a [`Collected`].
+pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
+    let mut rows = Vec::new();
+    let mut runs = Vec::new();
+    let mut missing = Vec::new();
+    let mut notes = Vec::new();
+    let mut datasets: Vec<DataUsed> = Vec::new();
+    for run in &plan.runs {
+        let state = store.state(run);
+        if state != RunState::Done {
+            let reason = match &state {
+                RunState::Failed(reason) => Some(reason.clone()),
+                _ => None,
+            };
+            missing.push(Missing {
+                id: run.id.clone(),
+                labels: run.label_text(),
+                state: state.word().to_owned(),
+                reason,
+            });
+            continue;
+        }
+        let dir = store.run_dir(&run.id);
+        let summary: SummaryFile = match read_json(&dir.join("summary.json")) {
+            Ok(summary) => summary,
+            Err(reason) => {
+                missing.push(Missing {
+                    id: run.id.clone(),
+                    labels: run.label_text(),
+                    state: "done".to_owned(),
+                    reason: Some(reason),
+                });
+                continue;
+            }
+        };
+        let short = short_id(&run.id);
+        let lr = match read_lr(&dir.join("lr.csv")) {
+            Ok(lr) => lr,
+            Err(reason) => {
+                notes.push(format!("run {short}: {reason}; left out of the learning-rate figure"));
+                Vec::new()
+            }
+        };
+        let examples: Vec<Example> = match read_json(&dir.join("predictions.json")) {
+            Ok(examples) => examples,
+            Err(reason) => {
+                notes.push(format!("run {short}: {reason}; left out of the prediction figures"));
+                Vec::new()
+            }
+        };
+        match read_json::<DatasetSummary>(&dir.join("data.json")) {
+            Ok(data) => match datasets.iter_mut().find(|d| d.same_data(&data)) {
+                Some(used) => {
+                    used.runs.push(short.to_owned());
+                    if !used.schemes.contains(&data.scheme) {
+                        used.schemes.push(data.scheme);
+                    }
+                }
+                None => datasets.push(DataUsed {
+                    schemes: vec![data.scheme],
+                    summary: data,
+                    runs: vec![short.to_owned()],
+                }),
+            },
+            Err(reason) => notes.push(format!("run {short}: {reason}; left out of the data summary")),
+        }
+        rows.push(row(&run.id, &run.labels, &summary));
+        runs.push(RunRecords {
+            id: run.id.clone(),
+            labels: run.labels.clone(),
+            curve: summary
+                .epochs
+                .iter()
+                .map(|e| CurvePoint {
+                    epoch: e.epoch,
+                    val_dist: e.val.dist,
+                })
+                .collect(),
+            lr,
+            examples,
+        });
+    }
+    let mut label_keys: Vec<String> = Vec::new();
+    for run in &plan.runs {
+        for (key, _) in &run.labels {
+            if !label_keys.contains(key) {
+                label_keys.push(key.clone());
+            }
+        }
+    }
+    Ok(Collected {
+        frame: frame(&rows, &label_keys)?,
+        label_keys,
+        runs,
+        datasets,
+        missing,
+        notes,
+    })
+}
+
+/// The first 8 hex digits of a run id, as tables show it.
+pub fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+fn row(id: &str, labels: &[(String, String)], summary: &SummaryFile) -> Row {
+    let last = summary.epochs.last();
+    let test = summary.test.as_ref().and_then(|(tf, _)| tf.dist);
+    let metrics = METRICS.map(|metric| match metric {
+        Metric::ValLoss => last.and_then(|e| e.val_loss),
+        Metric::ValLsKl => last.and_then(|e| e.val_ls_kl),
+        Metric::ValCeWithCls => last.and_then(|e| e.val_ce_with_cls),
+        Metric::ValDist => last.and_then(|e| e.val.dist),
+        Metric::GreedyDist => last.and_then(|e| e.greedy.as_ref()).and_then(|g| g.dist),
+        Metric::Flatness => last.and_then(|e| e.val.flatness),
+        Metric::GreedyFlatness => last.and_then(|e| e.greedy.as_ref()).and_then(|g| g.flatness),
+        Metric::Accuracy => last.and_then(|e| e.val.accuracy),
+        Metric::TestDist => test,
+    });
+    // Every metric is finite or absent in the frame.
+    let finite = |v: Option<f64>| v.filter(|x| x.is_finite());
+    Row {
+        id: id.to_owned(),
+        labels: labels.to_vec(),
+        metrics: metrics.map(finite),
+        baselines: [
+            finite(summary.baseline_mean.dist),
+            finite(summary.baseline_bin_centre.dist),
+        ],
+        epochs: summary.epochs.last().map_or(0, |e| e.epoch),
+        steps: summary.steps,
+        parameters: summary.parameters,
+        seconds: summary.seconds,
+        device: summary.device.clone(),
+        precision: summary.precision.clone(),
+    }
+}
+
+fn frame(rows: &[Row], label_keys: &[String]) -> PolarsResult<DataFrame> {
+    let mut columns: Vec<Column> = Vec::new();
+    columns.push(Column::new(
+        "id".into(),
+        rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+    ));
+    for key in label_keys {
+        let values: Vec<Option<String>> = rows
+            .iter()
+            .map(|r| r.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+            .collect();
+        columns.push(Column::new(key.as_str().into(), values));
+    }
+    for (i, metric) in METRICS.iter().enumerate() {
+        let values: Vec<Option<f64>> = rows.iter().map(|r| r.metrics[i]).collect();
+        columns.push(Column::new(column(*metric).into(), values));
+    }
+    for (i, name) in BASELINES.iter().enumerate() {
+        let values: Vec<Option<f64>> = rows.iter().map(|r| r.baselines[i]).collect();
+        columns.push(Column::new((*name).into(), values));
+    }
+    columns.push(Column::new(
+        "epochs".into(),
+        rows.iter().map(|r| r.epochs).collect::<Vec<u64>>(),
+    ));
+    columns.push(Column::new(
+        "steps".into(),
+        rows.iter().map(|r| r.steps).collect::<Vec<u64>>(),
+    ));
+    columns.push(Column::new(
+        "parameters".into(),
+        rows.iter().map(|r| r.parameters).collect::<Vec<Option<i64>>>(),
+    ));
+    columns.push(Column::new(
+        "seconds".into(),
+        rows.iter().map(|r| r.seconds).collect::<Vec<f64>>(),
+    ));
+    columns.push(Column::new(
+        "device".into(),
+        rows.iter().map(|r| r.device.clone()).collect::<Vec<_>>(),
+    ));
+    columns.push(Column::new(
+        "precision".into(),
+        rows.iter()
+            .map(|r| r.precision.clone())
+            .collect::<Vec<Option<String>>>(),
+    ));
+    DataFrame::new(rows.len(), columns)
+}
+
+/// A string column's values (`None` for nulls, and for every row when the
+/// column does not exist).
+pub fn strings(frame: &DataFrame, name: &str) -> Vec<Option<String>> {
+    match frame.column(name).and_then(|c| c.str()) {
+        Ok(values) => values.iter().map(|v| v.map(str::to_owned)).collect(),
+        Err(_) => vec![None; frame.height()],
+    }
+}
+
+/// A numeric column's values as `f64` (`None` for nulls, and for every row
+/// when the column does not exist or is not numeric).
+pub fn numbers(frame: &DataFrame, name: &str) -> Vec<Option<f64>> {
+    let Ok(column) = frame.column(name).and_then(|c| c.cast(&DataType::Float64)) else {
+        return vec![None; frame.height()];
+    };
+    match column.f64() {
+        Ok(values) => values.iter().collect(),
+        Err(_) => vec![None; frame.height()],
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
+    let name = file_name(path);
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{name} is corrupt: {e}"))
+}
+
+/// `lr.csv`: a `step,lr` header, then one row per optimizer step.
+fn read_lr(path: &Path) -> Result<Vec<(u64, f64)>, String> {
+    let name = file_name(path);
+    let mut reader = csv::Reader::from_path(path).map_err(|e| format!("{name}: {e}"))?;
+    reader
+        .deserialize()
+        .enumerate()
+        .map(|(i, row)| row.map_err(|_| format!("{name} is corrupt at line {}", i + 2)))
+        .collect()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}

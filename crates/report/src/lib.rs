@@ -1,0 +1,206 @@
+//! The report: an experiment's finished runs → `report.md` and PNG figures.
+//!
+//! In: a [`Plan`] (never the experiment file), the experiment's declared
+//! [`Expectation`]s and its [`RunStore`]. Out: a Markdown report, written
+//! (by default) to `runs/<experiment>/report.md` with its figures in
+//! `figures/` beside it, and the main table for the terminal.
+//!
+//! The stages, one module each: [`collect`] reads the run folders into a
+//! polars frame; [`table`], [`data`], [`effects`] and [`expect`] are pure
+//! functions of what it collected returning tables, factor effects and verdicts; [`render`] joins
+//! them into Markdown; [`plots`] draws the figures separately. The same runs
+//! give a byte-identical report: nothing in it depends on when or how long
+//! the report itself took.
+
+#![deny(missing_docs)]
+
+pub mod collect;
+pub mod data;
+pub mod effects;
+pub mod expect;
+pub mod plots;
+pub mod stats;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+
+use collect::Collected;
+use plots::Figure;
+use runner_plan::Plan;
+use runner_spec::file::Expectation;
+use runner_store::RunStore;
+use table::{Cell, Table};
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ReportError {
+    /// Not one planned run has a result.
+    #[error("no run of `{experiment}` has finished ({planned} planned): nothing to report")]
+    #[diagnostic(
+        code(report::no_finished_run),
+        help("train the runs first with `runner exec FILE` (runs were looked for in {store})")
+    )]
+    NoFinishedRun {
+        /// The experiment.
+        experiment: String,
+        /// The experiment's folder in the store.
+        store: String,
+        /// Runs planned.
+        planned: usize,
+    },
+    /// The results could not be put into a frame.
+    #[error("cannot collate the runs: {0}")]
+    Frame(#[from] polars::error::PolarsError),
+    /// The report could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What happened.
+        source: std::io::Error,
+    },
+    /// A figure could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] plots::PlotError),
+}
+
+/// A report rendered in memory.
+#[derive(Debug)]
+pub struct Report {
+    /// The Markdown text.
+    pub markdown: String,
+    /// The main comparison table.
+    pub main_table: Table,
+    /// The figures the Markdown links to (not drawn yet).
+    pub figures: Vec<Figure>,
+    /// The cells the tables and figures group runs by.
+    pub cells: Vec<Cell>,
+}
+
+/// What [`write`] wrote.
+#[derive(Debug)]
+pub struct Written {
+    /// The Markdown file.
+    pub path: PathBuf,
+    /// The figure files.
+    pub figures: Vec<PathBuf>,
+    /// The main comparison table (for the terminal).
+    pub main_table: Table,
+}
+
+/// Renders the report of the collected runs (pure: no I/O).
+pub fn render(plan: &Plan, expectations: &[Expectation], collected: &Collected) -> Report {
+    let frame = &collected.frame;
+    let keys = &collected.label_keys;
+    let cells = table::cells(frame, keys);
+    let main_table = table::main_table(frame, keys);
+    let figures = plots::figures(collected, &cells);
+    let mut md = format!("# Report: {}\n\n", plan.experiment);
+    if let Some(description) = &plan.description {
+        md.push_str(&format!("{description}\n\n"));
+    }
+    md.push_str("## The experiment\n\n");
+    md.push_str(&table::experiment(plan, frame.height()));
+    md.push_str("\n## Data\n\n");
+    md.push_str(&data::render(&collected.datasets));
+    md.push_str("\n## Results\n\n");
+    md.push_str(&main_table.markdown());
+    md.push_str(
+        "\nFinal-epoch values on the validation split (test dist: the test split, teacher-forced), as mean ± \
+         std across seeds when a cell has several runs. val dist and greedy dist are the mean |predicted − true| \
+         velocity (teacher-forced and greedy-decoded); lower is better for loss and distances, higher for \
+         accuracy; flatness is std(predicted) / std(true): 1 when the spread matches, 0 when flat (greedy flatness: of \
+         the greedy-decoded predictions, the write-up's \"flat\" picture). The \
+         baselines are the validation distance of predicting the training mean, and the centre of the note's \
+         coarse velocity bin.\n\n\
+         Three losses, which are not comparable with each other: val loss is runner's cross-entropy of the true \
+         velocity, the same for every run whatever it trained with. val ls-kl (label-smoothing runs) is \
+         midi-translation's own val loss, the label-smoothing KL divergence per target, the definition of the \
+         write-up's 2.486; val ce+cls (runs with decoder input shift-right) is midi-hf-transformers' own val \
+         loss, the cross-entropy over the labels [CLS] + velocities, the definition of the write-up's 4.445. \
+         Both are per-target means where the originals average batch means, and the write-up trained on \
+         MAESTRO: a value here is comparable to the write-up's in definition only when the data and sizes \
+         are its own.\n",
+    );
+    md.push_str("\n## Expectations\n\n");
+    md.push_str(&expect::render(&expect::check_all(expectations, plan, frame)));
+    let factors = effects::factors(frame, keys);
+    if !factors.is_empty() {
+        md.push_str("\n## Factor effects\n\n");
+        md.push_str(&effects::render(
+            &effects::main_effects(frame, &factors),
+            &effects::interactions(frame, &factors),
+        ));
+    }
+    if !figures.is_empty() {
+        md.push_str("\n## Figures\n\n");
+        for figure in &figures {
+            md.push_str(&format!(
+                "![{}]({})\n\n*{}*\n\n",
+                figure.caption, figure.file, figure.caption
+            ));
+        }
+    }
+    md.push_str(if figures.is_empty() { "\n" } else { "" });
+    md.push_str("## Hardware and time\n\n");
+    md.push_str(&table::hardware_table(frame, keys).markdown());
+    let total: f64 = collect::numbers(frame, "seconds").iter().flatten().sum();
+    md.push_str(&format!(
+        "\nTraining took {} s in all over {} run{}.\n",
+        stats::fixed(total, 1),
+        frame.height(),
+        if frame.height() == 1 { "" } else { "s" }
+    ));
+    md.push_str("\n## Missing runs\n\n");
+    if collected.missing.is_empty() {
+        md.push_str("None: every planned run finished.\n");
+    } else {
+        md.push_str(&table::missing_table(&collected.missing).markdown());
+    }
+    if !collected.notes.is_empty() {
+        md.push_str("\n## Notes\n\n");
+        for note in &collected.notes {
+            md.push_str(&format!("- {note}\n"));
+        }
+    }
+    Report {
+        markdown: md,
+        main_table,
+        figures,
+        cells,
+    }
+}
+
+/// Collects the plan's runs from `store`, renders the report, and writes it
+/// to `output` (default `<store>/<experiment>/report.md`) with its figures
+/// in `figures/` beside it. Fails when no run has finished.
+pub fn write(
+    plan: &Plan,
+    expectations: &[Expectation],
+    store: &RunStore,
+    output: Option<&Path>,
+) -> Result<Written, ReportError> {
+    let collected = collect::collect(plan, store)?;
+    if collected.frame.height() == 0 {
+        return Err(ReportError::NoFinishedRun {
+            experiment: plan.experiment.clone(),
+            store: store.root().display().to_string(),
+            planned: plan.runs.len(),
+        });
+    }
+    let report = render(plan, expectations, &collected);
+    let path = output.map_or_else(|| store.root().join("report.md"), Path::to_owned);
+    let folder = path.parent().unwrap_or(Path::new("")).to_owned();
+    let io = |source| ReportError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&folder).map_err(io)?;
+    plots::draw(&report.figures, &collected, &report.cells, &folder)?;
+    runner_store::atomic::write(&path, report.markdown.as_bytes()).map_err(io)?;
+    Ok(Written {
+        figures: report.figures.iter().map(|f| folder.join(&f.file)).collect(),
+        path,
+        main_table: report.main_table,
+    })
+}

@@ -1,0 +1,387 @@
+//! `runner status`: each run's state in the runs store, merged with what
+//! Slurm says about the array task that was last submitted for it.
+//!
+//! In: a plan and its store. Out: a [`Status`] — one [`Row`] per planned
+//! run, the collation jobs, and the problems met asking Slurm — rendered as
+//! a table. Slurm is asked only when the experiment has submissions.
+
+use std::fmt;
+
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use super::manifest::{self, Submission};
+use super::queue::{Queue, TaskState};
+use runner_plan::Plan;
+use runner_store::{RunState, RunStore};
+
+/// One run's line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The run's id.
+    pub id: String,
+    /// Its labels as `axis=value` text.
+    pub label: String,
+    /// One word: done, running, queued, partial, failed, pending.
+    pub state: &'static str,
+    /// Its array task and what Slurm says about it, or `-`.
+    pub slurm: String,
+    /// What happened or happens next, when there is more to say.
+    pub note: String,
+}
+
+/// The state of one experiment's runs.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// One row per planned run, in plan order.
+    pub rows: Vec<Row>,
+    /// One line per submission still current for some run: its folder, its
+    /// jobs and the collation job's state.
+    pub submissions: Vec<String>,
+    /// The job ids to follow with squeue (none once Slurm holds none of
+    /// them queued or running).
+    pub jobs: Vec<String>,
+    /// Problems met asking Slurm.
+    pub problems: Vec<String>,
+}
+
+/// Where a run was last submitted.
+#[derive(Debug, Clone, Copy)]
+pub struct Placed<'a> {
+    /// The submission.
+    pub submission: &'a Submission,
+    /// The run's array task index in it.
+    pub index: usize,
+    /// What Slurm says about that task, when it says anything.
+    pub task: Option<&'a TaskState>,
+}
+
+/// Reads the store and the submissions, asks Slurm, and merges.
+pub fn status(plan: &Plan, store: &RunStore) -> Status {
+    let submissions = manifest::list(store.root());
+    // The latest submission of each run.
+    let placed: Vec<Option<(usize, usize)>> = plan
+        .runs
+        .iter()
+        .map(|run| {
+            submissions.iter().enumerate().rev().find_map(|(s, submission)| {
+                let index = submission.manifest.runs.iter().position(|r| r.id == run.id)?;
+                Some((s, index))
+            })
+        })
+        .collect();
+    let mut current: Vec<usize> = placed.iter().flatten().map(|(s, _)| *s).collect();
+    current.sort_unstable();
+    current.dedup();
+    let jobs: Vec<String> = current
+        .iter()
+        .filter_map(|s| submissions[*s].jobs.as_ref())
+        .flat_map(|jobs| std::iter::once(jobs.array.clone()).chain(jobs.report.clone()))
+        .collect();
+    let queue = Queue::query(&jobs);
+    let placements: Vec<Option<Placed>> = placed
+        .iter()
+        .map(|placed| {
+            placed.map(|(s, index)| {
+                let submission = &submissions[s];
+                let task = submission.jobs.as_ref().and_then(|j| queue.task(&j.array, index));
+                Placed {
+                    submission,
+                    index,
+                    task,
+                }
+            })
+        })
+        .collect();
+    let rows = plan
+        .runs
+        .iter()
+        .zip(&placements)
+        .map(|(run, &placed)| {
+            let label = if run.labels.is_empty() {
+                plan.experiment.clone()
+            } else {
+                run.label_text()
+            };
+            row(&run.id, label, &store.state(run), placed)
+        })
+        .collect();
+    let submission_lines = current
+        .iter()
+        .map(|s| {
+            let submission = &submissions[*s];
+            let folder = submission.dir.display();
+            match &submission.jobs {
+                None => format!("submission {} ({folder}): sbatch accepted nothing", submission.number),
+                Some(jobs) => {
+                    let report = match &jobs.report {
+                        None => "no collation job".to_owned(),
+                        Some(id) => format!(
+                            "collation job {id} {}",
+                            queue
+                                .job(id)
+                                .map_or_else(|| "(state unknown)".to_owned(), TaskState::describe)
+                        ),
+                    };
+                    format!(
+                        "submission {} ({folder}): array {}, {report}; logs in {}",
+                        submission.number,
+                        jobs.array,
+                        submission.dir.join("logs").display()
+                    )
+                }
+            }
+        })
+        .collect();
+    // Following the jobs is worth saying only while Slurm still holds
+    // some of them (or when it could not be asked).
+    let live = |task: Option<&TaskState>| task.is_some_and(|t| t.is_queued() || t.is_running());
+    let tasks_live = placements.iter().flatten().any(|p| live(p.task));
+    let collation_live = current
+        .iter()
+        .filter_map(|s| submissions[*s].jobs.as_ref()?.report.as_deref())
+        .any(|id| live(queue.job(id)));
+    let follow = tasks_live || collation_live || !queue.problems.is_empty();
+    Status {
+        rows,
+        submissions: submission_lines,
+        jobs: if follow { jobs } else { Vec::new() },
+        problems: queue.problems,
+    }
+}
+
+/// Merges one run's state in the store with its array task's.
+pub fn row(id: &str, label: String, stored: &RunState, placed: Option<Placed<'_>>) -> Row {
+    let task = placed.and_then(|p| p.task);
+    let queued = task.is_some_and(TaskState::is_queued);
+    let running = task.is_some_and(TaskState::is_running);
+    let killed = task.filter(|t| t.was_killed()).map(|t| t.state.as_str());
+    let (state, note) = match stored {
+        RunState::Done => ("done", String::new()),
+        RunState::Running => ("running", String::new()),
+        _ if running => ("running", String::new()),
+        RunState::Failed(reason) if queued => ("queued", format!("failed before ({reason}); submitted again")),
+        RunState::Failed(reason) => ("failed", reason.clone()),
+        RunState::Partial if queued => ("queued", "resumes from its checkpoint".to_owned()),
+        RunState::Partial => (
+            "partial",
+            match killed {
+                Some(how) => format!("stopped by Slurm ({how}); `runner exec` resumes it from its checkpoint"),
+                None => "`runner exec` resumes it from its checkpoint".to_owned(),
+            },
+        ),
+        RunState::Pending if queued => ("queued", String::new()),
+        RunState::Pending => (
+            "pending",
+            match (placed, task) {
+                (Some(p), Some(t)) => format!(
+                    "its task ended {} before training; see {}",
+                    t.state,
+                    p.submission.dir.join(format!("logs/task-{}.out", p.index)).display()
+                ),
+                _ => String::new(),
+            },
+        ),
+    };
+    let slurm = match placed {
+        None => "-".to_owned(),
+        Some(p) => match &p.submission.jobs {
+            None => format!("#{}: not submitted", p.submission.number),
+            Some(jobs) => format!(
+                "#{}: {}_{} {}",
+                p.submission.number,
+                jobs.array,
+                p.index,
+                task.map_or_else(|| "(state unknown)".to_owned(), TaskState::describe)
+            ),
+        },
+    };
+    Row {
+        id: id.to_owned(),
+        label,
+        state,
+        slurm,
+        note,
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut builder = Builder::default();
+        builder.push_record(["run", "labels", "state", "slurm", "note"]);
+        for row in &self.rows {
+            builder.push_record([
+                row.id[..8.min(row.id.len())].to_owned(),
+                row.label.clone(),
+                row.state.to_owned(),
+                row.slurm.clone(),
+                row.note.clone(),
+            ]);
+        }
+        let mut table = builder.build();
+        table.with(Style::rounded());
+        writeln!(f, "{table}")?;
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for row in &self.rows {
+            match counts.iter_mut().find(|(word, _)| *word == row.state) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((row.state, 1)),
+            }
+        }
+        let counts: Vec<String> = counts.iter().map(|(word, n)| format!("{n} {word}")).collect();
+        write!(
+            f,
+            "{}: {}",
+            runner_plan::show::count(self.rows.len(), "run"),
+            counts.join(", ")
+        )?;
+        for line in &self.submissions {
+            write!(f, "\n{line}")?;
+        }
+        if !self.jobs.is_empty() {
+            write!(f, "\nfollow with: squeue --jobs {}", self.jobs.join(","))?;
+        }
+        for problem in &self.problems {
+            write!(f, "\nnote: {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::manifest::{Jobs, Manifest};
+
+    fn submission(jobs: Option<Jobs>) -> Submission {
+        Submission {
+            dir: PathBuf::from("/runs/x/slurm/2"),
+            number: 2,
+            manifest: Manifest {
+                format: manifest::FORMAT,
+                experiment: "x".to_owned(),
+                experiment_file: PathBuf::from("/x.kdl"),
+                store: PathBuf::from("/runs"),
+                base_dir: PathBuf::from("/"),
+                workdir: PathBuf::from("/"),
+                bundled: PathBuf::from("/b"),
+                libtorch_lib: None,
+                device: None,
+                cuda_graph: runner_plan::config::CudaGraph::Auto,
+                runs: Vec::new(),
+            },
+            jobs,
+        }
+    }
+
+    fn jobs() -> Option<Jobs> {
+        Some(Jobs {
+            array: "40".to_owned(),
+            report: Some("41".to_owned()),
+            commands: Vec::new(),
+        })
+    }
+
+    fn task(state: &str) -> TaskState {
+        TaskState {
+            state: state.to_owned(),
+            reason: (state == "PENDING").then(|| "Priority".to_owned()),
+            nodes: (state != "PENDING").then(|| "n1".to_owned()),
+            elapsed: Some("0:30".to_owned()),
+        }
+    }
+
+    fn merged(stored: RunState, state: Option<&str>) -> Row {
+        let submission = submission(jobs());
+        let task = state.map(task);
+        let placed = Placed {
+            submission: &submission,
+            index: 3,
+            task: task.as_ref(),
+        };
+        row("0123456789abcdef", "lr=1".to_owned(), &stored, Some(placed))
+    }
+
+    #[test]
+    fn a_run_never_submitted_shows_the_store_alone() {
+        let row = row("0123456789abcdef", "lr=1".to_owned(), &RunState::Pending, None);
+        assert_eq!((row.state, row.slurm.as_str(), row.note.as_str()), ("pending", "-", ""));
+    }
+
+    #[test]
+    fn queued_and_running_tasks_come_from_slurm() {
+        let queued = merged(RunState::Pending, Some("PENDING"));
+        assert_eq!(queued.state, "queued");
+        assert_eq!(queued.slurm, "#2: 40_3 PENDING (Priority)");
+        let running = merged(RunState::Pending, Some("RUNNING"));
+        assert_eq!(running.state, "running");
+        assert_eq!(running.slurm, "#2: 40_3 RUNNING on n1, 0:30");
+    }
+
+    #[test]
+    fn the_store_decides_once_a_run_is_done_or_failed() {
+        assert_eq!(merged(RunState::Done, Some("COMPLETED")).state, "done");
+        let failed = merged(RunState::Failed("NaN loss".to_owned()), Some("FAILED"));
+        assert_eq!((failed.state, failed.note.as_str()), ("failed", "NaN loss"));
+        let retried = merged(RunState::Failed("NaN loss".to_owned()), Some("PENDING"));
+        assert_eq!(retried.state, "queued");
+        assert!(retried.note.contains("NaN loss"), "{}", retried.note);
+    }
+
+    #[test]
+    fn a_task_killed_by_slurm_leaves_a_run_that_resumes() {
+        let row = merged(RunState::Partial, Some("TIMEOUT"));
+        assert_eq!(row.state, "partial");
+        assert_eq!(
+            row.note,
+            "stopped by Slurm (TIMEOUT); `runner exec` resumes it from its checkpoint"
+        );
+    }
+
+    #[test]
+    fn a_task_that_ended_before_training_points_at_its_log() {
+        let row = merged(RunState::Pending, Some("FAILED"));
+        assert_eq!(row.state, "pending");
+        assert_eq!(
+            row.note,
+            "its task ended FAILED before training; see /runs/x/slurm/2/logs/task-3.out"
+        );
+    }
+
+    #[test]
+    fn a_refused_submission_and_a_forgotten_task_say_so() {
+        let refused = submission(None);
+        let placed = Placed {
+            submission: &refused,
+            index: 0,
+            task: None,
+        };
+        let row = row("0123456789abcdef", String::new(), &RunState::Pending, Some(placed));
+        assert_eq!(row.slurm, "#2: not submitted");
+        assert_eq!(merged(RunState::Done, None).slurm, "#2: 40_3 (state unknown)");
+    }
+
+    #[test]
+    fn the_table_ends_with_counts_and_how_to_follow() {
+        let status = Status {
+            rows: vec![
+                merged(RunState::Done, Some("COMPLETED")),
+                merged(RunState::Pending, Some("PENDING")),
+                merged(RunState::Done, Some("COMPLETED")),
+            ],
+            submissions: vec!["submission 2".to_owned()],
+            jobs: vec!["40".to_owned(), "41".to_owned()],
+            problems: vec!["sacct: accounting disabled".to_owned()],
+        };
+        let text = status.to_string();
+        assert!(text.contains("│ 01234567 │ lr=1"), "{text}");
+        assert!(
+            text.ends_with(
+                "3 runs: 2 done, 1 queued\nsubmission 2\nfollow with: squeue --jobs 40,41\nnote: sacct: accounting disabled"
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! The records a run leaves: one [`EpochRecord`] per evaluated epoch (a row
+//! of `metrics.csv`), the [`Summary`] of a finished run (`summary.json`) and
+//! the [`Example`]s of `predictions.json`.
+
+use serde::{Deserialize, Serialize};
+
+use runner_plan::config::CudaGraph;
+
+use crate::metrics::VelocityMetrics;
+
+/// Metrics after one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: u64,
+    /// Optimizer steps so far.
+    pub step: u64,
+    /// Mean training objective over the epoch.
+    pub train_loss: f64,
+    /// Validation cross-entropy of the true velocity (comparable across
+    /// every run, whatever its loss).
+    pub val_loss: f64,
+    /// midi-translation's val loss (the write-up's 2.486): the label-smoothing
+    /// KL divergence per target, for runs trained with label smoothing.
+    #[serde(default)]
+    pub val_ls_kl: Option<f64>,
+    /// midi-hf-transformers' val loss (the write-up's 4.445): cross-entropy
+    /// over the labels `[CLS, v1 .. vn]`, for runs with decoder input shift-right.
+    #[serde(default)]
+    pub val_ce_with_cls: Option<f64>,
+    /// Teacher-forced validation metrics.
+    pub val: VelocityMetrics,
+    /// Greedy-decoded validation metrics, when asked for.
+    pub greedy: Option<VelocityMetrics>,
+    /// Seconds since training started (this process's share for a resumed run).
+    pub seconds: f64,
+}
+
+/// A finished run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Every evaluated epoch.
+    pub epochs: Vec<EpochRecord>,
+    /// Test-split metrics (teacher-forced, then greedy), when asked for.
+    pub test: Option<(VelocityMetrics, Option<VelocityMetrics>)>,
+    /// "Predict the training mean" on validation.
+    pub baseline_mean: VelocityMetrics,
+    /// "Predict the centre of the coarse velocity bin" on validation.
+    pub baseline_bin_centre: VelocityMetrics,
+    /// Trainable parameters.
+    pub parameters: i64,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// The device it trained on.
+    pub device: String,
+    /// The precision it trained in.
+    pub precision: String,
+    /// How its steps ran: eager, or replays of a CUDA graph (and why not,
+    /// when capture was asked for and failed).
+    #[serde(default)]
+    pub step: String,
+    /// What `--cuda-graph` asked for.
+    #[serde(default)]
+    pub cuda_graph: CudaGraph,
+    /// Wall-clock seconds of training and evaluation in this process.
+    pub seconds: f64,
+}
+
+/// Saved predictions for one validation window.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Example {
+    /// Index of the window in the validation split.
+    pub window: usize,
+    /// True velocities.
+    pub truth: Vec<u8>,
+    /// Teacher-forced predictions.
+    pub teacher_forced: Vec<u8>,
+    /// Greedy predictions.
+    pub greedy: Vec<u8>,
+}

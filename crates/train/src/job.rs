@@ -1,0 +1,240 @@
+//! One job, the worker's side: a [`Job`] read from stdin, trained under the
+//! run's lock, reported as [`Event`] lines on stdout.
+//!
+//! In: a job (the run, its device and thread count, the store). Out: the
+//! run's files in the store (through [`RunStore`]), events while it trains,
+//! and last an [`Event::Finished`] with its [`RunResult`]. A run that fails
+//! (an error, a NaN loss, a libtorch panic such as out-of-memory) is
+//! recorded as failed with its reason and log tail.
+
+use std::cell::Cell;
+use std::io::{BufRead, BufReader, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tch::Device;
+
+use runner_data::dataset::{self, DataError};
+use runner_job::{Event, Job, Outcome, Progress, RunResult};
+use runner_plan::config::DevicePreference;
+use runner_store::records::EpochRecord;
+use runner_store::{Recorded, RunStore, StoreError};
+
+use crate::environment::describe_device;
+use crate::run::{self as training, TrainError};
+use crate::torch_panic::catch_panic;
+
+/// Least time between two step events (loss readings are always sent).
+const STEP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Lines of the run's log kept in a failed run's status.
+const LOG_TAIL: usize = 20;
+
+/// `runner-worker serve`: reads a [`Job`] from stdin, trains it, reports
+/// on stdout. Errors are about the job itself (unreadable, inconsistent).
+pub fn serve() -> miette::Result<()> {
+    let mut input = BufReader::new(std::io::stdin());
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .map_err(|e| miette::miette!("cannot read the job on stdin: {e}"))?;
+    let job: Job = serde_json::from_str(&line).map_err(|e| {
+        miette::miette!(
+            help = "this subcommand is started by `runner exec`",
+            "the job on stdin is not a run: {e}"
+        )
+    })?;
+    if job.run.config.id() != job.run.id {
+        miette::bail!(
+            "the job's configuration has the id {}, not {}",
+            job.run.config.id(),
+            job.run.id
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    // The parent closes stdin to ask for a stop; so does its death.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while input.read_line(&mut sink).is_ok_and(|n| n > 0) {
+            sink.clear();
+        }
+        flag.store(true, Ordering::SeqCst);
+    });
+    let flag = Arc::clone(&stop);
+    // A Ctrl-C at the terminal reaches the workers too: stop, and quit at
+    // the second, like the parent.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    tch::set_num_threads(i32::try_from(job.threads).unwrap_or(1).max(1));
+    let events = Events {
+        out: Mutex::new(std::io::stdout()),
+    };
+    let result = train(&job, &events, &stop);
+    events.send(&Event::Finished { result });
+    Ok(())
+}
+
+/// Trains `job`'s run under its lock, timed, reporting through `events`.
+pub fn train(job: &Job, events: &Events, stop: &AtomicBool) -> RunResult {
+    let started = Instant::now();
+    let store = RunStore::new(&job.runs_root, &job.experiment);
+    let (outcome, val_dist) = one(job, &store, events, stop);
+    RunResult {
+        id: job.run.id.clone(),
+        label: job.label.clone(),
+        outcome,
+        seconds: started.elapsed().as_secs_f64(),
+        val_dist,
+    }
+}
+
+/// Where a worker's callbacks go: each becomes an [`Event`] line on stdout.
+pub struct Events {
+    out: Mutex<std::io::Stdout>,
+}
+
+impl Events {
+    fn send(&self, event: &Event) {
+        let text = serde_json::to_string(event).expect("events serialise");
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        // A parent that is gone also closed stdin, which stops the run.
+        let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+    }
+
+    fn line(&self, text: &str) {
+        self.send(&Event::Line { text: text.to_owned() });
+    }
+
+    fn progress(&self) -> EventProgress<'_> {
+        EventProgress {
+            events: self,
+            last_step: Cell::new(None),
+        }
+    }
+}
+
+/// A run's progress as events.
+pub struct EventProgress<'a> {
+    events: &'a Events,
+    last_step: Cell<Option<Instant>>,
+}
+
+impl Progress for EventProgress<'_> {
+    fn start(&self, total: u64, done: u64) {
+        self.events.send(&Event::Start { total, done });
+    }
+
+    fn step(&self, step: u64, lr: f64, loss: Option<f64>) {
+        let due = self.last_step.get().is_none_or(|t| t.elapsed() >= STEP_INTERVAL);
+        if due || loss.is_some() {
+            self.last_step.set(Some(Instant::now()));
+            self.events.send(&Event::Step { step, lr, loss });
+        }
+    }
+
+    fn epoch(&self, record: &EpochRecord) {
+        self.events.send(&Event::Epoch { record: record.clone() });
+    }
+}
+
+/// Trains one run under its lock and records how it ended.
+fn one(job: &Job, store: &RunStore, events: &Events, stop: &AtomicBool) -> (Outcome, Option<f64>) {
+    let run = &job.run;
+    let _lock = match store.claim(run) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return (Outcome::Busy, None),
+        // Without the lock, the run's status is not ours to write.
+        Err(e) => return (Outcome::of_store_error(e), None),
+    };
+    // Another process may have finished it since the plan was read.
+    if store.is_done(run) && !job.force {
+        return (Outcome::Skipped, None);
+    }
+    let fail = |outcome: Outcome| {
+        let reason = outcome.text().trim_start_matches("FAILED: ").to_owned();
+        let _ = store.log(&run.id, &format!("failed: {reason}"));
+        // On a full or read-only disk this fails too, and the run stays
+        // resumable from its last checkpoint.
+        let _ = store.record(
+            &run.id,
+            &Recorded::Failed {
+                reason: reason.clone(),
+                log_tail: store.log_tail(&run.id, LOG_TAIL),
+            },
+        );
+        (outcome, None)
+    };
+    if job.force
+        && let Err(e) = store.reset(&run.id)
+    {
+        return fail(Outcome::of_store_error(e));
+    }
+    let dir = store.run_dir(&run.id);
+    let resuming = dir.join("checkpoint/position.json").exists();
+    if let Err(e) = store.record(&run.id, &Recorded::Running) {
+        return fail(Outcome::of_store_error(e));
+    }
+    let device = match device_for(job.device) {
+        Ok(device) => device,
+        Err(reason) => return fail(Outcome::Failed(reason)),
+    };
+    let _ = store.log(
+        &run.id,
+        &format!(
+            "{} on {}",
+            if resuming { "resuming" } else { "starting" },
+            describe_device(device)
+        ),
+    );
+    let data = match dataset::build(&run.config, &job.base_dir, &job.runs_root.join(".datasets")) {
+        Ok(data) => data,
+        Err(DataError::Cache(e)) => {
+            return fail(Outcome::of_store_error(StoreError {
+                path: e.path,
+                source: e.source,
+            }));
+        }
+        Err(e) => return fail(Outcome::Failed(format!("dataset: {e}"))),
+    };
+    let progress = events.progress();
+    let trained = catch_panic(|| training::train(&run.config, &data, device, job.cuda_graph, &dir, &progress, stop));
+    let checkpoint = dir.join("checkpoint");
+    match trained {
+        Ok(Ok(summary)) => {
+            let dist = summary.epochs.last().map(|r| r.val.dist);
+            let _ = store.log(&run.id, &format!("done in {:.1}s", summary.seconds));
+            if let Err(e) = store.record(&run.id, &Recorded::Done) {
+                // summary.json is written: the run is done whatever its status says.
+                events.line(&format!("{} {}: done, but {e}", &run.id[..8], job.label));
+            }
+            (if resuming { Outcome::Resumed } else { Outcome::Trained }, dist)
+        }
+        Ok(Err(TrainError::Interrupted { step })) => {
+            let _ = store.log(&run.id, &format!("interrupted after step {step}"));
+            let _ = store.record(&run.id, &Recorded::Interrupted);
+            (Outcome::Interrupted, None)
+        }
+        Ok(Err(TrainError::Io { path, source })) => fail(Outcome::of_store_error(StoreError { path, source })),
+        Ok(Err(e)) => fail(Outcome::of_reason(e.to_string(), &checkpoint)),
+        Err(panic) => fail(Outcome::of_reason(panic, &checkpoint)),
+    }
+}
+
+/// The libtorch device for a preference, or why it cannot be had.
+pub fn device_for(preference: DevicePreference) -> Result<Device, String> {
+    let count = tch::Cuda::device_count();
+    match preference {
+        DevicePreference::Auto => Ok(Device::cuda_if_available()),
+        DevicePreference::Cpu => Ok(Device::Cpu),
+        DevicePreference::Cuda if count > 0 => Ok(Device::Cuda(0)),
+        DevicePreference::CudaIndex(k) if (k as i64) < count => Ok(Device::Cuda(k)),
+        other => Err(format!(
+            "device {other} asked for, but libtorch sees {count} CUDA device(s)"
+        )),
+    }
+}

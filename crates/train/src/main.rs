@@ -1,0 +1,71 @@
+//! The `runner-worker` binary: everything of `runner` that needs libtorch.
+//! `runner` starts it beside itself to train each run (`serve`) and hands it
+//! `runner bench`, `runner model` and `runner info` unchanged. Exit codes: 0
+//! success, 1 failure, 2 usage error (from clap).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use runner_train::cli::{BenchCommand, ModelAction, WorkerCli, WorkerCommand};
+use runner_train::{bench, environment, job, probe};
+
+fn main() -> ExitCode {
+    let cli = WorkerCli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: WorkerCommand) -> miette::Result<()> {
+    match command {
+        WorkerCommand::Serve => job::serve(),
+        WorkerCommand::Info { check_devices, json } => {
+            let found = environment::probe();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&found).expect("an environment always serialises")
+                );
+                return Ok(());
+            }
+            println!("{found}");
+            if check_devices {
+                let checks = environment::check_devices();
+                for check in &checks {
+                    println!("{check}");
+                }
+                if !checks.iter().all(environment::DeviceCheck::passed) {
+                    miette::bail!("a device computed a result different from the CPU's");
+                }
+            }
+            Ok(())
+        }
+        WorkerCommand::Bench {
+            action: BenchCommand::Train(args),
+        } => {
+            let options = bench::Options::from_args(&args).map_err(|message| miette::miette!("{message}"))?;
+            let report = bench::run(&options);
+            if args.json {
+                println!("{}", report.json());
+            } else {
+                print!("{}", report.tables());
+            }
+            Ok(())
+        }
+        WorkerCommand::Model {
+            action: ModelAction::Logits { run, ids, json },
+        } => {
+            let probe = probe::logits(&run, &ids)?;
+            if json {
+                println!("{}", serde_json::to_string(&probe).expect("a probe always serialises"));
+            } else {
+                print!("{}", probe.summary());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! One training run: a resolved configuration and its dataset → a trained
+//! model, metrics per epoch, a summary and example predictions.
+//!
+//! In: a [`RunConfig`], a built [`Dataset`], a device and the run's folder.
+//! Out: in that folder, `metrics.csv` (one row per evaluated epoch), `lr.csv`
+//! (the learning rate applied at each optimizer step), `predictions.json`
+//! (true, teacher-forced and greedy velocities of a few fixed validation
+//! windows), `data.json` (the dataset's summary: pieces, notes and windows
+//! per split, bin edges), `summary.json`, and `checkpoint/` (model, optimizer, position),
+//! rewritten atomically at every epoch end. A run started again with a
+//! checkpoint present resumes from it and ends exactly where an uninterrupted
+//! run ends: data order and dropout are seeded per epoch from the run's seed.
+//!
+//! The whole token dataset lives on the device; batches are gathered there.
+//! The loss is read back from the device only every [`LOG_EVERY`] steps.
+//! Each optimizer step is a [`Stepper`] step, which on CUDA can replay a
+//! CUDA graph of the whole step (the default on CUDA; `runner exec
+//! --cuda-graph off` keeps every step eager).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor, nn};
+
+use super::evaluate::{Evaluation, Predictor, evaluate};
+use super::loss::Criterion;
+use super::optimizer::Optimizer;
+use super::schedule::{self, Clock};
+use super::step::{DeviceWindows, GraphStatus, Recipe, Stepper};
+use crate::model;
+use runner_data::TokenWindows;
+use runner_data::dataset::Dataset;
+use runner_job::Progress;
+use runner_plan::config::{CudaGraph, Precision, RunConfig};
+use runner_store::atomic;
+use runner_store::metrics::{self, VelocityMetrics};
+use runner_store::records::{EpochRecord, Example, Summary};
+
+/// Optimizer steps between reads of the running loss.
+pub const LOG_EVERY: u64 = 25;
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The model could not be built.
+    #[error(transparent)]
+    Model(#[from] model::ModelError),
+    /// The loss could not be set up.
+    #[error(transparent)]
+    Loss(#[from] super::loss::LossError),
+    /// The optimizer could not be set up or restored.
+    #[error(transparent)]
+    Optimizer(#[from] super::optimizer::OptimizerError),
+    /// libtorch failed (out of memory, a bad checkpoint...).
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// A file could not be written or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What happened.
+        source: std::io::Error,
+    },
+    /// The checkpoint of an unfinished run cannot be restored into this
+    /// model: damaged, or saved by a runner whose model layout differs.
+    #[error(
+        "cannot resume from the checkpoint in {dir} ({reason}): it is damaged or was saved by a \
+         runner with another model layout; `runner exec FILE --force --only RUN` starts the run over"
+    )]
+    Checkpoint {
+        /// The checkpoint folder.
+        dir: PathBuf,
+        /// What libtorch said.
+        reason: String,
+    },
+    /// The training loss became NaN or infinite.
+    #[error("the training loss became {value} at step {step}")]
+    Diverged {
+        /// The step.
+        step: u64,
+        /// The loss value.
+        value: f64,
+    },
+    /// The training split has no windows.
+    #[error("the training split has no windows (pieces shorter than the window length?)")]
+    NoTrainingData,
+    /// `--cuda-graph on`, and the step could not be captured.
+    #[error("--cuda-graph on, but the step could not be captured: {reason}")]
+    CudaGraph {
+        /// Why.
+        reason: String,
+    },
+    /// Stopped on request; the state after `step` is checkpointed.
+    #[error("interrupted after step {step} (checkpointed; run again to resume)")]
+    Interrupted {
+        /// The last optimizer step taken.
+        step: u64,
+    },
+}
+
+/// How far training got: saved with every checkpoint.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Position {
+    /// Finished epochs.
+    epoch: u64,
+    /// Optimizer steps taken.
+    step: u64,
+    /// The next batch of the unfinished epoch (0 at an epoch boundary).
+    next_batch: i64,
+    /// Sum and count of the training objective so far in the unfinished epoch.
+    partial_loss: f64,
+    partial_count: i64,
+    /// Evaluated epochs.
+    epochs: Vec<EpochRecord>,
+    /// The learning rate applied at each step.
+    lr_log: Vec<f64>,
+}
+
+/// A seed for `(run seed, salt)`: distinct salts give unrelated streams.
+fn mix(seed: i64, salt: i64) -> i64 {
+    let mut z = (seed as u64) ^ (salt as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// Trains `config` on `data` in `dir`, resuming from `dir/checkpoint` when
+/// present, on `device`, replaying a CUDA graph of the step as `cuda_graph`
+/// says (a replayed step computes what an eager one would: `runner bench
+/// train --cuda-graph` checks the losses, within 4e-7 relative in fp32 on an
+/// H100, at up to 4x the speed at small batches, docs/perf.md). `stop` is
+/// polled after every optimizer step: when set, the run checkpoints and
+/// returns [`TrainError::Interrupted`].
+pub fn train(
+    config: &RunConfig,
+    data: &Dataset,
+    device: Device,
+    cuda_graph: CudaGraph,
+    dir: &Path,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Result<Summary, TrainError> {
+    let started = Instant::now();
+    let vocab = &data.vocab;
+    let first_velocity = i64::from(vocab.velocity_id(0).expect("velocity 0 is in every vocabulary"));
+    let classes = first_velocity..first_velocity + 128;
+
+    tch::manual_seed(config.seed as i64);
+    let mut vs = nn::VarStore::new(device);
+    let net = model::build(
+        &vs.root(),
+        &config.model,
+        i64::from(vocab.source_size()),
+        i64::from(vocab.target_size()),
+        config.encoder,
+    )?;
+    let criterion = Criterion::new(config.loss, classes.clone(), i64::from(vocab.target_size()))?;
+    let predictor = Predictor::new(net.as_ref(), config, classes.clone());
+    let mut optimizer = Optimizer::new(&vs, &config.optimizer)?;
+
+    let train_split = DeviceWindows::new(&data.train, device);
+    let val_split = DeviceWindows::new(&data.validation, device);
+    if train_split.is_empty() {
+        return Err(TrainError::NoTrainingData);
+    }
+    let total_steps = config.steps(data.train.len());
+
+    let checkpoint = dir.join("checkpoint");
+    let mut position = Position::default();
+    if checkpoint.join("position.json").exists() {
+        let unusable = |reason: String| TrainError::Checkpoint {
+            dir: checkpoint.clone(),
+            reason,
+        };
+        position = read_json(&checkpoint.join("position.json"))?;
+        vs.load(checkpoint.join("model.safetensors"))
+            .map_err(|e| unusable(e.to_string()))?;
+        optimizer
+            .load(&checkpoint.join("optimizer.safetensors"))
+            .map_err(|e| unusable(e.to_string()))?;
+    }
+    progress.start(total_steps, position.step);
+
+    let use_autocast = config.train.precision == Precision::Bf16 && device.is_cuda();
+    if use_autocast {
+        super::precision::use_bf16_autocast();
+    }
+    let batch = config.train.batch_size as i64;
+    let accumulate = config.train.accumulate as i64;
+    let windows = train_split.len();
+    let batches_per_epoch = (windows + batch - 1) / batch;
+    let seed = config.seed as i64;
+    let recipe = Recipe {
+        autocast: use_autocast,
+        gradient: config.train.gradient,
+        decoder_input: config.train.decoder_input,
+    };
+    let mut stepper = Stepper::new(net.as_ref(), &criterion, recipe, device);
+    let capture = match cuda_graph {
+        CudaGraph::Auto => device.is_cuda(),
+        CudaGraph::On => true,
+        CudaGraph::Off => false,
+    };
+    if capture {
+        stepper = stepper.with_cuda_graph(device, &optimizer, batch * accumulate);
+    }
+    let graph_failed = |stepper: &Stepper| match stepper.graph_status() {
+        GraphStatus::Failed(reason) if cuda_graph == CudaGraph::On => Some(TrainError::CudaGraph { reason }),
+        _ => None,
+    };
+    if let Some(error) = graph_failed(&stepper) {
+        return Err(error);
+    }
+
+    while position.epoch < config.train.epochs && position.step < total_steps {
+        let epoch = position.epoch + 1;
+        // The data order depends only on (seed, epoch), and dropout only on
+        // (seed, step): a resumed run sees exactly what an uninterrupted one saw.
+        tch::manual_seed(mix(seed, -(epoch as i64)));
+        let order = Tensor::randperm(windows, (Kind::Int64, Device::Cpu)).to_device(device);
+        stepper.sums.start_epoch(position.partial_loss, position.partial_count);
+        let mut b = position.next_batch;
+        while b < batches_per_epoch && position.step < total_steps {
+            // One optimizer step over up to `accumulate` batches.
+            tch::manual_seed(mix(seed, position.step as i64 + 1));
+            let group = config.train.group(b as u64, batches_per_epoch as u64) as i64;
+            let first = b * batch;
+            let index = order.narrow(0, first, (group * batch).min(windows - first));
+            b += group;
+            position.step += 1;
+            let clock = Clock {
+                step: position.step,
+                batch: (epoch - 1) * batches_per_epoch as u64 + b as u64 - 1,
+            };
+            let lr = schedule::lr(&config.schedule, config.model.d_model, clock, total_steps);
+            stepper.step(&mut optimizer, &train_split, &index, batch, lr);
+            if let Some(error) = graph_failed(&stepper) {
+                return Err(error);
+            }
+            position.lr_log.push(lr);
+            let loss = (position.step % LOG_EVERY == 0).then(|| stepper.sums.take_running());
+            if let Some(value) = loss
+                && !value.is_finite()
+            {
+                return Err(TrainError::Diverged {
+                    step: position.step,
+                    value,
+                });
+            }
+            progress.step(position.step, lr, loss);
+            if stop.load(Ordering::Relaxed) && b < batches_per_epoch && position.step < total_steps {
+                position.next_batch = b;
+                (position.partial_loss, position.partial_count) = stepper.sums.epoch();
+                save_checkpoint(&checkpoint, &vs, &optimizer, &position)?;
+                write_lr_log(dir, &position.lr_log)?;
+                return Err(TrainError::Interrupted { step: position.step });
+            }
+        }
+        let (epoch_sum, epoch_count) = stepper.sums.epoch();
+        let train_loss = epoch_sum / epoch_count.max(1) as f64;
+        if !train_loss.is_finite() {
+            return Err(TrainError::Diverged {
+                step: position.step,
+                value: train_loss,
+            });
+        }
+        position.epoch = epoch;
+        position.next_batch = 0;
+        position.partial_loss = 0.0;
+        position.partial_count = 0;
+        if epoch % config.train.eval_every == 0 || epoch == config.train.epochs || position.step >= total_steps {
+            let evaluation = evaluate(&predictor, &criterion, config.loss, &val_split, config.evaluate.greedy);
+            let record = EpochRecord {
+                epoch,
+                step: position.step,
+                train_loss,
+                val_loss: evaluation.loss,
+                val_ls_kl: evaluation.ls_kl,
+                val_ce_with_cls: evaluation.ce_with_cls,
+                val: evaluation.teacher_forced,
+                greedy: evaluation.greedy,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            progress.epoch(&record);
+            position.epochs.push(record);
+            write_metrics(dir, &position.epochs)?;
+        }
+        save_checkpoint(&checkpoint, &vs, &optimizer, &position)?;
+        write_lr_log(dir, &position.lr_log)?;
+        if stop.load(Ordering::Relaxed) && position.epoch < config.train.epochs && position.step < total_steps {
+            return Err(TrainError::Interrupted { step: position.step });
+        }
+    }
+
+    let validation_truth = truth(&data.validation, first_velocity);
+    let train_mean = metrics::mean(&truth(&data.train, first_velocity));
+    let velocity_edges = data.quantizer.velocity.as_slice();
+    let test = config.evaluate.test.then(|| {
+        let test_split = DeviceWindows::new(&data.test, device);
+        let Evaluation {
+            teacher_forced, greedy, ..
+        } = evaluate(&predictor, &criterion, config.loss, &test_split, config.evaluate.greedy);
+        (teacher_forced, greedy)
+    });
+    write_examples(dir, &predictor, &val_split, config.evaluate.examples as i64)?;
+    let summary = Summary {
+        epochs: position.epochs.clone(),
+        test,
+        baseline_mean: metrics::mean_baseline(train_mean, &validation_truth),
+        baseline_bin_centre: metrics::bin_centre_baseline(velocity_edges, &validation_truth),
+        parameters: vs.trainable_variables().iter().map(|t| t.numel() as i64).sum(),
+        steps: position.step,
+        device: crate::environment::describe_device(device),
+        precision: if use_autocast {
+            "bf16 autocast".to_owned()
+        } else {
+            "fp32".to_owned()
+        },
+        step: stepper.graph_status().to_string(),
+        cuda_graph,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    write_json(&dir.join("data.json"), &data.summary)?;
+    write_json(&dir.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+/// The true velocities of every window's notes (CLS excluded), flattened.
+fn truth(windows: &TokenWindows, first_velocity: i64) -> Vec<u8> {
+    let width = windows.width();
+    windows
+        .target()
+        .chunks(width)
+        .flat_map(|w| {
+            w[1..]
+                .iter()
+                .map(|&id| (i64::from(id) - first_velocity).clamp(0, 127) as u8)
+        })
+        .collect()
+}
+
+fn write_examples(dir: &Path, predictor: &Predictor, split: &DeviceWindows, count: i64) -> Result<(), TrainError> {
+    let count = count.min(split.len());
+    let examples: Vec<Example> = tch::no_grad(|| {
+        (0..count)
+            .map(|i| {
+                let src = split.src.narrow(0, i, 1);
+                let tgt = split.tgt.narrow(0, i, 1);
+                let out = predictor.teacher_forced(&src, &tgt);
+                let length = tgt.size()[1] - 1;
+                Example {
+                    window: i as usize,
+                    truth: predictor.velocities(&out.velocity_targets),
+                    teacher_forced: predictor.pick(&out.velocity_logits),
+                    greedy: predictor.greedy(&src, length),
+                }
+            })
+            .collect()
+    });
+    write_json(&dir.join("predictions.json"), &examples)
+}
+
+fn save_checkpoint(
+    folder: &Path,
+    vs: &nn::VarStore,
+    optimizer: &Optimizer,
+    position: &Position,
+) -> Result<(), TrainError> {
+    let io = |source| TrainError::Io {
+        path: folder.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(folder).map_err(io)?;
+    // Model and optimizer go to temporary names first, the position file
+    // last: a checkpoint is complete exactly when position.json names it.
+    let model_tmp = folder.join("model.partial.safetensors");
+    let optimizer_tmp = folder.join("optimizer.partial.safetensors");
+    vs.save(&model_tmp)?;
+    optimizer.save(&optimizer_tmp)?;
+    std::fs::rename(&model_tmp, folder.join("model.safetensors")).map_err(io)?;
+    std::fs::rename(&optimizer_tmp, folder.join("optimizer.safetensors")).map_err(io)?;
+    write_json(&folder.join("position.json"), position)
+}
+
+fn write_metrics(dir: &Path, epochs: &[EpochRecord]) -> Result<(), TrainError> {
+    const HEADER: [&str; 13] = [
+        "epoch",
+        "step",
+        "train_loss",
+        "val_loss",
+        "val_ls_kl",
+        "val_ce_with_cls",
+        "val_dist",
+        "val_accuracy",
+        "val_flatness",
+        "greedy_dist",
+        "greedy_accuracy",
+        "greedy_flatness",
+        "seconds",
+    ];
+    let optional = |value: Option<f64>| value.map_or(String::new(), |v| v.to_string());
+    let rows = epochs.iter().map(|r| {
+        let greedy = |f: fn(&VelocityMetrics) -> f64| optional(r.greedy.as_ref().map(f));
+        vec![
+            r.epoch.to_string(),
+            r.step.to_string(),
+            r.train_loss.to_string(),
+            r.val_loss.to_string(),
+            optional(r.val_ls_kl),
+            optional(r.val_ce_with_cls),
+            r.val.dist.to_string(),
+            r.val.accuracy.to_string(),
+            r.val.flatness.to_string(),
+            greedy(|m| m.dist),
+            greedy(|m| m.accuracy),
+            greedy(|m| m.flatness),
+            format!("{:.3}", r.seconds),
+        ]
+    });
+    write_csv(&dir.join("metrics.csv"), &HEADER, rows)
+}
+
+fn write_lr_log(dir: &Path, lrs: &[f64]) -> Result<(), TrainError> {
+    let rows = lrs
+        .iter()
+        .enumerate()
+        .map(|(i, lr)| vec![(i + 1).to_string(), format!("{lr:e}")]);
+    write_csv(&dir.join("lr.csv"), &["step", "lr"], rows)
+}
+
+/// Writes a CSV file of `header` and `rows`, whole or not at all.
+fn write_csv(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<(), TrainError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let written = writer.write_record(header).and_then(|()| {
+        for row in rows {
+            writer.write_record(&row)?;
+        }
+        Ok(())
+    });
+    let bytes = written
+        .map_err(std::io::Error::other)
+        .and_then(|()| writer.into_inner().map_err(|e| e.into_error()))
+        .map_err(|source| TrainError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    write_file(path, &bytes)
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
+    let text = serde_json::to_string_pretty(value).expect("serialisable");
+    write_file(path, text.as_bytes())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    atomic::write(path, bytes).map_err(|source| TrainError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
+}
