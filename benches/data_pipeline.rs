@@ -20,8 +20,7 @@ use runner_plan::config::{RunConfig, Source};
 
 fn pathetique() -> RunConfig {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/pathetique.kdl");
-    let (experiment, _) = runner_spec::load(&path).expect("pathetique.kdl loads");
-    let plan = runner_plan::expand(&experiment).expect("pathetique.kdl plans");
+    let plan = runner_plan::load(&path).expect("pathetique.kdl plans");
     plan.runs.into_iter().next().expect("a run").config
 }
 

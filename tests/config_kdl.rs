@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use proptest::prelude::*;
 use runner_plan as plan;
 use runner_plan::{Plan, write};
-use runner_spec as spec;
 
 /// Alternatives for one part of an experiment; the first is "not written".
 const PARTS: &[&[&str]] = &[
@@ -65,8 +64,7 @@ fn temp_file(name: &str) -> PathBuf {
 }
 
 fn plan_file(path: &Path) -> Plan {
-    let (experiment, _) = spec::load(path).unwrap_or_else(|e| panic!("{}\n{e:?}", path.display()));
-    plan::expand(&experiment).unwrap_or_else(|p| panic!("{}\n{p:?}", path.display()))
+    plan::load(path).unwrap_or_else(|e| panic!("{}\n{e:?}", path.display()))
 }
 
 fn plan_text(text: &str) -> Plan {

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use proptest::prelude::*;
 use runner_plan as plan;
 use runner_plan::Plan;
-use runner_spec as spec;
 
 /// One setting: its section (`""` for top level) and equivalent spellings.
 struct Setting {
@@ -118,8 +117,7 @@ fn plan_text(text: &str) -> Plan {
 
 /// Plans an experiment file.
 fn plan_file(path: &Path) -> Plan {
-    let (experiment, _) = spec::load(path).unwrap_or_else(|e| panic!("{}\n{e:?}", path.display()));
-    plan::expand(&experiment).unwrap_or_else(|p| panic!("{}\n{p:?}", path.display()))
+    plan::load(path).unwrap_or_else(|e| panic!("{}\n{e:?}", path.display()))
 }
 
 fn reference() -> Vec<String> {

@@ -13,16 +13,12 @@ use std::process::Command;
 
 use runner_plan::{self as plan, Plan};
 use runner_report::{self as report, collect};
-use runner_spec::{self as spec, Experiment};
-use runner_store::RunStore;
+use runner_store::{RunFile, RunStore};
 
 const FIXTURE: &str = "tests/fixtures/report";
 
-fn load() -> (Plan, Experiment) {
-    let file = Path::new(FIXTURE).join("factorial.kdl");
-    let (experiment, _) = spec::load(&file).expect("the fixture experiment loads");
-    let plan = plan::expand(&experiment).expect("the fixture experiment expands");
-    (plan, experiment)
+fn load() -> Plan {
+    plan::load(&Path::new(FIXTURE).join("factorial.kdl")).expect("the fixture experiment plans")
 }
 
 /// A fresh store under the test's temporary folder, with every fixture run
@@ -44,17 +40,17 @@ fn fixture_store(name: &str, plan: &Plan) -> PathBuf {
     root
 }
 
-fn markdown(plan: &Plan, experiment: &Experiment, root: &Path) -> String {
+fn markdown(plan: &Plan, root: &Path) -> String {
     let store = RunStore::new(root, &plan.experiment);
     let collected = collect::collect(plan, &store).unwrap();
-    report::render(plan, &experiment.expectations, &collected).markdown
+    report::render(plan, &collected).markdown
 }
 
 #[test]
 fn report_matches_the_golden_file() {
-    let (plan, experiment) = load();
+    let plan = load();
     let root = fixture_store("golden", &plan);
-    let text = markdown(&plan, &experiment, &root);
+    let text = markdown(&plan, &root);
     let golden = Path::new(FIXTURE).join("expected.md");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &text).unwrap();
@@ -65,9 +61,9 @@ fn report_matches_the_golden_file() {
 
 #[test]
 fn report_states_the_hand_computed_numbers() {
-    let (plan, experiment) = load();
+    let plan = load();
     let root = fixture_store("numbers", &plan);
-    let text = markdown(&plan, &experiment, &root);
+    let text = markdown(&plan, &root);
     // Cell noam / label-smoothing: val ls-kl 1.9 and 2.1 → 2.000 ± 0.141,
     // val dist 4 and 5 → 4.50 ± 0.71; no run has midi-hf-transformers' loss,
     // so that column is left out.
@@ -107,21 +103,21 @@ fn report_states_the_hand_computed_numbers() {
 
 #[test]
 fn missing_and_failed_runs_are_listed_and_block_their_expectations() {
-    let (plan, experiment) = load();
+    let plan = load();
     let root = fixture_store("missing", &plan);
     let store = RunStore::new(&root, &plan.experiment);
     // The first run never finished; the last one failed; a third has a corrupt summary.
-    std::fs::remove_file(store.run_dir(&plan.runs[0].id).join("summary.json")).unwrap();
-    let failed = store.run_dir(&plan.runs[7].id);
+    std::fs::remove_file(store.folder(&plan.runs[0].id).path(RunFile::Summary)).unwrap();
+    let failed = store.folder(&plan.runs[7].id).dir().to_owned();
     std::fs::remove_file(failed.join("summary.json")).unwrap();
     std::fs::write(
         failed.join("status.json"),
         r#"{"state": "failed", "reason": "out of memory", "log_tail": []}"#,
     )
     .unwrap();
-    std::fs::write(store.run_dir(&plan.runs[4].id).join("summary.json"), "{ not json").unwrap();
-    std::fs::remove_file(store.run_dir(&plan.runs[1].id).join("lr.csv")).unwrap();
-    let text = markdown(&plan, &experiment, &root);
+    std::fs::write(store.folder(&plan.runs[4].id).path(RunFile::Summary), "{ not json").unwrap();
+    std::fs::remove_file(store.folder(&plan.runs[1].id).path(RunFile::Lr)).unwrap();
+    let text = markdown(&plan, &root);
     assert!(text.contains("- **runs**: 8 planned, 5 finished, 3 missing"), "{text}");
     assert!(text.contains("| pending | – |"), "{text}");
     assert!(text.contains("| failed | out of memory |"), "{text}");
@@ -148,10 +144,10 @@ fn png_size(path: &Path) -> (u32, u32) {
 
 #[test]
 fn figures_are_pngs_of_the_expected_size_and_reports_are_byte_identical() {
-    let (plan, experiment) = load();
+    let plan = load();
     let root = fixture_store("figures", &plan);
     let store = RunStore::new(&root, &plan.experiment);
-    let first = report::write(&plan, &experiment.expectations, &store, None).unwrap();
+    let first = report::write(&plan, &store, None).unwrap();
     assert_eq!(first.path, root.join("factorial/report.md"));
     let names: Vec<String> = first
         .figures
@@ -183,7 +179,7 @@ fn figures_are_pngs_of_the_expected_size_and_reports_are_byte_identical() {
         assert_eq!(png_size(path), size, "{}", path.display());
     }
     let collected = collect::collect(&plan, &store).unwrap();
-    let rendered = report::render(&plan, &experiment.expectations, &collected);
+    let rendered = report::render(&plan, &collected);
     for figure in &rendered.figures {
         assert_eq!(png_size(&root.join("factorial").join(&figure.file)), figure.size);
     }
@@ -196,7 +192,7 @@ fn figures_are_pngs_of_the_expected_size_and_reports_are_byte_identical() {
     };
     let before = read_all(&first);
     let other = root.join("again/report.md");
-    let second = report::write(&plan, &experiment.expectations, &store, Some(&other)).unwrap();
+    let second = report::write(&plan, &store, Some(&other)).unwrap();
     assert_eq!(second.figures[0], root.join("again/figures/learning-curves.png"));
     assert_eq!(before, read_all(&second), "two reports of the same runs differ");
 }
@@ -211,7 +207,7 @@ fn runner(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn the_binary_writes_the_report_and_its_figures() {
-    let (plan, _) = load();
+    let plan = load();
     let root = fixture_store("binary", &plan);
     let file = format!("{FIXTURE}/factorial.kdl");
     let output = runner(&["report", &file, "--store", root.to_str().unwrap()]);

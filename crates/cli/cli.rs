@@ -111,6 +111,12 @@ pub enum Command {
         #[arg(long)]
         index: usize,
     },
+    /// Write the report of a Slurm submission from its frozen plan (what the collation job runs).
+    #[command(hide = true)]
+    SlurmReport {
+        /// The submission's manifest.json.
+        manifest: PathBuf,
+    },
     /// Collate an experiment's results into Markdown tables and plots.
     Report {
         /// The experiment file (KDL).

@@ -19,8 +19,7 @@ use runner_job::{Halt, Outcome};
 use runner_plan::config::DevicePreference;
 use runner_plan::show::{self, RunFacts};
 use runner_plan::{self as plan, Plan, PlannedRun};
-use runner_spec::{self as spec, SpecError};
-use runner_store::RunStore;
+use runner_store::{RunState, RunStore};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -45,7 +44,7 @@ fn run(command: Command) -> miette::Result<()> {
     match command {
         Command::Check { files } => check(&files),
         Command::Plan { file, json, store } => {
-            let plan = load_plan(&file)?;
+            let plan = plan::load(&file)?;
             if json {
                 println!("{}", show::json(&plan));
             } else {
@@ -74,7 +73,7 @@ fn run(command: Command) -> miette::Result<()> {
             backend,
             slurm,
         } => {
-            let plan = load_plan(&file)?;
+            let plan = plan::load(&file)?;
             let device = match device.as_deref().map(DevicePreference::parse) {
                 None => None,
                 Some(Some(device)) => Some(device),
@@ -105,7 +104,7 @@ fn run(command: Command) -> miette::Result<()> {
             if let Some(flag) = slurm.given().first() {
                 miette::bail!(help = "add --backend slurm", "{flag} is an option of the Slurm backend");
             }
-            let selected = exec::select(&plan, &store, &options);
+            let selected = exec::select(&plan, &store, &options)?;
             if dry_run {
                 for (run, state) in &selected {
                     println!("{} {} ({})", &run.id[..8], run.label_text(), state.word());
@@ -118,10 +117,10 @@ fn run(command: Command) -> miette::Result<()> {
                 );
                 return Ok(());
             }
-            train(&plan, &store, &options, selected.len())
+            train(&plan, &selected, &store, &options)
         }
         Command::Status { file, store } => {
-            let plan = load_plan(&file)?;
+            let plan = plan::load(&file)?;
             let store = RunStore::new(&store, &plan.experiment);
             println!("{}", runner_slurm::status::status(&plan, &store));
             Ok(())
@@ -131,7 +130,8 @@ fn run(command: Command) -> miette::Result<()> {
             let environment = worker.environment()?;
             let (plan, options) = runner_slurm::task(&manifest, index, worker, environment)?;
             let store = RunStore::new(&options.runs_root, &plan.experiment);
-            train(&plan, &store, &options, plan.runs.len())
+            let selected = exec::select(&plan, &store, &options)?;
+            train(&plan, &selected, &store, &options)
         }
         Command::Info { check_devices } => {
             let flags = if check_devices {
@@ -144,11 +144,18 @@ fn run(command: Command) -> miette::Result<()> {
         Command::Data { action } => data(action),
         Command::Bench { args } => forward("bench", args),
         Command::Model { args } => forward("model", args),
+        Command::SlurmReport { manifest } => {
+            let manifest = runner_slurm::manifest::Manifest::read(&manifest)?;
+            let store = RunStore::new(&manifest.store, &manifest.plan.experiment);
+            let written = runner_report::write(&manifest.plan, &store, None)?;
+            println!("{}", written.main_table.terminal());
+            println!("report: {}", written.path.display());
+            Ok(())
+        }
         Command::Report { file, output, store } => {
-            let plan = load_plan(&file)?;
-            let (experiment, _) = spec::load(&file)?;
+            let plan = plan::load(&file)?;
             let store = RunStore::new(&store, &plan.experiment);
-            let written = runner_report::write(&plan, &experiment.expectations, &store, output.as_deref())?;
+            let written = runner_report::write(&plan, &store, output.as_deref())?;
             println!("{}", written.main_table.terminal());
             println!("report: {}", written.path.display());
             Ok(())
@@ -156,9 +163,14 @@ fn run(command: Command) -> miette::Result<()> {
     }
 }
 
-/// Trains the runs `options` select, one after another, with progress bars
-/// and the closing table; fails when a run failed or was interrupted.
-fn train(plan: &Plan, store: &RunStore, options: &exec::Options, runs: usize) -> miette::Result<()> {
+/// Trains the `selected` runs with progress bars and the closing table;
+/// fails when a run failed or was interrupted.
+fn train(
+    plan: &Plan,
+    selected: &[(&PlannedRun, RunState)],
+    store: &RunStore,
+    options: &exec::Options,
+) -> miette::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let _ = ctrlc::set_handler(move || {
@@ -167,8 +179,8 @@ fn train(plan: &Plan, store: &RunStore, options: &exec::Options, runs: usize) ->
         }
         eprintln!("stopping after the current step (Ctrl-C again to quit at once)");
     });
-    let reporter = Bars::new(runs as u64);
-    let results = exec::execute(plan, store, options, &reporter, &stop);
+    let reporter = Bars::new(selected.len() as u64);
+    let results = exec::execute(plan, selected, store, options, &reporter, &stop);
     reporter.finish();
     println!("{}", exec::table(&results));
     if let Some((path, problem)) = results.iter().find_map(|r| match &r.outcome {
@@ -212,7 +224,7 @@ fn submit_to_slurm(
     args: SlurmArgs,
     dry_run: bool,
 ) -> miette::Result<()> {
-    let runs = runner_slurm::pending(plan, store, options);
+    let runs = runner_slurm::pending(plan, store, options)?;
     if dry_run {
         for run in &runs {
             println!("{} {} ({})", &run.id[..8], run.label_text(), store.state(run).word());
@@ -291,16 +303,10 @@ fn training_windows<'a>(plan: &Plan, file: &Path, store_root: &Path) -> impl Fn(
     }
 }
 
-/// Loads and expands an experiment file, with every problem found.
-fn load_plan(file: &Path) -> Result<Plan, SpecError> {
-    let (experiment, sources) = spec::load(file)?;
-    plan::expand(&experiment).map_err(|problems| SpecError::new(&file.display().to_string(), problems, &sources))
-}
-
 /// `runner data inspect|export`: builds or exports the dataset of one run.
 fn data(action: DataCommand) -> miette::Result<()> {
     let (DataCommand::Inspect { file, run, .. } | DataCommand::Export { file, run, .. }) = &action;
-    let plan = load_plan(file)?;
+    let plan = plan::load(file)?;
     let chosen = match run {
         None => plan.runs.first(),
         Some(id) => plan.runs.iter().find(|r| &r.id == id),
@@ -359,7 +365,7 @@ fn forward(name: &str, rest: Vec<OsString>) -> miette::Result<()> {
 fn check(files: &[PathBuf]) -> miette::Result<()> {
     let mut failed = 0;
     for file in files {
-        match load_plan(file) {
+        match plan::load(file) {
             Ok(plan) => {
                 let runs = plan.runs.len();
                 println!("{}: ok ({})", file.display(), show::count(runs, "run"));

@@ -138,8 +138,7 @@ impl Drop for TempDir {
 /// scheme) first, then hf-t5 (shared scheme).
 pub fn pathetique_runs() -> Vec<runner_plan::config::RunConfig> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/pathetique.kdl");
-    let (experiment, _) = runner_spec::load(&path).expect("pathetique.kdl loads");
-    let plan = runner_plan::expand(&experiment).expect("pathetique.kdl plans");
+    let plan = runner_plan::load(&path).expect("pathetique.kdl plans");
     plan.runs.into_iter().map(|r| r.config).collect()
 }
 

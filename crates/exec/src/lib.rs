@@ -68,20 +68,75 @@ pub struct Options {
     pub environment: Environment,
 }
 
-/// The runs `options` select from the plan, with their state.
-pub fn select<'a>(plan: &'a Plan, store: &RunStore, options: &Options) -> Vec<(&'a PlannedRun, RunState)> {
-    plan.runs
+/// Why `--only` or `--failed-only` select nothing.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SelectError {
+    /// A `--only` selector matches no run.
+    #[error("--only `{selector}` matches no run of {experiment}")]
+    #[diagnostic(
+        code(runner::unknown_selector),
+        help("{help} (or an id prefix, as `runner plan` shows)")
+    )]
+    NoMatch {
+        /// The selector as typed.
+        selector: String,
+        /// The experiment.
+        experiment: String,
+        /// The closest selectors.
+        help: String,
+    },
+    /// `--failed-only`, and none of the runs selected failed.
+    #[error("--failed-only: none of the {selected} selected has failed")]
+    #[diagnostic(
+        code(runner::nothing_failed),
+        help("`runner status` shows each run's state; without --failed-only, exec trains what is not done")
+    )]
+    NoneFailed {
+        /// How many runs were selected before, in words.
+        selected: String,
+    },
+}
+
+/// The runs `options` select from the plan, with their state: every run,
+/// or those matching one of `--only`'s selectors (an id prefix, a variant,
+/// `axis=label` pairs), and only the failed ones with `--failed-only`. A
+/// selector that matches nothing, or `--failed-only` that keeps nothing, is
+/// an error.
+pub fn select<'a>(
+    plan: &'a Plan,
+    store: &RunStore,
+    options: &Options,
+) -> Result<Vec<(&'a PlannedRun, RunState)>, SelectError> {
+    let picks = |run: &PlannedRun, selector: &str| run.id.starts_with(selector) || run.matches(selector);
+    if let Some(selector) = options
+        .only
         .iter()
-        .filter(|run| {
-            options.only.is_empty()
-                || options
-                    .only
-                    .iter()
-                    .any(|sel| run.id.starts_with(sel.as_str()) || run.matches(sel))
-        })
+        .find(|selector| !plan.runs.iter().any(|run| picks(run, selector)))
+    {
+        return Err(SelectError::NoMatch {
+            selector: selector.clone(),
+            experiment: plan.experiment.clone(),
+            help: runner_plan::selector_help(selector, &plan.runs),
+        });
+    }
+    let chosen: Vec<(&PlannedRun, RunState)> = plan
+        .runs
+        .iter()
+        .filter(|run| options.only.is_empty() || options.only.iter().any(|selector| picks(run, selector)))
         .map(|run| (run, store.state(run)))
-        .filter(|(_, state)| !options.failed_only || matches!(state, RunState::Failed(_)))
-        .collect()
+        .collect();
+    if !options.failed_only {
+        return Ok(chosen);
+    }
+    let selected = runner_plan::show::count(chosen.len(), "run");
+    let failed: Vec<_> = chosen
+        .into_iter()
+        .filter(|(_, state)| matches!(state, RunState::Failed(_)))
+        .collect();
+    if failed.is_empty() {
+        return Err(SelectError::NoneFailed { selected });
+    }
+    Ok(failed)
 }
 
 /// How many runs train at once: `--jobs`, else one per CUDA device when
@@ -95,19 +150,19 @@ pub fn jobs(selected: &[(&PlannedRun, RunState)], options: &Options) -> usize {
     })
 }
 
-/// Trains the selected runs, `jobs` at a time, each in a `runner-worker`
-/// process (see [`schedule`]). After a run finds the store unwritable no
-/// further run starts.
+/// Trains the `selected` runs of `plan` ([`select`]), `jobs` at a time,
+/// each in a `runner-worker` process (see [`schedule`]). After a run finds
+/// the store unwritable no further run starts.
 pub fn execute(
     plan: &Plan,
+    selected: &[(&PlannedRun, RunState)],
     store: &RunStore,
     options: &Options,
     reporter: &dyn Reporter,
     stop: &AtomicBool,
 ) -> Vec<RunResult> {
-    let selected = select(plan, store, options);
-    let jobs = jobs(&selected, options);
-    schedule::run(plan, &selected, store, options, jobs, reporter, stop)
+    let jobs = jobs(selected, options);
+    schedule::run(plan, selected, store, options, jobs, reporter, stop)
 }
 
 /// A run's labels as text, or the experiment's name when it has none.

@@ -17,7 +17,10 @@
 //!   [`Event::Finished`] with the run's result;
 //! - whatever the worker writes on stderr is shown, and kept: a worker that
 //!   ends without a result (a crash, a signal) is recorded as a failed run
-//!   whose log ends with those lines.
+//!   whose log ends with those lines;
+//! - a worker dies with its parent: killed (`kill -9`, the OOM killer), the
+//!   parent takes its workers along (Linux's parent-death signal), as if
+//!   the run had trained in its process; the last checkpoint stays.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -140,13 +143,15 @@ impl Worker {
             seconds: started.elapsed().as_secs_f64(),
             val_dist: None,
         };
-        let spawned = Command::new(&self.path)
+        let mut command = Command::new(&self.path);
+        command
             .arg("serve")
             .env("OMP_NUM_THREADS", job.threads.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
+            .stderr(Stdio::piped());
+        die_with_parent(&mut command);
+        let spawned = command.spawn();
         let mut child = match spawned {
             Ok(child) => child,
             Err(e) => return result(Outcome::Failed(format!("cannot start a worker process: {e}"))),
@@ -219,21 +224,43 @@ impl Worker {
             return result(Outcome::Interrupted);
         }
         // The worker is gone and its lock with it: record the failure under the lock.
-        if let Ok(Some(_lock)) = store.claim(&job.run) {
+        if let Ok(Some(claimed)) = store.claim(&job.run) {
             for line in &tail {
-                let _ = store.log(&job.run.id, &format!("worker: {line}"));
+                let _ = claimed.log(&format!("worker: {line}"));
             }
-            let _ = store.log(&job.run.id, &format!("failed: {reason}"));
-            let _ = store.record(
-                &job.run.id,
-                &Recorded::Failed {
-                    reason: reason.clone(),
-                    log_tail: store.log_tail(&job.run.id, STDERR_TAIL),
-                },
-            );
+            let _ = claimed.log(&format!("failed: {reason}"));
+            let _ = claimed.record(&Recorded::Failed {
+                reason: reason.clone(),
+                log_tail: claimed.log_tail(STDERR_TAIL),
+            });
         }
         result(Outcome::Failed(reason))
     }
+}
+
+/// Makes the child `command` starts receive SIGKILL when this process dies
+/// (Linux; elsewhere a no-op: the worker then stops at its next step, its
+/// stdin closed).
+fn die_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and calls
+        // only async-signal-safe functions (prctl, getppid, _exit).
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // The parent died before the signal was armed.
+                if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 const SIGINT: i32 = 2;

@@ -9,18 +9,22 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod expect;
 pub mod matrix;
+pub mod presets;
 pub mod resolve;
 pub mod show;
 pub mod write;
 
 use std::collections::HashSet;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use config::{DevicePreference, RunConfig};
+use expect::PlannedExpectation;
 use runner_spec::file::Claim;
-use runner_spec::{Experiment, Problem, Span};
+use runner_spec::{Experiment, Problem, Span, SpecError};
 
 /// One run to train.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,8 +59,9 @@ impl PlannedRun {
     }
 }
 
-/// An experiment expanded into runs.
-#[derive(Debug, Clone, Serialize)]
+/// An experiment expanded into runs: everything the executor and the
+/// report need, so neither re-reads the experiment file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     /// The experiment's name.
     pub experiment: String,
@@ -66,6 +71,17 @@ pub struct Plan {
     pub runs: Vec<PlannedRun>,
     /// Cells that resolved to a run already planned.
     pub merged_duplicates: usize,
+    /// The claims the report checks, with the runs each side selects.
+    #[serde(default)]
+    pub expectations: Vec<PlannedExpectation>,
+}
+
+/// Loads the experiment file at `path` (with its `extends` chain) and
+/// expands it into its plan: what `runner` and every test start from.
+/// Every problem found is in the error.
+pub fn load(path: &Path) -> Result<Plan, SpecError> {
+    let (experiment, sources) = runner_spec::load(path)?;
+    expand(&experiment).map_err(|problems| SpecError::new(&path.display().to_string(), problems, &sources))
 }
 
 /// Expands an experiment into its runs, checking every combination and the
@@ -128,11 +144,17 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
         }
     }
     if problems.is_empty() {
+        let expectations = experiment
+            .expectations
+            .iter()
+            .map(|expectation| expect::planned(expectation, &runs))
+            .collect();
         Ok(Plan {
             experiment: experiment.name.value.clone(),
             description: experiment.description.clone(),
             runs,
             merged_duplicates,
+            expectations,
         })
     } else {
         Err(problems)
@@ -140,15 +162,7 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
 }
 
 fn no_match(selector: &str, span: Span, runs: &[PlannedRun]) -> Problem {
-    let mut known: Vec<String> = runs
-        .iter()
-        .flat_map(|r| r.labels.iter().filter(|(k, _)| k != "seed"))
-        .map(|(k, v)| if k == "variant" { v.clone() } else { format!("{k}={v}") })
-        .collect();
-    known.sort();
-    known.dedup();
-    let help = runner_spec::error::did_you_mean(selector, known.iter().map(String::as_str))
-        .unwrap_or_else(|| format!("selectors: {}", known.join(", ")));
+    let help = selector_help(selector, runs);
     Problem::at(
         "unknown-selector",
         span,
@@ -156,6 +170,20 @@ fn no_match(selector: &str, span: Span, runs: &[PlannedRun]) -> Problem {
         format!("`{selector}` matches no planned run"),
     )
     .help(help)
+}
+
+/// What to say about a selector that matches none of `runs`: the closest
+/// selector they answer to (a variant name or `axis=label`), else the list.
+pub fn selector_help(selector: &str, runs: &[PlannedRun]) -> String {
+    let mut known: Vec<String> = runs
+        .iter()
+        .flat_map(|r| r.labels.iter().filter(|(k, _)| k != "seed"))
+        .map(|(k, v)| if k == "variant" { v.clone() } else { format!("{k}={v}") })
+        .collect();
+    known.sort();
+    known.dedup();
+    runner_spec::error::did_you_mean(selector, known.iter().map(String::as_str))
+        .unwrap_or_else(|| format!("selectors: {}", known.join(", ")))
 }
 
 /// The paths whose values differ between runs, for the plan table.

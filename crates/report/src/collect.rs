@@ -13,21 +13,16 @@
 //! missing, and a missing `lr.csv` or `predictions.json` only leaves that run
 //! out of the figure that needs it.
 //!
-//! `summary.json` is read through a lenient view of its own (every metric an
-//! `Option<f64>`): serde_json writes a NaN (e.g. the flatness of a split
-//! whose true velocities do not vary) as `null`, which the training code's
-//! `Summary` cannot read back.
-
-use std::path::Path;
+//! Every file is read through the store's [`runner_store::RunFolder`]; a
+//! NaN metric (written as `null`) becomes an absent value in the frame.
 
 use polars::prelude::*;
-use serde::Deserialize;
 
 use runner_data::summary::DatasetSummary;
 use runner_plan::Plan;
 use runner_plan::config::Scheme;
 use runner_spec::file::Metric;
-use runner_store::records::Example;
+use runner_store::records::{Example, Summary};
 use runner_store::{RunState, RunStore};
 
 /// The frame column holding a metric's final value.
@@ -147,39 +142,6 @@ pub struct Collected {
     pub notes: Vec<String>,
 }
 
-/// The lenient view of `summary.json` (see the module doc).
-#[derive(Debug, Deserialize)]
-struct SummaryFile {
-    epochs: Vec<EpochView>,
-    test: Option<(MetricsView, Option<MetricsView>)>,
-    baseline_mean: MetricsView,
-    baseline_bin_centre: MetricsView,
-    parameters: Option<i64>,
-    steps: u64,
-    device: String,
-    precision: Option<String>,
-    seconds: f64,
-}
-
-#[derive(Debug, Deserialize)]
-struct EpochView {
-    epoch: u64,
-    val_loss: Option<f64>,
-    #[serde(default)]
-    val_ls_kl: Option<f64>,
-    #[serde(default)]
-    val_ce_with_cls: Option<f64>,
-    val: MetricsView,
-    greedy: Option<MetricsView>,
-}
-
-#[derive(Debug, Deserialize)]
-struct MetricsView {
-    dist: Option<f64>,
-    accuracy: Option<f64>,
-    flatness: Option<f64>,
-}
-
 /// One finished run's row, before it becomes columns.
 struct Row {
     id: String,
@@ -216,8 +178,8 @@ pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
             });
             continue;
         }
-        let dir = store.run_dir(&run.id);
-        let summary: SummaryFile = match read_json(&dir.join("summary.json")) {
+        let folder = store.folder(&run.id);
+        let summary = match folder.summary() {
             Ok(summary) => summary,
             Err(reason) => {
                 missing.push(Missing {
@@ -230,21 +192,21 @@ pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
             }
         };
         let short = short_id(&run.id);
-        let lr = match read_lr(&dir.join("lr.csv")) {
+        let lr = match folder.learning_rates() {
             Ok(lr) => lr,
             Err(reason) => {
                 notes.push(format!("run {short}: {reason}; left out of the learning-rate figure"));
                 Vec::new()
             }
         };
-        let examples: Vec<Example> = match read_json(&dir.join("predictions.json")) {
+        let examples = match folder.predictions() {
             Ok(examples) => examples,
             Err(reason) => {
                 notes.push(format!("run {short}: {reason}; left out of the prediction figures"));
                 Vec::new()
             }
         };
-        match read_json::<DatasetSummary>(&dir.join("data.json")) {
+        match folder.data() {
             Ok(data) => match datasets.iter_mut().find(|d| d.same_data(&data)) {
                 Some(used) => {
                     used.runs.push(short.to_owned());
@@ -269,7 +231,7 @@ pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
                 .iter()
                 .map(|e| CurvePoint {
                     epoch: e.epoch,
-                    val_dist: e.val.dist,
+                    val_dist: Some(e.val.dist).filter(|d| d.is_finite()),
                 })
                 .collect(),
             lr,
@@ -299,18 +261,18 @@ pub fn short_id(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-fn row(id: &str, labels: &[(String, String)], summary: &SummaryFile) -> Row {
+fn row(id: &str, labels: &[(String, String)], summary: &Summary) -> Row {
     let last = summary.epochs.last();
-    let test = summary.test.as_ref().and_then(|(tf, _)| tf.dist);
+    let test = summary.test.as_ref().map(|(tf, _)| tf.dist);
     let metrics = METRICS.map(|metric| match metric {
-        Metric::ValLoss => last.and_then(|e| e.val_loss),
+        Metric::ValLoss => last.map(|e| e.val_loss),
         Metric::ValLsKl => last.and_then(|e| e.val_ls_kl),
         Metric::ValCeWithCls => last.and_then(|e| e.val_ce_with_cls),
-        Metric::ValDist => last.and_then(|e| e.val.dist),
-        Metric::GreedyDist => last.and_then(|e| e.greedy.as_ref()).and_then(|g| g.dist),
-        Metric::Flatness => last.and_then(|e| e.val.flatness),
-        Metric::GreedyFlatness => last.and_then(|e| e.greedy.as_ref()).and_then(|g| g.flatness),
-        Metric::Accuracy => last.and_then(|e| e.val.accuracy),
+        Metric::ValDist => last.map(|e| e.val.dist),
+        Metric::GreedyDist => last.and_then(|e| e.greedy.as_ref()).map(|g| g.dist),
+        Metric::Flatness => last.map(|e| e.val.flatness),
+        Metric::GreedyFlatness => last.and_then(|e| e.greedy.as_ref()).map(|g| g.flatness),
+        Metric::Accuracy => last.map(|e| e.val.accuracy),
         Metric::TestDist => test,
     });
     // Every metric is finite or absent in the frame.
@@ -320,15 +282,15 @@ fn row(id: &str, labels: &[(String, String)], summary: &SummaryFile) -> Row {
         labels: labels.to_vec(),
         metrics: metrics.map(finite),
         baselines: [
-            finite(summary.baseline_mean.dist),
-            finite(summary.baseline_bin_centre.dist),
+            finite(Some(summary.baseline_mean.dist)),
+            finite(Some(summary.baseline_bin_centre.dist)),
         ],
         epochs: summary.epochs.last().map_or(0, |e| e.epoch),
         steps: summary.steps,
-        parameters: summary.parameters,
+        parameters: (summary.parameters > 0).then_some(summary.parameters),
         seconds: summary.seconds,
         device: summary.device.clone(),
-        precision: summary.precision.clone(),
+        precision: (!summary.precision.is_empty()).then(|| summary.precision.clone()),
     }
 }
 
@@ -401,26 +363,4 @@ pub fn numbers(frame: &DataFrame, name: &str) -> Vec<Option<f64>> {
         Ok(values) => values.iter().collect(),
         Err(_) => vec![None; frame.height()],
     }
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
-    let name = file_name(path);
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("{name} is corrupt: {e}"))
-}
-
-/// `lr.csv`: a `step,lr` header, then one row per optimizer step.
-fn read_lr(path: &Path) -> Result<Vec<(u64, f64)>, String> {
-    let name = file_name(path);
-    let mut reader = csv::Reader::from_path(path).map_err(|e| format!("{name}: {e}"))?;
-    reader
-        .deserialize()
-        .enumerate()
-        .map(|(i, row)| row.map_err(|_| format!("{name} is corrupt at line {}", i + 2)))
-        .collect()
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }

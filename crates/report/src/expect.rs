@@ -1,8 +1,8 @@
 //! Expectations: the experiment's declared claims, the plan and the
 //! collected frame → a verdict per claim, with the numbers, and its Markdown.
 //!
-//! In: [`Expectation`]s, the [`Plan`] (whose runs' selectors pick the
-//! subject and the other side) and the frame of [`super::collect`]. Out:
+//! In: the plan's [`PlannedExpectation`]s (each side's runs resolved at
+//! planning) and the frame of [`super::collect`]. Out:
 //! [`Checked`] values. A side's value is the mean of the metric's final
 //! values over the runs it selects; a claim is not evaluated when one of
 //! those runs has no result. Lower is better for val-loss, val-dist,
@@ -16,8 +16,8 @@ use polars::prelude::DataFrame;
 
 use super::collect;
 use super::table;
-use runner_plan::Plan;
-use runner_spec::file::{Claim, Expectation, Metric};
+use runner_plan::expect::{PlannedClaim, PlannedExpectation, Selection};
+use runner_spec::file::Metric;
 
 /// The outcome of one claim.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,28 +72,28 @@ impl Side {
 }
 
 /// Checks every expectation.
-pub fn check_all(expectations: &[Expectation], plan: &Plan, frame: &DataFrame) -> Vec<Checked> {
-    expectations.iter().map(|e| check(e, plan, frame)).collect()
+pub fn check_all(expectations: &[PlannedExpectation], frame: &DataFrame) -> Vec<Checked> {
+    expectations.iter().map(|e| check(e, frame)).collect()
 }
 
 /// Checks one expectation against the finished runs.
-pub fn check(expectation: &Expectation, plan: &Plan, frame: &DataFrame) -> Checked {
-    let claim = claim_text(expectation);
+pub fn check(expectation: &PlannedExpectation, frame: &DataFrame) -> Checked {
+    let claim = expectation.text.clone();
     let not_evaluated = |detail: String| Checked {
         claim: claim.clone(),
         verdict: Verdict::NotEvaluated,
         detail,
     };
-    let subject = match side(&expectation.subject.value, expectation.metric, plan, frame) {
+    let subject = match side(&expectation.subject, expectation.metric, frame) {
         Ok(side) => side,
         Err(reason) => return not_evaluated(reason),
     };
     let other = match &expectation.claim {
-        Claim::BetterThan { other, .. } => match side(&other.value, expectation.metric, plan, frame) {
+        PlannedClaim::BetterThan { other, .. } => match side(other, expectation.metric, frame) {
             Ok(side) => Some(side),
             Err(reason) => return not_evaluated(reason),
         },
-        Claim::Below(_) | Claim::Above(_) => None,
+        PlannedClaim::Below { .. } | PlannedClaim::Above { .. } => None,
     };
     let (holds, reasoning) = judge(
         expectation.metric,
@@ -123,11 +123,11 @@ pub fn check(expectation: &Expectation, plan: &Plan, frame: &DataFrame) -> Check
 
 /// Whether `claim` holds for a subject value (and the other side's, for
 /// `better-than`), with the comparison in words.
-pub fn judge(metric: Metric, claim: &Claim, subject: f64, other: Option<f64>) -> (bool, String) {
+pub fn judge(metric: Metric, claim: &PlannedClaim, subject: f64, other: Option<f64>) -> (bool, String) {
     match (claim, other) {
-        (Claim::Below(limit), _) => (subject < *limit, format!("needed below {limit}")),
-        (Claim::Above(limit), _) => (subject > *limit, format!("needed above {limit}")),
-        (Claim::BetterThan { ratio, .. }, Some(other)) => {
+        (PlannedClaim::Below { limit }, _) => (subject < *limit, format!("needed below {limit}")),
+        (PlannedClaim::Above { limit }, _) => (subject > *limit, format!("needed above {limit}")),
+        (PlannedClaim::BetterThan { ratio, .. }, Some(other)) => {
             let (better, factor, how) = match metric {
                 Metric::Accuracy => (subject > other, subject / other, "subject / other"),
                 Metric::Flatness | Metric::GreedyFlatness => {
@@ -150,26 +150,22 @@ pub fn judge(metric: Metric, claim: &Claim, subject: f64, other: Option<f64>) ->
             };
             (holds, format!("{how} = {}; {needed}", super::stats::fixed(factor, 2)))
         }
-        (Claim::BetterThan { .. }, None) => (false, "no value for the other side".to_owned()),
+        (PlannedClaim::BetterThan { .. }, None) => (false, "no value for the other side".to_owned()),
     }
 }
 
-/// The mean of `metric` over the runs `selector` picks, or why there is none.
-fn side(selector: &str, metric: Metric, plan: &Plan, frame: &DataFrame) -> Result<Side, String> {
+/// The mean of `metric` over the runs `selection` picks, or why there is none.
+fn side(selection: &Selection, metric: Metric, frame: &DataFrame) -> Result<Side, String> {
     let ids = collect::strings(frame, "id");
     let values = collect::numbers(frame, collect::column(metric));
-    let selected: Vec<&str> = plan
-        .runs
-        .iter()
-        .filter(|r| r.matches(selector))
-        .map(|r| r.id.as_str())
-        .collect();
+    let selector = &selection.selector;
+    let selected = &selection.runs;
     if selected.is_empty() {
         return Err(format!("no planned run matches `{selector}`"));
     }
     let rows: Vec<usize> = selected
         .iter()
-        .filter_map(|id| ids.iter().position(|i| i.as_deref() == Some(*id)))
+        .filter_map(|id| ids.iter().position(|i| i.as_deref() == Some(id.as_str())))
         .collect();
     if rows.len() < selected.len() {
         return Err(format!(
@@ -194,28 +190,6 @@ fn side(selector: &str, metric: Metric, plan: &Plan, frame: &DataFrame) -> Resul
     })
 }
 
-/// The claim as written in the file.
-fn claim_text(expectation: &Expectation) -> String {
-    let quote = |s: &str| {
-        if s.contains(['=', ' ', '"']) {
-            format!("{s:?}")
-        } else {
-            s.to_owned()
-        }
-    };
-    let rest = match &expectation.claim {
-        Claim::BetterThan { other, ratio } if *ratio == 1.0 => format!("better-than={}", quote(&other.value)),
-        Claim::BetterThan { other, ratio } => format!("better-than={} ratio={ratio}", quote(&other.value)),
-        Claim::Below(v) => format!("below={v}"),
-        Claim::Above(v) => format!("above={v}"),
-    };
-    format!(
-        "{} {} {rest}",
-        expectation.metric.name(),
-        quote(&expectation.subject.value)
-    )
-}
-
 /// The expectations section: one line per claim.
 pub fn render(checked: &[Checked]) -> String {
     if checked.is_empty() {
@@ -230,15 +204,13 @@ pub fn render(checked: &[Checked]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runner_spec::source::{Span, Spanned};
 
-    fn better_than(ratio: f64) -> Claim {
-        let span = Span {
-            file: 0,
-            range: (0, 0).into(),
-        };
-        Claim::BetterThan {
-            other: Spanned::new("other".to_owned(), span),
+    fn better_than(ratio: f64) -> PlannedClaim {
+        PlannedClaim::BetterThan {
+            other: Selection {
+                selector: "other".to_owned(),
+                runs: vec!["0123456789abcdef".to_owned()],
+            },
             ratio,
         }
     }
@@ -271,9 +243,9 @@ mod tests {
 
     #[test]
     fn below_and_above_compare_directly() {
-        assert!(judge(Metric::Flatness, &Claim::Below(0.3), 0.1, None).0);
-        assert!(!judge(Metric::Flatness, &Claim::Below(0.3), 0.3, None).0);
-        assert!(judge(Metric::Accuracy, &Claim::Above(0.5), 0.6, None).0);
-        assert!(!judge(Metric::Accuracy, &Claim::Above(0.5), 0.4, None).0);
+        assert!(judge(Metric::Flatness, &PlannedClaim::Below { limit: 0.3 }, 0.1, None).0);
+        assert!(!judge(Metric::Flatness, &PlannedClaim::Below { limit: 0.3 }, 0.3, None).0);
+        assert!(judge(Metric::Accuracy, &PlannedClaim::Above { limit: 0.5 }, 0.6, None).0);
+        assert!(!judge(Metric::Accuracy, &PlannedClaim::Above { limit: 0.5 }, 0.4, None).0);
     }
 }

@@ -1,7 +1,7 @@
 //! The report: an experiment's finished runs → `report.md` and PNG figures.
 //!
-//! In: a [`Plan`] (never the experiment file), the experiment's declared
-//! [`Expectation`]s and its [`RunStore`]. Out: a Markdown report, written
+//! In: a [`Plan`] (never the experiment file: the plan carries the declared
+//! expectations, each side's runs resolved) and its [`RunStore`]. Out: a Markdown report, written
 //! (by default) to `runs/<experiment>/report.md` with its figures in
 //! `figures/` beside it, and the main table for the terminal.
 //!
@@ -27,7 +27,6 @@ use std::path::{Path, PathBuf};
 use collect::Collected;
 use plots::Figure;
 use runner_plan::Plan;
-use runner_spec::file::Expectation;
 use runner_store::RunStore;
 use table::{Cell, Table};
 
@@ -89,7 +88,7 @@ pub struct Written {
 }
 
 /// Renders the report of the collected runs (pure: no I/O).
-pub fn render(plan: &Plan, expectations: &[Expectation], collected: &Collected) -> Report {
+pub fn render(plan: &Plan, collected: &Collected) -> Report {
     let frame = &collected.frame;
     let keys = &collected.label_keys;
     let cells = table::cells(frame, keys);
@@ -123,7 +122,7 @@ pub fn render(plan: &Plan, expectations: &[Expectation], collected: &Collected) 
          are its own.\n",
     );
     md.push_str("\n## Expectations\n\n");
-    md.push_str(&expect::render(&expect::check_all(expectations, plan, frame)));
+    md.push_str(&expect::render(&expect::check_all(&plan.expectations, frame)));
     let factors = effects::factors(frame, keys);
     if !factors.is_empty() {
         md.push_str("\n## Factor effects\n\n");
@@ -146,10 +145,9 @@ pub fn render(plan: &Plan, expectations: &[Expectation], collected: &Collected) 
     md.push_str(&table::hardware_table(frame, keys).markdown());
     let total: f64 = collect::numbers(frame, "seconds").iter().flatten().sum();
     md.push_str(&format!(
-        "\nTraining took {} s in all over {} run{}.\n",
+        "\nTraining took {} s in all over {}.\n",
         stats::fixed(total, 1),
-        frame.height(),
-        if frame.height() == 1 { "" } else { "s" }
+        runner_plan::show::count(frame.height(), "run")
     ));
     md.push_str("\n## Missing runs\n\n");
     if collected.missing.is_empty() {
@@ -174,12 +172,7 @@ pub fn render(plan: &Plan, expectations: &[Expectation], collected: &Collected) 
 /// Collects the plan's runs from `store`, renders the report, and writes it
 /// to `output` (default `<store>/<experiment>/report.md`) with its figures
 /// in `figures/` beside it. Fails when no run has finished.
-pub fn write(
-    plan: &Plan,
-    expectations: &[Expectation],
-    store: &RunStore,
-    output: Option<&Path>,
-) -> Result<Written, ReportError> {
+pub fn write(plan: &Plan, store: &RunStore, output: Option<&Path>) -> Result<Written, ReportError> {
     let collected = collect::collect(plan, store)?;
     if collected.frame.height() == 0 {
         return Err(ReportError::NoFinishedRun {
@@ -188,7 +181,7 @@ pub fn write(
             planned: plan.runs.len(),
         });
     }
-    let report = render(plan, expectations, &collected);
+    let report = render(plan, &collected);
     let path = output.map_or_else(|| store.root().join("report.md"), Path::to_owned);
     let folder = path.parent().unwrap_or(Path::new("")).to_owned();
     let io = |source| ReportError::Io {

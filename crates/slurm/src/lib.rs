@@ -154,12 +154,16 @@ pub struct Submitted {
 
 /// The runs a submission would hand to Slurm: those `options` select that
 /// are not done (all of them with `--force`).
-pub fn pending<'a>(plan: &'a Plan, store: &RunStore, options: &exec::Options) -> Vec<&'a PlannedRun> {
-    exec::select(plan, store, options)
+pub fn pending<'a>(
+    plan: &'a Plan,
+    store: &RunStore,
+    options: &exec::Options,
+) -> Result<Vec<&'a PlannedRun>, exec::SelectError> {
+    Ok(exec::select(plan, store, options)?
         .into_iter()
         .filter(|(_, state)| options.force || *state != RunState::Done)
         .map(|(run, _)| run)
-        .collect()
+        .collect())
 }
 
 /// Submits `runs` of `plan` (read from `file`) to Slurm: prepares their
@@ -188,7 +192,7 @@ pub fn submit(
                 source: e.source,
             };
             match store.claim(run).map_err(from_store)? {
-                Some(_lock) => store.reset(&run.id).map_err(from_store)?,
+                Some(claimed) => claimed.reset().map_err(from_store)?,
                 None => return Err(SlurmError::Busy { id: run.id.clone() }),
             }
         }
@@ -274,7 +278,7 @@ fn freeze_and_submit(
     };
     let manifest = Manifest {
         format: manifest::FORMAT,
-        experiment: plan.experiment.clone(),
+        plan: plan.clone(),
         experiment_file: absolute(file)?,
         store,
         base_dir: absolute(&options.base_dir)?,
@@ -287,7 +291,7 @@ fn freeze_and_submit(
     };
     manifest::write_json(dir, manifest::MANIFEST, &manifest)?;
     write_script(&dir.join("task.sh"), &script::task(&manifest, dir, &runner))?;
-    write_script(&dir.join("report.sh"), &script::report(&manifest, &runner))?;
+    write_script(&dir.join("report.sh"), &script::report(&manifest, dir, &runner))?;
     let array = sbatch(&script::array_args(&manifest, request, dir, runs.len())).map_err(|answer| match answer {
         Sbatch::NotStarted(source) => SlurmError::NoSbatch { source },
         Sbatch::Refused(answer) => SlurmError::Refused {
@@ -318,10 +322,10 @@ pub fn task(
         });
     };
     let plan = Plan {
-        experiment: manifest.experiment,
-        description: None,
         runs: vec![run],
         merged_duplicates: 0,
+        expectations: Vec::new(),
+        ..manifest.plan
     };
     let options = exec::Options {
         only: Vec::new(),

@@ -15,25 +15,26 @@ use serde::{Deserialize, Serialize};
 
 use super::SlurmError;
 use runner_exec::Worker;
-use runner_plan::PlannedRun;
 use runner_plan::config::{CudaGraph, DevicePreference};
+use runner_plan::{Plan, PlannedRun};
 use runner_store::atomic;
 
 /// The manifest's file name inside a submission folder.
 pub const MANIFEST: &str = "manifest.json";
 /// The job ids' file name inside a submission folder.
 pub const JOBS: &str = "jobs.json";
-/// The manifest format this runner writes and reads.
-pub const FORMAT: u32 = 1;
+/// The manifest format this runner writes and reads (2: the whole plan).
+pub const FORMAT: u32 = 2;
 
 /// What every array task of one submission needs, frozen at submission.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     /// The manifest format.
     pub format: u32,
-    /// The experiment's name.
-    pub experiment: String,
-    /// The experiment file, absolute (the collation job reports from it).
+    /// The experiment's plan as submitted: every run and the expectations
+    /// (the collation job reports from it, never from the live file).
+    pub plan: Plan,
+    /// The experiment file, absolute (for the record).
     pub experiment_file: PathBuf,
     /// The runs store's root, absolute.
     pub store: PathBuf,
@@ -97,7 +98,12 @@ impl Manifest {
                 problem: format!("format {} (this runner reads format {FORMAT})", manifest.format),
             });
         }
-        if let Some(run) = manifest.runs.iter().find(|run| run.config.id() != run.id) {
+        if let Some(run) = manifest
+            .runs
+            .iter()
+            .chain(&manifest.plan.runs)
+            .find(|run| run.config.id() != run.id)
+        {
             return Err(SlurmError::Damaged {
                 path: path.to_owned(),
                 problem: format!("the configuration of run {} does not hash to its id", run.id),
@@ -226,11 +232,11 @@ mod tests {
     fn manifest(scratch: &Scratch) -> Manifest {
         let file = scratch.0.join("two.kdl");
         std::fs::write(&file, "experiment two {\n    repeats 2\n}\n").unwrap();
-        let (experiment, _) = runner_spec::load(&file).unwrap();
-        let plan = runner_plan::expand(&experiment).unwrap();
+        let plan = runner_plan::load(&file).unwrap();
         Manifest {
             format: FORMAT,
-            experiment: plan.experiment,
+            runs: plan.runs.clone(),
+            plan,
             experiment_file: file,
             store: scratch.0.join("runs"),
             base_dir: scratch.0.clone(),
@@ -239,7 +245,6 @@ mod tests {
             libtorch_lib: None,
             device: None,
             cuda_graph: CudaGraph::Auto,
-            runs: plan.runs,
         }
     }
 

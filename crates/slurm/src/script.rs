@@ -74,26 +74,29 @@ pub fn task(manifest: &Manifest, dir: &Path, runner: &Path) -> String {
         preamble(
             manifest,
             runner,
-            &format!("One array task: trains one run of experiment {}.", manifest.experiment)
+            &format!(
+                "One array task: trains one run of experiment {}.",
+                manifest.plan.experiment
+            )
         ),
         path(&dir.join(super::manifest::MANIFEST)),
     )
 }
 
-/// `report.sh`: the collation job writes the experiment's report.
-pub fn report(manifest: &Manifest, runner: &Path) -> String {
+/// `report.sh`: the collation job writes the experiment's report from the
+/// submitted plan (the manifest beside it), whatever became of the file.
+pub fn report(manifest: &Manifest, dir: &Path, runner: &Path) -> String {
     format!(
-        "{}exec \"$runner\" report {} --store {}\n",
+        "{}exec \"$runner\" slurm-report {}\n",
         preamble(
             manifest,
             runner,
             &format!(
                 "The collation job: writes the report of experiment {} once every array task has ended.",
-                manifest.experiment
+                manifest.plan.experiment
             )
         ),
-        path(&manifest.experiment_file),
-        path(&manifest.store),
+        path(&dir.join(super::manifest::MANIFEST)),
     )
 }
 
@@ -103,7 +106,7 @@ pub fn array_args(manifest: &Manifest, request: &Request, dir: &Path, count: usi
     let mut args = vec![
         "--parsable".to_owned(),
         format!("--array=0-{}{throttle}", count.saturating_sub(1)),
-        format!("--job-name=runner-{}", manifest.experiment),
+        format!("--job-name=runner-{}", manifest.plan.experiment),
         format!("--output={}", dir.join("logs/task-%a.out").display()),
         format!("--chdir={}", manifest.workdir.display()),
         format!("--signal=B:INT@{STOP_BEFORE_LIMIT_S}"),
@@ -126,7 +129,7 @@ pub fn report_args(manifest: &Manifest, request: &Request, dir: &Path, array: &s
     let mut args = vec![
         "--parsable".to_owned(),
         format!("--dependency=afterany:{array}"),
-        format!("--job-name=runner-{}-report", manifest.experiment),
+        format!("--job-name=runner-{}-report", manifest.plan.experiment),
         format!("--output={}", dir.join("logs/report.out").display()),
         format!("--chdir={}", manifest.workdir.display()),
     ];
@@ -156,7 +159,13 @@ mod tests {
     fn manifest() -> Manifest {
         Manifest {
             format: super::super::manifest::FORMAT,
-            experiment: "sweep".to_owned(),
+            plan: runner_plan::Plan {
+                experiment: "sweep".to_owned(),
+                description: None,
+                runs: Vec::new(),
+                merged_duplicates: 0,
+                expectations: Vec::new(),
+            },
             experiment_file: PathBuf::from("/home/me/exp/sweep.kdl"),
             store: PathBuf::from("/shared/runs"),
             base_dir: PathBuf::from("/home/me/exp"),
@@ -238,9 +247,9 @@ mod tests {
         assert!(text.ends_with(
             "exec \"$runner\" slurm-task /shared/runs/sweep/slurm/1/manifest.json --index \"$SLURM_ARRAY_TASK_ID\"\n"
         ));
-        let report = report(&manifest(), &dir.join("runner"));
+        let report = report(&manifest(), dir, &dir.join("runner"));
         assert!(
-            report.ends_with("exec \"$runner\" report /home/me/exp/sweep.kdl --store /shared/runs\n"),
+            report.ends_with("exec \"$runner\" slurm-report /shared/runs/sweep/slurm/1/manifest.json\n"),
             "{report}"
         );
     }

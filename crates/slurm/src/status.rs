@@ -261,7 +261,13 @@ mod tests {
             number: 2,
             manifest: Manifest {
                 format: manifest::FORMAT,
-                experiment: "x".to_owned(),
+                plan: runner_plan::Plan {
+                    experiment: "x".to_owned(),
+                    description: None,
+                    runs: Vec::new(),
+                    merged_duplicates: 0,
+                    expectations: Vec::new(),
+                },
                 experiment_file: PathBuf::from("/x.kdl"),
                 store: PathBuf::from("/runs"),
                 base_dir: PathBuf::from("/"),

@@ -134,8 +134,9 @@ pub struct Matrix {
     pub span: Span,
 }
 
-/// A metric an expectation can be about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A metric an expectation can be about (serialised by its name in files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Metric {
     /// Validation cross-entropy of the true velocity (every run).
     ValLoss,
@@ -144,6 +145,7 @@ pub enum Metric {
     ValLsKl,
     /// midi-hf-transformers' val loss: cross-entropy over `[CLS] + velocities`
     /// (decoder input shift-right only).
+    #[serde(rename = "val-ce-cls")]
     ValCeWithCls,
     /// Teacher-forced mean |predicted - true| velocity on validation.
     ValDist,

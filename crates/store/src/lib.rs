@@ -1,14 +1,11 @@
-//! The runs store: one folder per experiment, one per run inside it.
+//! The runs store: one folder per experiment, one per run inside it, and
+//! the only code that knows the files in them.
 //!
 //! In: the store's root (`runs/`), an experiment name and run ids. Out: run
-//! folders, their state as recorded on disk, and locks. A run's folder holds
-//! `config.json` (the resolved configuration in its canonical form, compared
-//! to tell whether a summary belongs to this run), `config.kdl` (the same as
-//! an experiment file for this run alone: `runner plan config.kdl` plans it
-//! with the same id), `status.json` (its state, with the reason and log tail
-//! when it failed), `log.txt`, and what training writes (`metrics.csv`,
-//! `lr.csv`, `predictions.json`, `checkpoint/`, and `summary.json`, whose
-//! presence marks the run done).
+//! folders ([`RunFolder`], read through typed functions), their state as
+//! recorded on disk, and claims ([`ClaimedRun`]: the run's lock held, the
+//! only way to write its files). [`files::RunFile`] names every file a run
+//! folder holds; [`records`] are what training leaves in them.
 //!
 //! Every write that fails says which file; [`StoreProblem`] tells the
 //! failures that no retry fixes (a full disk, a read-only file system) from
@@ -17,15 +14,18 @@
 #![deny(missing_docs)]
 
 pub mod atomic;
+pub mod files;
+pub mod folder;
 pub mod metrics;
 pub mod records;
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use files::RunFile;
+pub use folder::{ClaimedRun, RunFolder};
 use runner_plan::{PlannedRun, write};
 
 /// A run's state on disk.
@@ -86,7 +86,7 @@ pub struct StoreError {
 }
 
 impl StoreError {
-    fn at(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    pub(crate) fn at(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
         move |source| StoreError {
             path: path.to_owned(),
             source,
@@ -162,13 +162,6 @@ pub struct RunStore {
     experiment: String,
 }
 
-/// An exclusive lock on one run, held while it trains; released on drop
-/// (and by the operating system if the process dies).
-#[derive(Debug)]
-pub struct RunLock {
-    _file: File,
-}
-
 impl RunStore {
     /// The store of `experiment` under `runs_root` (not created yet).
     pub fn new(runs_root: &Path, experiment: &str) -> RunStore {
@@ -183,26 +176,26 @@ impl RunStore {
         &self.root
     }
 
-    /// A run's folder.
-    pub fn run_dir(&self, id: &str) -> PathBuf {
-        self.root.join(id)
+    /// A run's folder, for reading.
+    pub fn folder(&self, id: &str) -> RunFolder {
+        RunFolder::at(self.root.join(id))
     }
 
     /// The run's state, read from its folder (nothing is written).
     pub fn state(&self, run: &PlannedRun) -> RunState {
-        let dir = self.run_dir(&run.id);
-        if !dir.exists() {
+        let folder = self.folder(&run.id);
+        if !folder.dir().exists() {
             return RunState::Pending;
         }
-        if self.is_locked_by_other(&run.id) {
+        if self.is_locked_by_other(&folder) {
             return RunState::Running;
         }
         if self.is_done(run) {
             return RunState::Done;
         }
-        match read_status(&dir) {
+        match folder.status() {
             Some(Recorded::Failed { reason, .. }) => RunState::Failed(reason),
-            _ if dir.join("checkpoint/position.json").exists() => RunState::Partial,
+            _ if folder.has_checkpoint() => RunState::Partial,
             _ => RunState::Pending,
         }
     }
@@ -210,19 +203,21 @@ impl RunStore {
     /// Whether the run finished: its summary exists and the recorded
     /// configuration is this run's.
     pub fn is_done(&self, run: &PlannedRun) -> bool {
-        let dir = self.run_dir(&run.id);
-        let config_matches =
-            std::fs::read_to_string(dir.join("config.json")).is_ok_and(|text| text.trim() == run.config.canonical());
-        config_matches && dir.join("summary.json").exists()
+        let folder = self.folder(&run.id);
+        folder
+            .recorded_config()
+            .is_some_and(|text| text == run.config.canonical())
+            && folder.path(RunFile::Summary).exists()
     }
 
     /// Creates the run's folder, takes its lock and records its
     /// configuration (`config.json`, `config.kdl`); `None` when another
-    /// process holds the lock.
-    pub fn claim(&self, run: &PlannedRun) -> Result<Option<RunLock>, StoreError> {
-        let dir = self.run_dir(&run.id);
+    /// process holds the lock. Only a claimed run's files can be written.
+    pub fn claim(&self, run: &PlannedRun) -> Result<Option<ClaimedRun>, StoreError> {
+        let folder = self.folder(&run.id);
+        let dir = folder.dir().to_owned();
         std::fs::create_dir_all(&dir).map_err(StoreError::at(&dir))?;
-        let path = dir.join("lock");
+        let path = folder.path(RunFile::Lock);
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -234,65 +229,13 @@ impl RunStore {
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
             Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::at(&path)(e)),
         }
-        let json = dir.join("config.json");
-        atomic::write(&json, run.config.canonical().as_bytes()).map_err(StoreError::at(&json))?;
-        let kdl = dir.join("config.kdl");
-        atomic::write(&kdl, write::experiment_file(&self.experiment, run).as_bytes()).map_err(StoreError::at(&kdl))?;
-        Ok(Some(RunLock { _file: file }))
+        let claimed = ClaimedRun::new(dir, file);
+        claimed.write_config(&run.config.canonical(), &write::experiment_file(&self.experiment, run))?;
+        Ok(Some(claimed))
     }
 
-    /// Records a state transition.
-    pub fn record(&self, id: &str, recorded: &Recorded) -> Result<(), StoreError> {
-        let text = serde_json::to_string_pretty(recorded).expect("serialisable");
-        let path = self.run_dir(id).join("status.json");
-        atomic::write(&path, text.as_bytes()).map_err(StoreError::at(&path))
-    }
-
-    /// Appends a line to the run's log.
-    pub fn log(&self, id: &str, line: &str) -> std::io::Result<()> {
-        let mut file = File::options()
-            .create(true)
-            .append(true)
-            .open(self.run_dir(id).join("log.txt"))?;
-        writeln!(file, "{line}")
-    }
-
-    /// The last `n` lines of the run's log.
-    pub fn log_tail(&self, id: &str, n: usize) -> Vec<String> {
-        let text = std::fs::read_to_string(self.run_dir(id).join("log.txt")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..]
-            .iter()
-            .map(|l| (*l).to_owned())
-            .collect()
-    }
-
-    /// Removes what a previous attempt left, for `--force`.
-    pub fn reset(&self, id: &str) -> Result<(), StoreError> {
-        let dir = self.run_dir(id);
-        for name in [
-            "summary.json",
-            "status.json",
-            "metrics.csv",
-            "lr.csv",
-            "predictions.json",
-            "log.txt",
-        ] {
-            let path = dir.join(name);
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::at(&path)(e)),
-                _ => {}
-            }
-        }
-        let path = dir.join("checkpoint");
-        match std::fs::remove_dir_all(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::at(&path)(e)),
-            _ => Ok(()),
-        }
-    }
-
-    fn is_locked_by_other(&self, id: &str) -> bool {
-        let Ok(file) = File::open(self.run_dir(id).join("lock")) else {
+    fn is_locked_by_other(&self, folder: &RunFolder) -> bool {
+        let Ok(file) = File::open(folder.path(RunFile::Lock)) else {
             return false;
         };
         match file.try_lock_shared() {
@@ -303,10 +246,6 @@ impl RunStore {
             Err(_) => true,
         }
     }
-}
-
-fn read_status(dir: &Path) -> Option<Recorded> {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).ok()?).ok()
 }
 
 #[cfg(test)]

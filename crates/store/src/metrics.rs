@@ -6,7 +6,7 @@
 //! plus the reference baselines "predict the training mean" and "predict the
 //! centre of the note's coarse velocity bin".
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Metrics of one set of predictions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -14,10 +14,13 @@ pub struct VelocityMetrics {
     /// Notes scored.
     pub notes: usize,
     /// Mean |predicted - true| in MIDI units.
+    #[serde(deserialize_with = "nan_if_null")]
     pub dist: f64,
     /// Share of notes predicted exactly.
+    #[serde(deserialize_with = "nan_if_null")]
     pub accuracy: f64,
     /// std(predicted) / std(true); 1 when the spread matches, 0 when flat.
+    #[serde(deserialize_with = "nan_if_null")]
     pub flatness: f64,
 }
 
@@ -93,6 +96,11 @@ pub fn bin_centre_baseline(edges: &[f64], truth: &[u8]) -> VelocityMetrics {
     VelocityMetrics::of(&guesses, truth)
 }
 
+/// A number as serde_json writes it: `null` stands for NaN.
+pub fn nan_if_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Option::<f64>::deserialize(deserializer).map(|value| value.unwrap_or(f64::NAN))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +137,20 @@ mod tests {
         let m = bin_centre_baseline(&edges, &[28, 65, 100, 56]);
         // Predictions 28, 65, 101, 28.
         assert!((m.dist - (0.0 + 0.0 + 1.0 + 28.0) / 4.0).abs() < 1e-12, "{m:?}");
+    }
+
+    #[test]
+    fn a_nan_written_as_null_reads_back_as_nan() {
+        let metrics = VelocityMetrics {
+            notes: 3,
+            dist: 1.5,
+            accuracy: 0.25,
+            flatness: f64::NAN,
+        };
+        let text = serde_json::to_string(&metrics).unwrap();
+        assert!(text.contains("\"flatness\":null"), "{text}");
+        let back: VelocityMetrics = serde_json::from_str(&text).unwrap();
+        assert!(back.flatness.is_nan());
+        assert_eq!((back.notes, back.dist, back.accuracy), (3, 1.5, 0.25));
     }
 }

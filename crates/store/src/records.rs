@@ -1,12 +1,15 @@
 //! The records a run leaves: one [`EpochRecord`] per evaluated epoch (a row
 //! of `metrics.csv`), the [`Summary`] of a finished run (`summary.json`) and
 //! the [`Example`]s of `predictions.json`.
+//!
+//! serde_json writes a NaN (e.g. the flatness of a split whose true
+//! velocities do not vary) as `null`; [`nan_if_null`] reads it back.
 
 use serde::{Deserialize, Serialize};
 
 use runner_plan::config::CudaGraph;
 
-use crate::metrics::VelocityMetrics;
+use crate::metrics::{VelocityMetrics, nan_if_null};
 
 /// Metrics after one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,9 +19,11 @@ pub struct EpochRecord {
     /// Optimizer steps so far.
     pub step: u64,
     /// Mean training objective over the epoch.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f64,
     /// Validation cross-entropy of the true velocity (comparable across
     /// every run, whatever its loss).
+    #[serde(deserialize_with = "nan_if_null")]
     pub val_loss: f64,
     /// midi-translation's val loss (the write-up's 2.486): the label-smoothing
     /// KL divergence per target, for runs trained with label smoothing.
@@ -47,13 +52,15 @@ pub struct Summary {
     pub baseline_mean: VelocityMetrics,
     /// "Predict the centre of the coarse velocity bin" on validation.
     pub baseline_bin_centre: VelocityMetrics,
-    /// Trainable parameters.
+    /// Trainable parameters (0 in summaries older than the field).
+    #[serde(default)]
     pub parameters: i64,
     /// Optimizer steps taken.
     pub steps: u64,
     /// The device it trained on.
     pub device: String,
-    /// The precision it trained in.
+    /// The precision it trained in (empty in summaries older than the field).
+    #[serde(default)]
     pub precision: String,
     /// How its steps ran: eager, or replays of a CUDA graph (and why not,
     /// when capture was asked for and failed).

@@ -145,8 +145,8 @@ impl Progress for EventProgress<'_> {
 /// Trains one run under its lock and records how it ended.
 fn one(job: &Job, store: &RunStore, events: &Events, stop: &AtomicBool) -> (Outcome, Option<f64>) {
     let run = &job.run;
-    let _lock = match store.claim(run) {
-        Ok(Some(lock)) => lock,
+    let claimed = match store.claim(run) {
+        Ok(Some(claimed)) => claimed,
         Ok(None) => return (Outcome::Busy, None),
         // Without the lock, the run's status is not ours to write.
         Err(e) => return (Outcome::of_store_error(e), None),
@@ -157,40 +157,33 @@ fn one(job: &Job, store: &RunStore, events: &Events, stop: &AtomicBool) -> (Outc
     }
     let fail = |outcome: Outcome| {
         let reason = outcome.text().trim_start_matches("FAILED: ").to_owned();
-        let _ = store.log(&run.id, &format!("failed: {reason}"));
+        let _ = claimed.log(&format!("failed: {reason}"));
         // On a full or read-only disk this fails too, and the run stays
         // resumable from its last checkpoint.
-        let _ = store.record(
-            &run.id,
-            &Recorded::Failed {
-                reason: reason.clone(),
-                log_tail: store.log_tail(&run.id, LOG_TAIL),
-            },
-        );
+        let _ = claimed.record(&Recorded::Failed {
+            reason: reason.clone(),
+            log_tail: claimed.log_tail(LOG_TAIL),
+        });
         (outcome, None)
     };
     if job.force
-        && let Err(e) = store.reset(&run.id)
+        && let Err(e) = claimed.reset()
     {
         return fail(Outcome::of_store_error(e));
     }
-    let dir = store.run_dir(&run.id);
-    let resuming = dir.join("checkpoint/position.json").exists();
-    if let Err(e) = store.record(&run.id, &Recorded::Running) {
+    let resuming = claimed.has_checkpoint();
+    if let Err(e) = claimed.record(&Recorded::Running) {
         return fail(Outcome::of_store_error(e));
     }
     let device = match device_for(job.device) {
         Ok(device) => device,
         Err(reason) => return fail(Outcome::Failed(reason)),
     };
-    let _ = store.log(
-        &run.id,
-        &format!(
-            "{} on {}",
-            if resuming { "resuming" } else { "starting" },
-            describe_device(device)
-        ),
-    );
+    let _ = claimed.log(&format!(
+        "{} on {}",
+        if resuming { "resuming" } else { "starting" },
+        describe_device(device)
+    ));
     let data = match dataset::build(&run.config, &job.base_dir, &job.runs_root.join(".datasets")) {
         Ok(data) => data,
         Err(DataError::Cache(e)) => {
@@ -202,21 +195,22 @@ fn one(job: &Job, store: &RunStore, events: &Events, stop: &AtomicBool) -> (Outc
         Err(e) => return fail(Outcome::Failed(format!("dataset: {e}"))),
     };
     let progress = events.progress();
-    let trained = catch_panic(|| training::train(&run.config, &data, device, job.cuda_graph, &dir, &progress, stop));
-    let checkpoint = dir.join("checkpoint");
+    let trained =
+        catch_panic(|| training::train(&run.config, &data, device, job.cuda_graph, &claimed, &progress, stop));
+    let checkpoint = claimed.checkpoint().dir;
     match trained {
         Ok(Ok(summary)) => {
             let dist = summary.epochs.last().map(|r| r.val.dist);
-            let _ = store.log(&run.id, &format!("done in {:.1}s", summary.seconds));
-            if let Err(e) = store.record(&run.id, &Recorded::Done) {
+            let _ = claimed.log(&format!("done in {:.1}s", summary.seconds));
+            if let Err(e) = claimed.record(&Recorded::Done) {
                 // summary.json is written: the run is done whatever its status says.
                 events.line(&format!("{} {}: done, but {e}", &run.id[..8], job.label));
             }
             (if resuming { Outcome::Resumed } else { Outcome::Trained }, dist)
         }
         Ok(Err(TrainError::Interrupted { step })) => {
-            let _ = store.log(&run.id, &format!("interrupted after step {step}"));
-            let _ = store.record(&run.id, &Recorded::Interrupted);
+            let _ = claimed.log(&format!("interrupted after step {step}"));
+            let _ = claimed.record(&Recorded::Interrupted);
             (Outcome::Interrupted, None)
         }
         Ok(Err(TrainError::Io { path, source })) => fail(Outcome::of_store_error(StoreError { path, source })),

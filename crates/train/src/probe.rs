@@ -22,6 +22,7 @@ use crate::model::{self, ModelError};
 use runner_data::encoder::{EncodeError, Vocab};
 use runner_data::quantize::Bins;
 use runner_plan::config::RunConfig;
+use runner_store::{RunFile, RunFolder};
 
 /// Token ids to run the network on, each `batch x length`.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,12 +110,13 @@ pub enum ProbeError {
 
 /// Reads `ids` (JSON) and runs the trained network of the run in `run` on them.
 pub fn logits(run: &Path, ids: &Path) -> Result<Probe, ProbeError> {
-    let config_path = run.join("config.json");
+    let folder = RunFolder::at(run);
+    let config_path = folder.path(RunFile::Config);
     if !config_path.is_file() {
         return Err(ProbeError::NotARun(run.to_owned()));
     }
     let config: RunConfig = read_json(&config_path)?;
-    let checkpoint = run.join("checkpoint").join("model.safetensors");
+    let checkpoint = folder.checkpoint().model;
     if !checkpoint.is_file() {
         return Err(ProbeError::NotTrained(run.to_owned()));
     }

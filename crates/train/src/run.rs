@@ -34,9 +34,10 @@ use runner_data::TokenWindows;
 use runner_data::dataset::Dataset;
 use runner_job::Progress;
 use runner_plan::config::{CudaGraph, Precision, RunConfig};
-use runner_store::atomic;
-use runner_store::metrics::{self, VelocityMetrics};
+use runner_store::folder::CheckpointFiles;
+use runner_store::metrics;
 use runner_store::records::{EpochRecord, Example, Summary};
+use runner_store::{ClaimedRun, StoreError, atomic};
 
 /// Optimizer steps between reads of the running loss.
 pub const LOG_EVERY: u64 = 25;
@@ -101,6 +102,15 @@ pub enum TrainError {
     },
 }
 
+impl From<StoreError> for TrainError {
+    fn from(error: StoreError) -> TrainError {
+        TrainError::Io {
+            path: error.path,
+            source: error.source,
+        }
+    }
+}
+
 /// How far training got: saved with every checkpoint.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Position {
@@ -127,8 +137,8 @@ fn mix(seed: i64, salt: i64) -> i64 {
     ((z ^ (z >> 31)) >> 1) as i64
 }
 
-/// Trains `config` on `data` in `dir`, resuming from `dir/checkpoint` when
-/// present, on `device`, replaying a CUDA graph of the step as `cuda_graph`
+/// Trains `config` on `data` into the claimed run folder `run`, resuming
+/// from its checkpoint when present, on `device`, replaying a CUDA graph of the step as `cuda_graph`
 /// says (a replayed step computes what an eager one would: `runner bench
 /// train --cuda-graph` checks the losses, within 4e-7 relative in fp32 on an
 /// H100, at up to 4x the speed at small batches, docs/perf.md). `stop` is
@@ -139,7 +149,7 @@ pub fn train(
     data: &Dataset,
     device: Device,
     cuda_graph: CudaGraph,
-    dir: &Path,
+    run: &ClaimedRun,
     progress: &dyn Progress,
     stop: &AtomicBool,
 ) -> Result<Summary, TrainError> {
@@ -168,18 +178,17 @@ pub fn train(
     }
     let total_steps = config.steps(data.train.len());
 
-    let checkpoint = dir.join("checkpoint");
+    let checkpoint = run.checkpoint();
     let mut position = Position::default();
-    if checkpoint.join("position.json").exists() {
+    if run.has_checkpoint() {
         let unusable = |reason: String| TrainError::Checkpoint {
-            dir: checkpoint.clone(),
+            dir: checkpoint.dir.clone(),
             reason,
         };
-        position = read_json(&checkpoint.join("position.json"))?;
-        vs.load(checkpoint.join("model.safetensors"))
-            .map_err(|e| unusable(e.to_string()))?;
+        position = read_json(&checkpoint.position)?;
+        vs.load(&checkpoint.model).map_err(|e| unusable(e.to_string()))?;
         optimizer
-            .load(&checkpoint.join("optimizer.safetensors"))
+            .load(&checkpoint.optimizer)
             .map_err(|e| unusable(e.to_string()))?;
     }
     progress.start(total_steps, position.step);
@@ -255,7 +264,7 @@ pub fn train(
                 position.next_batch = b;
                 (position.partial_loss, position.partial_count) = stepper.sums.epoch();
                 save_checkpoint(&checkpoint, &vs, &optimizer, &position)?;
-                write_lr_log(dir, &position.lr_log)?;
+                run.write_learning_rates(&position.lr_log)?;
                 return Err(TrainError::Interrupted { step: position.step });
             }
         }
@@ -286,10 +295,10 @@ pub fn train(
             };
             progress.epoch(&record);
             position.epochs.push(record);
-            write_metrics(dir, &position.epochs)?;
+            run.write_metrics(&position.epochs)?;
         }
         save_checkpoint(&checkpoint, &vs, &optimizer, &position)?;
-        write_lr_log(dir, &position.lr_log)?;
+        run.write_learning_rates(&position.lr_log)?;
         if stop.load(Ordering::Relaxed) && position.epoch < config.train.epochs && position.step < total_steps {
             return Err(TrainError::Interrupted { step: position.step });
         }
@@ -305,7 +314,7 @@ pub fn train(
         } = evaluate(&predictor, &criterion, config.loss, &test_split, config.evaluate.greedy);
         (teacher_forced, greedy)
     });
-    write_examples(dir, &predictor, &val_split, config.evaluate.examples as i64)?;
+    write_examples(run, &predictor, &val_split, config.evaluate.examples as i64)?;
     let summary = Summary {
         epochs: position.epochs.clone(),
         test,
@@ -323,8 +332,8 @@ pub fn train(
         cuda_graph,
         seconds: started.elapsed().as_secs_f64(),
     };
-    write_json(&dir.join("data.json"), &data.summary)?;
-    write_json(&dir.join("summary.json"), &summary)?;
+    run.write_data(&data.summary)?;
+    run.write_summary(&summary)?;
     Ok(summary)
 }
 
@@ -342,7 +351,12 @@ fn truth(windows: &TokenWindows, first_velocity: i64) -> Vec<u8> {
         .collect()
 }
 
-fn write_examples(dir: &Path, predictor: &Predictor, split: &DeviceWindows, count: i64) -> Result<(), TrainError> {
+fn write_examples(
+    run: &ClaimedRun,
+    predictor: &Predictor,
+    split: &DeviceWindows,
+    count: i64,
+) -> Result<(), TrainError> {
     let count = count.min(split.len());
     let examples: Vec<Example> = tch::no_grad(|| {
         (0..count)
@@ -360,104 +374,31 @@ fn write_examples(dir: &Path, predictor: &Predictor, split: &DeviceWindows, coun
             })
             .collect()
     });
-    write_json(&dir.join("predictions.json"), &examples)
+    Ok(run.write_predictions(&examples)?)
 }
 
 fn save_checkpoint(
-    folder: &Path,
+    checkpoint: &CheckpointFiles,
     vs: &nn::VarStore,
     optimizer: &Optimizer,
     position: &Position,
 ) -> Result<(), TrainError> {
     let io = |source| TrainError::Io {
-        path: folder.to_owned(),
+        path: checkpoint.dir.clone(),
         source,
     };
-    std::fs::create_dir_all(folder).map_err(io)?;
+    std::fs::create_dir_all(&checkpoint.dir).map_err(io)?;
     // Model and optimizer go to temporary names first, the position file
     // last: a checkpoint is complete exactly when position.json names it.
-    let model_tmp = folder.join("model.partial.safetensors");
-    let optimizer_tmp = folder.join("optimizer.partial.safetensors");
+    let model_tmp = checkpoint.dir.join("model.partial.safetensors");
+    let optimizer_tmp = checkpoint.dir.join("optimizer.partial.safetensors");
     vs.save(&model_tmp)?;
     optimizer.save(&optimizer_tmp)?;
-    std::fs::rename(&model_tmp, folder.join("model.safetensors")).map_err(io)?;
-    std::fs::rename(&optimizer_tmp, folder.join("optimizer.safetensors")).map_err(io)?;
-    write_json(&folder.join("position.json"), position)
-}
-
-fn write_metrics(dir: &Path, epochs: &[EpochRecord]) -> Result<(), TrainError> {
-    const HEADER: [&str; 13] = [
-        "epoch",
-        "step",
-        "train_loss",
-        "val_loss",
-        "val_ls_kl",
-        "val_ce_with_cls",
-        "val_dist",
-        "val_accuracy",
-        "val_flatness",
-        "greedy_dist",
-        "greedy_accuracy",
-        "greedy_flatness",
-        "seconds",
-    ];
-    let optional = |value: Option<f64>| value.map_or(String::new(), |v| v.to_string());
-    let rows = epochs.iter().map(|r| {
-        let greedy = |f: fn(&VelocityMetrics) -> f64| optional(r.greedy.as_ref().map(f));
-        vec![
-            r.epoch.to_string(),
-            r.step.to_string(),
-            r.train_loss.to_string(),
-            r.val_loss.to_string(),
-            optional(r.val_ls_kl),
-            optional(r.val_ce_with_cls),
-            r.val.dist.to_string(),
-            r.val.accuracy.to_string(),
-            r.val.flatness.to_string(),
-            greedy(|m| m.dist),
-            greedy(|m| m.accuracy),
-            greedy(|m| m.flatness),
-            format!("{:.3}", r.seconds),
-        ]
-    });
-    write_csv(&dir.join("metrics.csv"), &HEADER, rows)
-}
-
-fn write_lr_log(dir: &Path, lrs: &[f64]) -> Result<(), TrainError> {
-    let rows = lrs
-        .iter()
-        .enumerate()
-        .map(|(i, lr)| vec![(i + 1).to_string(), format!("{lr:e}")]);
-    write_csv(&dir.join("lr.csv"), &["step", "lr"], rows)
-}
-
-/// Writes a CSV file of `header` and `rows`, whole or not at all.
-fn write_csv(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<(), TrainError> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let written = writer.write_record(header).and_then(|()| {
-        for row in rows {
-            writer.write_record(&row)?;
-        }
-        Ok(())
-    });
-    let bytes = written
-        .map_err(std::io::Error::other)
-        .and_then(|()| writer.into_inner().map_err(|e| e.into_error()))
-        .map_err(|source| TrainError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-    write_file(path, &bytes)
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
-    let text = serde_json::to_string_pretty(value).expect("serialisable");
-    write_file(path, text.as_bytes())
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    atomic::write(path, bytes).map_err(|source| TrainError::Io {
-        path: path.to_owned(),
+    std::fs::rename(&model_tmp, &checkpoint.model).map_err(io)?;
+    std::fs::rename(&optimizer_tmp, &checkpoint.optimizer).map_err(io)?;
+    let text = serde_json::to_string_pretty(position).expect("a position serialises");
+    atomic::write(&checkpoint.position, text.as_bytes()).map_err(|source| TrainError::Io {
+        path: checkpoint.position.clone(),
         source,
     })
 }

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use runner_data::dataset;
 use runner_job::{Progress, Silent};
-use runner_plan::config::{CudaGraph, RunConfig};
+use runner_plan::PlannedRun;
+use runner_plan::config::{CudaGraph, DevicePreference, RunConfig};
 use runner_plan::{self as plan};
-use runner_spec as spec;
 use runner_store::records::EpochRecord;
+use runner_store::{ClaimedRun, RunFile, RunStore};
 use runner_train::run::{self, TrainError};
 use tch::Device;
 
@@ -41,8 +42,21 @@ fn temp(name: &str) -> PathBuf {
 fn tiny_config(dir: &Path) -> RunConfig {
     let path = dir.join("tiny.kdl");
     std::fs::write(&path, EXPERIMENT).unwrap();
-    let (experiment, _) = spec::load(&path).unwrap();
-    plan::expand(&experiment).unwrap().runs.remove(0).config
+    plan::load(&path).unwrap().runs.remove(0).config
+}
+
+/// The run of `config` in a store under `dir` (experiment `name`), claimed.
+fn claim(dir: &Path, name: &str, config: &RunConfig) -> ClaimedRun {
+    let run = PlannedRun {
+        id: config.id(),
+        labels: Vec::new(),
+        config: config.clone(),
+        device: DevicePreference::Cpu,
+    };
+    RunStore::new(dir, name)
+        .claim(&run)
+        .unwrap()
+        .expect("no other process holds it")
 }
 
 /// Sets the stop flag once `at` optimizer steps are done.
@@ -71,15 +85,13 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_run_ends() {
     let data = dataset::build(&config, &work, &work.join("cache")).unwrap();
     let never = AtomicBool::new(false);
 
-    let straight = work.join("straight");
-    std::fs::create_dir_all(&straight).unwrap();
+    let straight = claim(&work, "straight", &config);
     let expected = run::train(&config, &data, Device::Cpu, CudaGraph::Auto, &straight, &Silent, &never).unwrap();
     let steps_per_epoch = expected.epochs[0].step;
     assert_eq!(expected.epochs.len(), 3);
 
     // Stop in the middle of the second epoch, then start again.
-    let resumed = work.join("resumed");
-    std::fs::create_dir_all(&resumed).unwrap();
+    let resumed = claim(&work, "resumed", &config);
     let stop = AtomicBool::new(false);
     let at = steps_per_epoch + steps_per_epoch / 2;
     let first = run::train(
@@ -99,7 +111,7 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_run_ends() {
         matches!(first, Err(TrainError::Interrupted { step }) if step == at),
         "{first:?}"
     );
-    assert!(!resumed.join("summary.json").exists());
+    assert!(!resumed.path(RunFile::Summary).exists());
     let second = run::train(&config, &data, Device::Cpu, CudaGraph::Auto, &resumed, &Silent, &never).unwrap();
 
     assert_eq!(second.steps, expected.steps);
@@ -108,7 +120,7 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_run_ends() {
         assert!((a.val_loss - b.val_loss).abs() < 1e-6, "{a:?}\n{b:?}");
         assert!((a.val.dist - b.val.dist).abs() < 1e-6, "{a:?}\n{b:?}");
     }
-    let lr = |dir: &Path| std::fs::read_to_string(dir.join("lr.csv")).unwrap();
+    let lr = |run: &ClaimedRun| std::fs::read_to_string(run.path(RunFile::Lr)).unwrap();
     assert_eq!(
         lr(&straight),
         lr(&resumed),
@@ -123,18 +135,28 @@ fn a_run_writes_its_metrics_summary_and_examples() {
     let work = temp("outputs");
     let config = tiny_config(&work);
     let data = dataset::build(&config, &work, &work.join("cache")).unwrap();
-    let summary = run::train(&config, &data, Device::Cpu, CudaGraph::Auto, &work, &Silent, &AtomicBool::new(false)).unwrap();
+    let folder = claim(&work, "tiny", &config);
+    let summary = run::train(
+        &config,
+        &data,
+        Device::Cpu,
+        CudaGraph::Auto,
+        &folder,
+        &Silent,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
 
-    let metrics = std::fs::read_to_string(work.join("metrics.csv")).unwrap();
+    let metrics = std::fs::read_to_string(folder.path(RunFile::Metrics)).unwrap();
     assert_eq!(metrics.lines().count(), 1 + 3, "{metrics}");
-    let lr = std::fs::read_to_string(work.join("lr.csv")).unwrap();
+    let lr = std::fs::read_to_string(folder.path(RunFile::Lr)).unwrap();
     assert_eq!(lr.lines().count() as u64, 1 + summary.steps);
     // Noam with d_model 16 and warmup 10: lr(1) = 16^-0.5 * 1 * 10^-1.5.
     let first: f64 = lr.lines().nth(1).unwrap().split(',').nth(1).unwrap().parse().unwrap();
     assert!((first - 0.25 * 10f64.powf(-1.5)).abs() < 1e-12, "{first}");
 
     let examples: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.join("predictions.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(folder.path(RunFile::Predictions)).unwrap()).unwrap();
     assert_eq!(examples.as_array().unwrap().len(), 2);
     assert_eq!(examples[0]["truth"].as_array().unwrap().len(), 32);
     assert_eq!(examples[0]["greedy"].as_array().unwrap().len(), 32);
@@ -156,8 +178,7 @@ fn a_run_writes_its_metrics_summary_and_examples() {
 fn config_of(dir: &Path, text: &str) -> RunConfig {
     let path = dir.join("tiny.kdl");
     std::fs::write(&path, text).unwrap();
-    let (experiment, _) = spec::load(&path).unwrap();
-    plan::expand(&experiment).unwrap().runs.remove(0).config
+    plan::load(&path).unwrap().runs.remove(0).config
 }
 
 /// The tiny experiment with `settings` added at its top level (fields it
@@ -200,7 +221,17 @@ experiment tiny {
 "#,
     );
     let data = dataset::build(&config, &work, &work.join("cache")).unwrap();
-    let summary = run::train(&config, &data, Device::Cpu, CudaGraph::Auto, &work, &Silent, &AtomicBool::new(false)).unwrap();
+    let folder = claim(&work, "tiny", &config);
+    let summary = run::train(
+        &config,
+        &data,
+        Device::Cpu,
+        CudaGraph::Auto,
+        &folder,
+        &Silent,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
 
     let batches = data.train.len().div_ceil(16) as u64;
     let noam = |g: u64| {
@@ -214,7 +245,7 @@ experiment tiny {
                 .map(move |it| noam(epoch * batches + it))
         })
         .collect();
-    let logged: Vec<f64> = column(&work.join("lr.csv"), "lr")
+    let logged: Vec<f64> = column(&folder.path(RunFile::Lr), "lr")
         .into_iter()
         .map(Option::unwrap)
         .collect();
@@ -224,7 +255,7 @@ experiment tiny {
         assert!((a - b).abs() <= 1e-9 * b, "step {}: {a} vs {b}", step + 1);
     }
     // midi-translation's own val loss is reported; HF's is not.
-    let metrics = work.join("metrics.csv");
+    let metrics = folder.path(RunFile::Metrics);
     assert!(
         column(&metrics, "val_ls_kl")
             .iter()
@@ -246,7 +277,17 @@ fn hf_shift_right_runs_report_the_loss_with_the_cls_label() {
          train { decoder-input shift-right; }",
     );
     let data = dataset::build(&config, &work, &work.join("cache")).unwrap();
-    let summary = run::train(&config, &data, Device::Cpu, CudaGraph::Auto, &work, &Silent, &AtomicBool::new(false)).unwrap();
+    let folder = claim(&work, "tiny", &config);
+    let summary = run::train(
+        &config,
+        &data,
+        Device::Cpu,
+        CudaGraph::Auto,
+        &folder,
+        &Silent,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
 
     let last = summary.epochs.last().unwrap();
     let with_cls = last.val_ce_with_cls.expect("shift-right runs report HF's loss");
@@ -257,7 +298,7 @@ fn hf_shift_right_runs_report_the_loss_with_the_cls_label() {
     assert!(last.val_ls_kl.is_none());
     assert_eq!(last.val.notes, data.validation.len() * 32);
     let examples: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.join("predictions.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(folder.path(RunFile::Predictions)).unwrap()).unwrap();
     assert_eq!(examples[0]["greedy"].as_array().unwrap().len(), 32);
     assert_eq!(examples[0]["teacher_forced"].as_array().unwrap().len(), 32);
     std::fs::remove_dir_all(&work).unwrap();

@@ -16,12 +16,13 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor, nn};
 
 use super::synchronize;
-use super::train::{NOTES, Vocabulary, model_config, random_windows};
+use super::train::{NOTES, Vocabulary, random_windows};
 use crate::evaluate::{Predictor, eval_batch};
 use crate::model;
 use crate::step::DeviceWindows;
 use runner_data::TokenWindows;
 use runner_plan::config::{Architecture, Argmax, DecoderInput, Scheme};
+use runner_plan::presets;
 
 /// Training windows of the pathetique settings on MAESTRO-scale data
 /// (docs/perf.md: 165,600 windows in all splits; about 80% train).
@@ -118,7 +119,7 @@ pub fn time_greedy(device: Device, architecture: Architecture, scheme: Scheme, w
     let vocab = Vocabulary::of(scheme);
     let net = model::build(
         &vs.root(),
-        &model_config(architecture),
+        &presets::write_up(architecture),
         vocab.source_size,
         vocab.target_size,
         vocab.scheme,

@@ -27,9 +27,8 @@ use crate::step::{DeviceWindows, GRAPH_WARMUP, GraphStatus, Recipe, Stepper};
 use crate::torch_panic::catch_panic;
 use runner_data::encoder::{NoteToken, Vocab};
 use runner_data::quantize::Bins;
-use runner_plan::config::{
-    Architecture, Loss, ModelConfig, Norm, OptimizerConfig, OptimizerKind, Positions, Precision, Scheme,
-};
+use runner_plan::config::{Architecture, Loss, OptimizerConfig, OptimizerKind, Precision, Scheme};
+use runner_plan::presets;
 
 /// The write-up's bins (FACTS.md section 2): 5 dstart, 5 duration and 3
 /// velocity bins.
@@ -134,29 +133,6 @@ pub struct TrainCell {
     pub graph_check: Option<f64>,
     /// Why a cell was skipped or failed, or what is worth knowing about it.
     pub note: Option<String>,
-}
-
-/// The write-up's model in `architecture`'s form.
-pub fn model_config(architecture: Architecture) -> ModelConfig {
-    ModelConfig {
-        architecture,
-        d_model: 256,
-        d_kv: 64,
-        d_ff: 1024,
-        encoder_layers: 4,
-        decoder_layers: 4,
-        heads: 4,
-        dropout: 0.1,
-        norm: Norm::Pre,
-        positions: match architecture {
-            Architecture::Vanilla => Positions::Sinusoidal,
-            Architecture::T5 => Positions::Relative,
-        },
-        tie_embeddings: architecture == Architecture::T5,
-        relative_buckets: None,
-        relative_max_distance: None,
-        attention_dropout: None,
-    }
 }
 
 /// Adam as the PyTorch reference runs it.
@@ -289,7 +265,7 @@ impl Harness {
         let device = options.device;
         tch::manual_seed(0);
         let vs = nn::VarStore::new(device);
-        let cfg = model_config(options.architecture);
+        let cfg = presets::write_up(options.architecture);
         let vocab = Vocabulary::of(options.scheme);
         let net = model::build(&vs.root(), &cfg, vocab.source_size, vocab.target_size, vocab.scheme)
             .expect("the write-up model is valid");

@@ -406,28 +406,7 @@ pub(crate) mod tests {
         guard
     }
 
-    /// A tiny configuration of `architecture`.
-    pub(crate) fn tiny(architecture: Architecture) -> ModelConfig {
-        ModelConfig {
-            architecture,
-            d_model: 16,
-            d_kv: 8,
-            d_ff: 32,
-            encoder_layers: 2,
-            decoder_layers: 2,
-            heads: 2,
-            dropout: 0.1,
-            norm: Norm::Pre,
-            positions: match architecture {
-                Architecture::Vanilla => Positions::Sinusoidal,
-                Architecture::T5 => Positions::Relative,
-            },
-            tie_embeddings: architecture == Architecture::T5,
-            relative_buckets: Some(8),
-            relative_max_distance: Some(16),
-            attention_dropout: None,
-        }
-    }
+    pub(crate) use runner_plan::presets::tiny;
 
     /// Random ids in `lo..hi`, `[rows, cols]`.
     pub(crate) fn ids(rows: i64, cols: i64, lo: i64, hi: i64) -> Tensor {

@@ -476,12 +476,12 @@ impl Seq2Seq for Vanilla {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Kind;
     use crate::model::tests::{
         check_causal, check_incremental, check_masked_source, keys, max_diff, overfit, save_load_round_trip, seeded,
         tiny,
     };
     use runner_plan::config::{Architecture, Positions, Scheme};
+    use tch::Kind;
 
     fn cfg() -> ModelConfig {
         tiny(Architecture::Vanilla)

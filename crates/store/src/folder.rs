@@ -1,0 +1,338 @@
+//! One run's folder: [`RunFolder`] reads each of its files through a typed
+//! function; [`ClaimedRun`], the folder of a run whose lock this process
+//! holds, is the only way to write them.
+//!
+//! In: a folder path (or a claimed run). Out: the records of
+//! [`crate::records`], the learning rates, the dataset summary, the log, the
+//! checkpoint's paths; every read or write that fails names its file.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::files::RunFile;
+use crate::records::{EpochRecord, Example, Summary};
+use crate::{Recorded, StoreError, atomic};
+use runner_data::summary::DatasetSummary;
+
+/// The columns of `metrics.csv`, in order.
+pub const METRICS_HEADER: [&str; 13] = [
+    "epoch",
+    "step",
+    "train_loss",
+    "val_loss",
+    "val_ls_kl",
+    "val_ce_with_cls",
+    "val_dist",
+    "val_accuracy",
+    "val_flatness",
+    "greedy_dist",
+    "greedy_accuracy",
+    "greedy_flatness",
+    "seconds",
+];
+
+/// The paths of a run's checkpoint (its format belongs to training).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointFiles {
+    /// The `checkpoint/` folder.
+    pub dir: PathBuf,
+    /// The model's weights (`model.safetensors`).
+    pub model: PathBuf,
+    /// The optimizer's state (`optimizer.safetensors`).
+    pub optimizer: PathBuf,
+    /// Where training stands (`position.json`); a checkpoint is complete
+    /// when it exists.
+    pub position: PathBuf,
+}
+
+/// A run's folder, for reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFolder {
+    dir: PathBuf,
+}
+
+impl RunFolder {
+    /// The run folder at `dir` (nothing is read yet).
+    pub fn at(dir: impl Into<PathBuf>) -> RunFolder {
+        RunFolder { dir: dir.into() }
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of one of its files.
+    pub fn path(&self, file: RunFile) -> PathBuf {
+        self.dir.join(file.name())
+    }
+
+    /// Its checkpoint's paths.
+    pub fn checkpoint(&self) -> CheckpointFiles {
+        let dir = self.path(RunFile::Checkpoint);
+        CheckpointFiles {
+            model: dir.join("model.safetensors"),
+            optimizer: dir.join("optimizer.safetensors"),
+            position: dir.join("position.json"),
+            dir,
+        }
+    }
+
+    /// Whether it holds a complete checkpoint to resume from.
+    pub fn has_checkpoint(&self) -> bool {
+        self.checkpoint().position.exists()
+    }
+
+    /// The canonical configuration recorded in `config.json`, when readable.
+    pub fn recorded_config(&self) -> Option<String> {
+        std::fs::read_to_string(self.path(RunFile::Config))
+            .ok()
+            .map(|text| text.trim().to_owned())
+    }
+
+    /// `status.json`, when readable.
+    pub fn status(&self) -> Option<Recorded> {
+        read_json(&self.path(RunFile::Status)).ok()
+    }
+
+    /// `summary.json`.
+    pub fn summary(&self) -> Result<Summary, String> {
+        read_json(&self.path(RunFile::Summary))
+    }
+
+    /// `data.json`.
+    pub fn data(&self) -> Result<DatasetSummary, String> {
+        read_json(&self.path(RunFile::Data))
+    }
+
+    /// `predictions.json`.
+    pub fn predictions(&self) -> Result<Vec<Example>, String> {
+        read_json(&self.path(RunFile::Predictions))
+    }
+
+    /// `lr.csv`: (step, learning rate) for each optimizer step.
+    pub fn learning_rates(&self) -> Result<Vec<(u64, f64)>, String> {
+        let path = self.path(RunFile::Lr);
+        let name = RunFile::Lr.name();
+        let mut reader = csv::Reader::from_path(&path).map_err(|e| format!("{name}: {e}"))?;
+        reader
+            .deserialize()
+            .enumerate()
+            .map(|(i, row)| row.map_err(|_| format!("{name} is corrupt at line {}", i + 2)))
+            .collect()
+    }
+
+    /// The last `n` lines of `log.txt`.
+    pub fn log_tail(&self, n: usize) -> Vec<String> {
+        let text = std::fs::read_to_string(self.path(RunFile::Log)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..]
+            .iter()
+            .map(|l| (*l).to_owned())
+            .collect()
+    }
+}
+
+/// The folder of a run this process has claimed: its lock is held until
+/// this is dropped (and by the operating system if the process dies).
+#[derive(Debug)]
+pub struct ClaimedRun {
+    folder: RunFolder,
+    _lock: File,
+}
+
+impl std::ops::Deref for ClaimedRun {
+    type Target = RunFolder;
+
+    fn deref(&self) -> &RunFolder {
+        &self.folder
+    }
+}
+
+impl ClaimedRun {
+    /// The claimed folder at `dir`, whose `lock` file is held.
+    pub(crate) fn new(dir: PathBuf, lock: File) -> ClaimedRun {
+        ClaimedRun {
+            folder: RunFolder::at(dir),
+            _lock: lock,
+        }
+    }
+
+    /// Records a state transition in `status.json`.
+    pub fn record(&self, recorded: &Recorded) -> Result<(), StoreError> {
+        self.write_json(RunFile::Status, recorded)
+    }
+
+    /// Appends a line to `log.txt`.
+    pub fn log(&self, line: &str) -> Result<(), StoreError> {
+        let path = self.path(RunFile::Log);
+        File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| writeln!(file, "{line}"))
+            .map_err(StoreError::at(&path))
+    }
+
+    /// Removes everything training wrote ([`RunFile::WRITTEN_BY_TRAINING`]),
+    /// for `--force`.
+    pub fn reset(&self) -> Result<(), StoreError> {
+        for file in RunFile::WRITTEN_BY_TRAINING {
+            let path = self.path(file);
+            let removed = if file == RunFile::Checkpoint {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::at(&path)(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `metrics.csv`: one row per epoch ([`METRICS_HEADER`]).
+    pub fn write_metrics(&self, epochs: &[EpochRecord]) -> Result<(), StoreError> {
+        let optional = |value: Option<f64>| value.map_or(String::new(), |v| v.to_string());
+        let rows = epochs.iter().map(|r| {
+            let greedy = |pick: fn(&crate::metrics::VelocityMetrics) -> f64| optional(r.greedy.as_ref().map(pick));
+            vec![
+                r.epoch.to_string(),
+                r.step.to_string(),
+                r.train_loss.to_string(),
+                r.val_loss.to_string(),
+                optional(r.val_ls_kl),
+                optional(r.val_ce_with_cls),
+                r.val.dist.to_string(),
+                r.val.accuracy.to_string(),
+                r.val.flatness.to_string(),
+                greedy(|m| m.dist),
+                greedy(|m| m.accuracy),
+                greedy(|m| m.flatness),
+                format!("{:.3}", r.seconds),
+            ]
+        });
+        self.write_csv(RunFile::Metrics, &METRICS_HEADER, rows)
+    }
+
+    /// Writes `lr.csv`: the learning rate of each optimizer step, from step 1.
+    pub fn write_learning_rates(&self, rates: &[f64]) -> Result<(), StoreError> {
+        let rows = rates
+            .iter()
+            .enumerate()
+            .map(|(i, lr)| vec![(i + 1).to_string(), format!("{lr:e}")]);
+        self.write_csv(RunFile::Lr, &["step", "lr"], rows)
+    }
+
+    /// Writes `predictions.json`.
+    pub fn write_predictions(&self, examples: &[Example]) -> Result<(), StoreError> {
+        self.write_json(RunFile::Predictions, &examples)
+    }
+
+    /// Writes `data.json`.
+    pub fn write_data(&self, summary: &DatasetSummary) -> Result<(), StoreError> {
+        self.write_json(RunFile::Data, summary)
+    }
+
+    /// Writes `summary.json`, which marks the run done.
+    pub fn write_summary(&self, summary: &Summary) -> Result<(), StoreError> {
+        self.write_json(RunFile::Summary, summary)
+    }
+
+    /// Writes `config.json` and `config.kdl`.
+    pub(crate) fn write_config(&self, canonical: &str, kdl: &str) -> Result<(), StoreError> {
+        self.write_bytes(RunFile::Config, canonical.as_bytes())?;
+        self.write_bytes(RunFile::ConfigKdl, kdl.as_bytes())
+    }
+
+    fn write_json<T: Serialize + ?Sized>(&self, file: RunFile, value: &T) -> Result<(), StoreError> {
+        let text = serde_json::to_string_pretty(value).expect("records serialise");
+        self.write_bytes(file, text.as_bytes())
+    }
+
+    /// A CSV file of `header` and `rows`, whole or not at all.
+    fn write_csv(
+        &self,
+        file: RunFile,
+        header: &[&str],
+        rows: impl Iterator<Item = Vec<String>>,
+    ) -> Result<(), StoreError> {
+        let path = self.path(file);
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let written = writer.write_record(header).and_then(|()| {
+            for row in rows {
+                writer.write_record(&row)?;
+            }
+            Ok(())
+        });
+        let bytes = written
+            .map_err(std::io::Error::other)
+            .and_then(|()| writer.into_inner().map_err(|e| e.into_error()))
+            .map_err(StoreError::at(&path))?;
+        self.write_bytes(file, &bytes)
+    }
+
+    fn write_bytes(&self, file: RunFile, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.path(file);
+        atomic::write(&path, bytes).map_err(StoreError::at(&path))
+    }
+}
+
+/// A JSON file, or why it could not be read (naming the file).
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let name = path
+        .file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{name} is corrupt: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RunStore;
+    use runner_plan::PlannedRun;
+
+    fn planned() -> PlannedRun {
+        let dir = std::env::temp_dir().join(format!("runner-folder-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("one.kdl");
+        std::fs::write(&file, "experiment one {\n}\n").unwrap();
+        let run = runner_plan::load(&file).unwrap().runs.remove(0);
+        std::fs::remove_dir_all(&dir).unwrap();
+        run
+    }
+
+    #[test]
+    fn reset_removes_everything_training_wrote_and_keeps_the_configuration() {
+        let root = std::env::temp_dir().join(format!("runner-folder-{}", std::process::id()));
+        let run = planned();
+        let claimed = RunStore::new(&root, "one").claim(&run).unwrap().unwrap();
+        claimed.record(&Recorded::Running).unwrap();
+        claimed.log("starting").unwrap();
+        claimed.write_metrics(&[]).unwrap();
+        claimed.write_learning_rates(&[0.1, 0.2]).unwrap();
+        claimed.write_predictions(&[]).unwrap();
+        for file in [RunFile::Data, RunFile::Summary] {
+            std::fs::write(claimed.path(file), "{}").unwrap();
+        }
+        std::fs::create_dir_all(claimed.checkpoint().dir).unwrap();
+        std::fs::write(claimed.checkpoint().position, "{}").unwrap();
+        assert_eq!(claimed.learning_rates().unwrap(), [(1, 0.1), (2, 0.2)]);
+
+        claimed.reset().unwrap();
+        for file in RunFile::WRITTEN_BY_TRAINING {
+            assert!(!claimed.path(file).exists(), "{} is left", file.name());
+        }
+        for file in [RunFile::Config, RunFile::ConfigKdl, RunFile::Lock] {
+            assert!(claimed.path(file).exists(), "{} is gone", file.name());
+        }
+        drop(claimed);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
