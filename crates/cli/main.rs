@@ -265,7 +265,7 @@ fn submit_to_slurm(
         submitted.runs - 1
     );
     println!(
-        "  collation   {}  (runs `runner report` once every task has ended)",
+        "  collation   {}  (writes the report once every task has ended)",
         submitted.report
     );
     println!("follow with:");

@@ -2,9 +2,12 @@
 //!
 //! In: a loaded experiment. Out: every run it declares, each a fully
 //! resolved [`RunConfig`] with an id that is a hash of its canonical form,
-//! labelled by the variant / axis values / seed that made it. Runs that would
-//! be identical are planned once. The executor takes a `Plan` and never
-//! re-reads the experiment file.
+//! labelled by the variant / axis values / seed that made it, and the
+//! experiment's expectations with the runs each side selects ([`expect`]).
+//! Runs that would be identical are planned once. [`load`] is the one
+//! driver (file → plan) that `runner` and the tests use; the executor, the
+//! report and a Slurm submission take the `Plan` and never re-read the
+//! experiment file. [`presets`] holds the write-up's and a tiny model.
 
 #![deny(missing_docs)]
 

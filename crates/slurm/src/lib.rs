@@ -5,10 +5,12 @@
 //! user asked of Slurm ([`Request`]). Out:
 //!
 //! - [`submit`]: the runs' datasets built once into the store's cache; a
-//!   submission folder `<store>/<experiment>/slurm/<n>/` with the frozen [`manifest::Manifest`] (every submitted run's resolved
-//!   configuration), a frozen copy of the binary, the two batch scripts and
-//!   the job ids; one job array (task `i` trains run `i`) and one collation
-//!   job that waits for the whole array (`afterany`) and writes the report.
+//!   submission folder `<store>/<experiment>/slurm/<n>/` with the frozen
+//!   [`manifest::Manifest`] (the whole plan and every submitted run's
+//!   resolved configuration), frozen copies of `runner` and `runner-worker`,
+//!   the two batch scripts and the job ids; one job array (task `i` trains
+//!   run `i`) and one collation job that waits for the whole array
+//!   (`afterany`) and writes the report of the submitted plan.
 //! - [`task`]: inside array task `i`, that run as a one-run plan for the
 //!   executor, which trains it under the store's per-run lock (so a run
 //!   submitted twice is trained once) and resumes it from its checkpoint.
