@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 /// The libtorch side of `runner`: trains runs for `runner exec`, and runs
 /// `runner bench`, `runner model` and `runner info`.
 #[derive(Debug, Parser)]
-#[command(name = "runner", disable_version_flag = true)]
+#[command(name = "runner", bin_name = "runner", disable_version_flag = true)]
 pub struct WorkerCli {
     /// What to do.
     #[command(subcommand)]
