@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use runner_data::dataset::{self, Origin};
-use runner_data::source::{self, Loaded, SourcePiece};
+use runner_data::source::{self, Folders, Loaded, SourcePiece};
 use runner_plan::config::{RunConfig, Source};
 
 fn pathetique() -> RunConfig {
@@ -26,7 +26,7 @@ fn pathetique() -> RunConfig {
 
 fn main() {
     let run = pathetique();
-    let files = source::list(&Source::Bundled, Path::new(".")).expect("bundled data (run scripts/setup)");
+    let files = source::list(&Source::Bundled, &Folders::new(".")).expect("bundled data (run scripts/setup)");
     let bundled = source::load(&files, run.dataset.sustain, run.dataset.bad_files).expect("bundled data loads");
 
     // 1. In memory.
@@ -79,7 +79,7 @@ fn main() {
     let cache = dir.join("cache");
     for label in ["cold", "warm"] {
         let start = Instant::now();
-        let built = dataset::build(&disk_run, Path::new("/"), &cache).expect("builds");
+        let built = dataset::build(&disk_run, &Folders::new("/"), &cache).expect("builds");
         let seconds = start.elapsed().as_secs_f64();
         let notes: usize = built.summary.splits.iter().map(|s| s.notes).sum();
         let origin = match built.origin {

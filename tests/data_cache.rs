@@ -10,7 +10,7 @@ use std::path::Path;
 use data_support::{TempDir, bundled_dir, pathetique_runs};
 use runner_data::cache::{dataset_key, split_key};
 use runner_data::dataset::{self, Dataset, Origin};
-use runner_data::source::{self, SourceFiles};
+use runner_data::source::{self, Folders, SourceFiles};
 use runner_data::split::Split;
 use runner_plan::config::{BadFiles, Edges, RunConfig, Scheme, Source, Split as SplitRule};
 
@@ -18,7 +18,7 @@ use runner_plan::config::{BadFiles, Edges, RunConfig, Scheme, Source, Split as S
 const COUNTS: [usize; 10] = [2367, 12418, 3142, 5551, 14226, 18362, 20450, 11586, 8476, 5323];
 
 fn build(run: &RunConfig, cache: &Path) -> Dataset {
-    dataset::build(run, Path::new("."), cache).unwrap_or_else(|e| panic!("{e}"))
+    dataset::build(run, &Folders::new("."), cache).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn key_of(origin: &Origin) -> &str {
@@ -182,7 +182,7 @@ fn variations() -> Vec<(&'static str, RunConfig)> {
 
 #[test]
 fn the_key_changes_with_every_input_that_shapes_the_dataset() {
-    let files = source::list(&Source::Bundled, Path::new(".")).unwrap();
+    let files = source::list(&Source::Bundled, &Folders::new(".")).unwrap();
     let mut keys = HashSet::new();
     for (name, run) in variations() {
         assert!(keys.insert(dataset_key(&files, &run.dataset, run.encoder)), "{name}");
@@ -232,7 +232,7 @@ fn another_split_rule_never_serves_cached_windows_of_another_split() {
     // Each dataset's validation windows are those of its own validation pieces:
     // built without the cache they are the same, and no validation piece trains.
     for (run, cached) in [(base, &a), (reseeded, &b), (base, &build(base, cache.path()))] {
-        let files = source::list(&run.dataset.source, Path::new(".")).unwrap();
+        let files = source::list(&run.dataset.source, &Folders::new(".")).unwrap();
         let loaded = source::load(&files, run.dataset.sustain, run.dataset.bad_files).unwrap();
         let fresh = dataset::from_loaded(loaded, &run.dataset, run.encoder, cached.summary.source.clone()).unwrap();
         same_data(&fresh, cached);
@@ -286,7 +286,7 @@ fn a_truncated_or_altered_cache_file_is_detected_and_rebuilt() {
 fn a_leftover_temporary_folder_is_ignored() {
     let cache = TempDir::new("tmp");
     let run = pathetique_runs().remove(0);
-    let files = source::list(&run.dataset.source, Path::new(".")).unwrap();
+    let files = source::list(&run.dataset.source, &Folders::new(".")).unwrap();
     let key = dataset_key(&files, &run.dataset, run.encoder);
     // What a build killed half-way leaves: a temporary folder with a partial entry.
     let tmp = cache.path().join(format!(".tmp-{key}-1-0"));
@@ -323,7 +323,7 @@ fn a_midi_folder_source_reads_recursively_skips_bad_files_and_caches() {
     };
     let cache = TempDir::new("midi-dir-cache");
     let base = dir.path().parent().unwrap();
-    let built = dataset::build(&run, base, cache.path()).unwrap();
+    let built = dataset::build(&run, &Folders::new(base), cache.path()).unwrap();
     assert_eq!(built.summary.skipped.len(), 1);
     assert!(built.summary.skipped[0].what.ends_with("broken.mid"));
     assert!(
@@ -336,12 +336,12 @@ fn a_midi_folder_source_reads_recursively_skips_bad_files_and_caches() {
         vec!["2004/piece_1.MIDI", "2004/piece_2.MIDI"]
     );
     assert_eq!(built.summary.split(Split::Validation).unwrap().notes, COUNTS[2]);
-    let again = dataset::build(&run, base, cache.path()).unwrap();
+    let again = dataset::build(&run, &Folders::new(base), cache.path()).unwrap();
     assert!(matches!(again.origin, Origin::Cached { .. }));
     assert_eq!(again.summary.skipped, built.summary.skipped);
 
     run.dataset.bad_files = BadFiles::Fail;
-    let err = dataset::build(&run, base, cache.path()).unwrap_err();
+    let err = dataset::build(&run, &Folders::new(base), cache.path()).unwrap_err();
     assert!(err.to_string().contains("broken.mid"), "{err}");
 }
 

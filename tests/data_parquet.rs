@@ -11,7 +11,7 @@ use runner_data::dataset::{self, DataError, assign_splits};
 use runner_data::export::{EXPORT_FILE, export};
 use runner_data::notes::{Note, Piece};
 use runner_data::parquet::{read_parquet_file, write_parquet_file};
-use runner_data::source::{self, SourceError};
+use runner_data::source::{self, Folders, SourceError};
 use runner_data::split::Split;
 use runner_plan::config::{BadFiles, RunConfig, Source, Split as SplitRule};
 
@@ -55,12 +55,12 @@ fn write_frame(path: &Path, mut frame: DataFrame) {
 fn bundled_midi_exports_to_parquet_and_reads_back_identically() {
     let run = pathetique_runs().remove(0);
     let out = TempDir::new("export");
-    let exported = export(&run.dataset, Path::new("."), out.path()).unwrap();
+    let exported = export(&run.dataset, &Folders::new("."), out.path()).unwrap();
     assert_eq!(exported.path, out.path().join(EXPORT_FILE));
     assert_eq!(exported.pieces, [8, 1, 1]);
     assert_eq!(exported.notes, 101_901);
 
-    let files = source::list(&Source::Bundled, Path::new(".")).unwrap();
+    let files = source::list(&Source::Bundled, &Folders::new(".")).unwrap();
     let midi = source::load(&files, run.dataset.sustain, BadFiles::Fail).unwrap();
     let splits = assign_splits(&midi.pieces, &run.dataset.split).unwrap();
     let read = read_parquet_file(&exported.path).unwrap();
@@ -90,15 +90,15 @@ fn the_exported_parquet_builds_the_same_windows_as_the_midi_files() {
     let runs = pathetique_runs();
     let out = TempDir::new("export-build");
     let cache = TempDir::new("export-build-cache");
-    export(&runs[0].dataset, Path::new("."), out.path()).unwrap();
+    export(&runs[0].dataset, &Folders::new("."), out.path()).unwrap();
     for run in runs {
-        let from_midi = dataset::build(&run, Path::new("."), cache.path()).unwrap();
+        let from_midi = dataset::build(&run, &Folders::new("."), cache.path()).unwrap();
         let mut from_parquet_run = run.clone();
         from_parquet_run.dataset.source = Source::HfParquet {
             path: out.path().display().to_string(),
         };
         from_parquet_run.dataset.split = SplitRule::Column;
-        let from_parquet = dataset::build(&from_parquet_run, Path::new("."), cache.path()).unwrap();
+        let from_parquet = dataset::build(&from_parquet_run, &Folders::new("."), cache.path()).unwrap();
         for split in Split::ALL {
             assert_eq!(from_parquet.windows(split), from_midi.windows(split), "{split}");
         }
@@ -126,7 +126,7 @@ fn the_split_column_decides_the_splits() {
     let cache = TempDir::new("column-cache");
     let built = dataset::build(
         &parquet_run(dir.path(), SplitRule::Column),
-        Path::new("/"),
+        &Folders::new("/"),
         cache.path(),
     )
     .unwrap();
@@ -160,7 +160,7 @@ fn split_column_without_split_values_is_a_clear_error() {
     let cache = TempDir::new("no-split-cache");
     let err = dataset::build(
         &parquet_run(dir.path(), SplitRule::Column),
-        Path::new("/"),
+        &Folders::new("/"),
         cache.path(),
     )
     .unwrap_err();
@@ -173,7 +173,7 @@ fn split_column_without_split_values_is_a_clear_error() {
         test: 0.0,
         seed: 0,
     };
-    let built = dataset::build(&parquet_run(dir.path(), fractions), Path::new("/"), cache.path()).unwrap();
+    let built = dataset::build(&parquet_run(dir.path(), fractions), &Folders::new("/"), cache.path()).unwrap();
     assert_eq!(built.train.len(), 2);
 }
 
@@ -194,7 +194,7 @@ fn a_corrupt_parquet_file_is_reported_with_its_path() {
         &Source::HfParquet {
             path: dir.path().display().to_string(),
         },
-        Path::new("/"),
+        &Folders::new("/"),
     )
     .unwrap();
     let err = source::load(&files, None, BadFiles::Fail).unwrap_err();
@@ -209,7 +209,7 @@ fn a_corrupt_parquet_file_is_reported_with_its_path() {
         &Source::HfParquet {
             path: dir.path().display().to_string(),
         },
-        Path::new("/"),
+        &Folders::new("/"),
     )
     .unwrap();
     let loaded = source::load(&files, None, BadFiles::Skip).unwrap();
@@ -221,7 +221,7 @@ fn a_corrupt_parquet_file_is_reported_with_its_path() {
 
 #[test]
 fn a_missing_folder_or_an_empty_one_is_a_clear_error() {
-    let err = source::list(&Source::HfParquet { path: "nope".into() }, Path::new("/tmp")).unwrap_err();
+    let err = source::list(&Source::HfParquet { path: "nope".into() }, &Folders::new("/tmp")).unwrap_err();
     assert_eq!(
         err.to_string(),
         "dataset folder /tmp/nope does not exist or is not a folder"
@@ -231,7 +231,7 @@ fn a_missing_folder_or_an_empty_one_is_a_clear_error() {
         &Source::HfParquet {
             path: empty.path().display().to_string(),
         },
-        Path::new("/"),
+        &Folders::new("/"),
     )
     .unwrap_err();
     assert!(err.to_string().starts_with("no .parquet files under"), "{err}");
@@ -305,7 +305,7 @@ fn bad_rows_are_reported_with_their_index_and_out_of_range_pitches_dropped() {
         &Source::HfParquet {
             path: dir.path().display().to_string(),
         },
-        Path::new("/"),
+        &Folders::new("/"),
     )
     .unwrap();
     let loaded = source::load(&files, None, BadFiles::Skip).unwrap();

@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 
 use common::{text, tiny_experiment};
 use runner_data::dataset;
+use runner_data::source::Folders;
 use runner_plan::config::{DecoderInput, RunConfig};
 
 /// Two layers a stack, so that the T5 decoder's second block reads the
@@ -103,7 +104,12 @@ fn trained() -> &'static Trained {
 /// the velocities.
 fn write_ids(trained: &Trained, run: &Path, windows: usize, path: &Path) {
     let config: RunConfig = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
-    let data = dataset::build(&config, &trained.root, &trained.root.join("runs").join(".datasets")).unwrap();
+    let data = dataset::build(
+        &config,
+        &Folders::new(&trained.root),
+        &trained.root.join("runs").join(".datasets"),
+    )
+    .unwrap();
     let rows: Vec<(&[u32], &[u32])> = (0..windows).map(|i| data.validation.get(i).unwrap()).collect();
     let shift_right = config.train.decoder_input == DecoderInput::ShiftRight;
     let tgt_in = |tgt: &[u32]| {

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{CommandFactory, Parser};
 use cli::{Backend, Cli, Command, DataCommand, SlurmArgs};
+use runner_data::source::{self, Folders};
 use runner_data::{dataset, export, report};
 use runner_exec::{self as exec, Worker, progress::Bars};
 use runner_job::{Halt, Outcome};
@@ -92,7 +93,7 @@ fn run(command: Command) -> miette::Result<()> {
                 device,
                 jobs: jobs.map(usize::from),
                 cuda_graph,
-                base_dir: file.parent().unwrap_or(Path::new("")).to_owned(),
+                folders: folders(&file),
                 runs_root: store.clone(),
                 worker,
                 environment,
@@ -283,13 +284,13 @@ fn submit_to_slurm(
 /// read from the dataset cache's summaries (nothing is built), once per
 /// distinct dataset; `None` when the dataset is not cached.
 fn training_windows<'a>(plan: &Plan, file: &Path, store_root: &Path) -> impl Fn(&PlannedRun) -> Option<usize> + 'a {
-    let base = file.parent().unwrap_or(Path::new("")).to_owned();
+    let folders = folders(file);
     let cache = store_root.parent().unwrap_or(Path::new("runs")).join(".datasets");
     let mut known: Vec<(String, Option<usize>)> = Vec::new();
     for run in &plan.runs {
         let key = serde_json::to_string(&(&run.config.dataset, run.config.encoder)).unwrap_or_default();
         if !known.iter().any(|(k, _)| *k == key) {
-            let windows = dataset::cached_summary(&run.config, &base, &cache).and_then(|summary| {
+            let windows = dataset::cached_summary(&run.config, &folders, &cache).and_then(|summary| {
                 summary
                     .split(runner_data::split::Split::Train)
                     .map(|train| train.windows)
@@ -320,19 +321,26 @@ fn data(action: DataCommand) -> miette::Result<()> {
             run.as_deref().unwrap_or("at all")
         );
     };
-    // Relative source folders are taken from the experiment file's folder.
-    let base = file.parent().unwrap_or(Path::new(""));
+    let folders = folders(file);
     match &action {
         DataCommand::Inspect { store, .. } => {
-            let dataset = dataset::build(&chosen.config, base, &store.join(".datasets"))?;
+            let dataset = dataset::build(&chosen.config, &folders, &store.join(".datasets"))?;
             print!("{}", report::render(&dataset));
         }
         DataCommand::Export { out, .. } => {
-            let exported = export::export(&chosen.config.dataset, base, out)?;
+            let exported = export::export(&chosen.config.dataset, &folders, out)?;
             print!("{}", report::render_export(&exported));
         }
     }
     Ok(())
+}
+
+/// Where the data of `file`'s runs is: relative dataset paths start from
+/// the file's folder; the bundled data is in `$RUNNER_BUNDLED_DIR` when set,
+/// else in the clone runner was built from.
+fn folders(file: &Path) -> Folders {
+    let base = file.parent().unwrap_or(Path::new(""));
+    Folders::with_bundled(base, std::env::var_os(source::BUNDLED_DIR_VAR).map(PathBuf::from))
 }
 
 /// `runner --version`: runner's version, then what its worker sees (or

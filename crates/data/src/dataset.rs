@@ -25,7 +25,7 @@ use super::cache::{self, Cache, CacheError, Entry};
 use super::encoder::{EncodeError, Vocab};
 use super::notes::Piece;
 use super::quantize::{Bins, Edges, Feature, QuantizeError, Quantizer};
-use super::source::{self, FileKind, Loaded, SourceError, SourcePiece};
+use super::source::{self, FileKind, Folders, Loaded, SourceError, SourcePiece};
 use super::split::{Split, SplitError, SplitRule, split};
 use super::summary::{DatasetSummary, EdgeLists, PieceSummary, SplitSummary, Tally};
 use super::window::{WindowConfig, WindowError};
@@ -141,11 +141,11 @@ pub enum DataError {
     Cache(#[from] CacheError),
 }
 
-/// Builds the dataset of `config` (its `dataset` and `encoder`), reading
-/// relative source folders from `base_dir` and caching in `cache_dir`.
-pub fn build(config: &RunConfig, base_dir: &Path, cache_dir: &Path) -> Result<Dataset, DataError> {
+/// Builds the dataset of `config` (its `dataset` and `encoder`) from its
+/// source in `folders`, caching in `cache_dir`.
+pub fn build(config: &RunConfig, folders: &Folders, cache_dir: &Path) -> Result<Dataset, DataError> {
     let dataset = &config.dataset;
-    let files = source::list(&dataset.source, base_dir)?;
+    let files = source::list(&dataset.source, folders)?;
     let key = cache::dataset_key(&files, dataset, config.encoder);
     let cache = Cache::new(cache_dir);
     let stale = match cache.load(&key) {
@@ -169,8 +169,8 @@ pub fn build(config: &RunConfig, base_dir: &Path, cache_dir: &Path) -> Result<Da
 /// it, without building anything: the source files are listed and hashed
 /// (their key), only the entry's summary is read. `None` when the data is
 /// missing or not cached yet.
-pub fn cached_summary(config: &RunConfig, base_dir: &Path, cache_dir: &Path) -> Option<DatasetSummary> {
-    let files = source::list(&config.dataset.source, base_dir).ok()?;
+pub fn cached_summary(config: &RunConfig, folders: &Folders, cache_dir: &Path) -> Option<DatasetSummary> {
+    let files = source::list(&config.dataset.source, folders).ok()?;
     Cache::new(cache_dir).summary(&cache::dataset_key(&files, &config.dataset, config.encoder))
 }
 

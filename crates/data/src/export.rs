@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::dataset::{DataError, assign_splits};
 use super::parquet::{ParquetError, write_parquet_file};
-use super::source::{self, Skipped};
+use super::source::{self, Folders, Skipped};
 use super::split::Split;
 use runner_plan::config::DatasetConfig;
 
@@ -49,10 +49,10 @@ pub enum ExportError {
     Parquet(#[from] ParquetError),
 }
 
-/// Writes the pieces of `dataset` (relative folders from `base_dir`) to
+/// Writes the pieces of `dataset` (its source in `folders`) to
 /// `out_dir/dataset.parquet`.
-pub fn export(dataset: &DatasetConfig, base_dir: &Path, out_dir: &Path) -> Result<Exported, ExportError> {
-    let files = source::list(&dataset.source, base_dir).map_err(DataError::from)?;
+pub fn export(dataset: &DatasetConfig, folders: &Folders, out_dir: &Path) -> Result<Exported, ExportError> {
+    let files = source::list(&dataset.source, folders).map_err(DataError::from)?;
     let loaded = source::load(&files, dataset.sustain, dataset.bad_files).map_err(DataError::from)?;
     let splits = assign_splits(&loaded.pieces, &dataset.split)?;
     std::fs::create_dir_all(out_dir).map_err(|source| ExportError::OutDir {

@@ -152,20 +152,44 @@ pub enum SourceError {
     },
 }
 
-/// The bundled folder: `$RUNNER_BUNDLED_DIR` if set, else `data/bundled` in this clone.
-pub fn bundled_dir() -> PathBuf {
-    std::env::var_os(BUNDLED_DIR_VAR).map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/bundled")),
-        PathBuf::from,
-    )
+/// Where a source's folders are: relative `midi-dir` / `hf-parquet` paths
+/// start from `base` (the experiment file's folder), and `bundled` holds
+/// the bundled data. A value the front end resolves (`$RUNNER_BUNDLED_DIR`
+/// there), passed down.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Folders {
+    /// The folder relative source paths start from.
+    pub base: PathBuf,
+    /// The bundled data's folder.
+    pub bundled: PathBuf,
 }
 
-/// Finds and hashes the files of `source`; relative folders are taken from `base_dir`.
-pub fn list(source: &Source, base_dir: &Path) -> Result<SourceFiles, SourceError> {
+impl Folders {
+    /// `base`, with the bundled data of the clone this was built from.
+    pub fn new(base: impl Into<PathBuf>) -> Folders {
+        Folders {
+            base: base.into(),
+            bundled: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/bundled")),
+        }
+    }
+
+    /// `base`, with the bundled data in `bundled` when given (else the
+    /// clone's).
+    pub fn with_bundled(base: impl Into<PathBuf>, bundled: Option<PathBuf>) -> Folders {
+        let folders = Folders::new(base);
+        Folders {
+            bundled: bundled.unwrap_or(folders.bundled),
+            ..folders
+        }
+    }
+}
+
+/// Finds and hashes the files of `source` in `folders`.
+pub fn list(source: &Source, folders: &Folders) -> Result<SourceFiles, SourceError> {
     match source {
-        Source::Bundled => list_bundled(&bundled_dir()),
-        Source::MidiDir { path } => list_dir(&base_dir.join(path), FileKind::Midi),
-        Source::HfParquet { path } => list_dir(&base_dir.join(path), FileKind::Parquet),
+        Source::Bundled => list_bundled(&folders.bundled),
+        Source::MidiDir { path } => list_dir(&folders.base.join(path), FileKind::Midi),
+        Source::HfParquet { path } => list_dir(&folders.base.join(path), FileKind::Parquet),
     }
 }
 

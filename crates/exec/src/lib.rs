@@ -35,6 +35,7 @@ use tabled::settings::object::Columns;
 use tabled::settings::{Style, Width};
 
 use progress::Reporter;
+use runner_data::source::Folders;
 use runner_job::{Environment, Halt, Outcome, RunResult};
 use runner_plan::config::{CudaGraph, DevicePreference};
 use runner_plan::{Plan, PlannedRun};
@@ -58,8 +59,9 @@ pub struct Options {
     pub jobs: Option<usize>,
     /// Whether CUDA steps replay a captured graph (`--cuda-graph`).
     pub cuda_graph: CudaGraph,
-    /// The folder relative dataset paths start from (the experiment file's).
-    pub base_dir: PathBuf,
+    /// Where the runs' data is: the experiment file's folder (relative
+    /// dataset paths start there) and the bundled data's.
+    pub folders: Folders,
     /// The runs store's root, e.g. `runs/`.
     pub runs_root: PathBuf,
     /// The `runner-worker` binary that trains each run.

@@ -86,7 +86,7 @@ pub(super) fn run(
                             threads,
                             cuda_graph: options.cuda_graph,
                             force: options.force,
-                            base_dir: options.base_dir.clone(),
+                            folders: options.folders.clone(),
                             runs_root: options.runs_root.clone(),
                         };
                         options.worker.train(&job, store, reporter, stop)

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use runner_data::source::Folders;
 use runner_plan::PlannedRun;
 use runner_plan::config::{CudaGraph, DevicePreference};
 use runner_store::records::EpochRecord;
@@ -37,8 +38,8 @@ pub struct Job {
     pub cuda_graph: CudaGraph,
     /// Train again even when done.
     pub force: bool,
-    /// The folder relative dataset paths start from.
-    pub base_dir: PathBuf,
+    /// Where the run's data is.
+    pub folders: Folders,
     /// The runs store's root.
     pub runs_root: PathBuf,
 }

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use manifest::{Jobs, Manifest};
+use runner_data::source::Folders;
 use runner_exec::{self as exec, Worker};
 use runner_job::Environment;
 use runner_plan::{Plan, PlannedRun};
@@ -199,7 +200,7 @@ pub fn submit(
             }
         }
     }
-    prepare_datasets(runs, &options.base_dir, &store_root.join(".datasets"));
+    prepare_datasets(runs, &options.folders, &store_root.join(".datasets"));
     let (dir, number) = manifest::create_next(store.root())?;
     // Until sbatch accepted the array, nothing was submitted: leave no folder behind.
     let (manifest, array) = match freeze_and_submit(plan, file, runs, options, request, store_root, &dir) {
@@ -239,13 +240,13 @@ pub fn submit(
 /// once, here, so the tasks read it from the cache instead of building the
 /// same entry at once on many nodes. A dataset that cannot be built is left
 /// to its runs' tasks, which fail and record why, as local `runner exec` does.
-fn prepare_datasets(runs: &[&PlannedRun], base_dir: &Path, cache_dir: &Path) {
+fn prepare_datasets(runs: &[&PlannedRun], folders: &Folders, cache_dir: &Path) {
     let mut prepared = Vec::new();
     for run in runs {
         let key = (&run.config.dataset, run.config.encoder);
         if !prepared.contains(&key) {
             prepared.push(key);
-            let _ = runner_data::dataset::build(&run.config, base_dir, cache_dir);
+            let _ = runner_data::dataset::build(&run.config, folders, cache_dir);
         }
     }
 }
@@ -283,9 +284,9 @@ fn freeze_and_submit(
         plan: plan.clone(),
         experiment_file: absolute(file)?,
         store,
-        base_dir: absolute(&options.base_dir)?,
+        base_dir: absolute(&options.folders.base)?,
         workdir: absolute(Path::new("."))?,
-        bundled: absolute(&runner_data::source::bundled_dir())?,
+        bundled: absolute(&options.folders.bundled)?,
         libtorch_lib,
         device: options.device,
         cuda_graph: options.cuda_graph,
@@ -336,7 +337,10 @@ pub fn task(
         device: manifest.device,
         jobs: Some(1),
         cuda_graph: manifest.cuda_graph,
-        base_dir: manifest.base_dir,
+        folders: Folders {
+            base: manifest.base_dir,
+            bundled: manifest.bundled,
+        },
         runs_root: manifest.store,
         worker,
         environment,

@@ -58,12 +58,9 @@ fn preamble(manifest: &Manifest, runner: &Path, what: &str) -> String {
             lib = path(lib)
         );
     }
-    text += &format!(
-        "export RUNNER_BUNDLED_DIR={bundled}\n\
-         # libtorch uses the CPUs Slurm gave the task, not every CPU of the node.\n\
-         export OMP_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-${{SLURM_CPUS_ON_NODE:-${{OMP_NUM_THREADS:-1}}}}}}\"\n",
-        bundled = path(&manifest.bundled)
-    );
+    // The bundled data's folder travels in the manifest.
+    text += "# libtorch uses the CPUs Slurm gave the task, not every CPU of the node.\n\
+         export OMP_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-${SLURM_CPUS_ON_NODE:-${OMP_NUM_THREADS:-1}}}\"\n";
     text
 }
 

@@ -184,7 +184,7 @@ fn one(job: &Job, store: &RunStore, events: &Events, stop: &AtomicBool) -> (Outc
         if resuming { "resuming" } else { "starting" },
         describe_device(device)
     ));
-    let data = match dataset::build(&run.config, &job.base_dir, &job.runs_root.join(".datasets")) {
+    let data = match dataset::build(&run.config, &job.folders, &job.runs_root.join(".datasets")) {
         Ok(data) => data,
         Err(DataError::Cache(e)) => {
             return fail(Outcome::of_store_error(StoreError {

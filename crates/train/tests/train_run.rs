@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use runner_data::dataset;
+use runner_data::source::Folders;
 use runner_job::{Progress, Silent};
 use runner_plan::PlannedRun;
 use runner_plan::config::{CudaGraph, DevicePreference, RunConfig};
@@ -82,7 +83,7 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_run_ends() {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let work = temp("resume");
     let config = tiny_config(&work);
-    let data = dataset::build(&config, &work, &work.join("cache")).unwrap();
+    let data = dataset::build(&config, &Folders::new(&work), &work.join("cache")).unwrap();
     let never = AtomicBool::new(false);
 
     let straight = claim(&work, "straight", &config);
@@ -134,7 +135,7 @@ fn a_run_writes_its_metrics_summary_and_examples() {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let work = temp("outputs");
     let config = tiny_config(&work);
-    let data = dataset::build(&config, &work, &work.join("cache")).unwrap();
+    let data = dataset::build(&config, &Folders::new(&work), &work.join("cache")).unwrap();
     let folder = claim(&work, "tiny", &config);
     let summary = run::train(
         &config,
@@ -220,7 +221,7 @@ experiment tiny {
 }
 "#,
     );
-    let data = dataset::build(&config, &work, &work.join("cache")).unwrap();
+    let data = dataset::build(&config, &Folders::new(&work), &work.join("cache")).unwrap();
     let folder = claim(&work, "tiny", &config);
     let summary = run::train(
         &config,
@@ -276,7 +277,7 @@ fn hf_shift_right_runs_report_the_loss_with_the_cls_label() {
         "encoder shared\nmodel { architecture t5; }\nloss cross-entropy\n\
          train { decoder-input shift-right; }",
     );
-    let data = dataset::build(&config, &work, &work.join("cache")).unwrap();
+    let data = dataset::build(&config, &Folders::new(&work), &work.join("cache")).unwrap();
     let folder = claim(&work, "tiny", &config);
     let summary = run::train(
         &config,
