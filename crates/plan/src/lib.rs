@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use config::{DevicePreference, RunConfig};
 use runner_spec::file::Claim;
-use runner_spec::{Experiment, Problem, Span};
+use runner_spec::{Experiment, Kind, Problem, Span};
 
 /// One run to train.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,7 +88,7 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
                         problem.message = format!("{} (in the run {})", problem.message, labels.join(" "));
                     }
                     if !problems.iter().any(|p| {
-                        p.code == problem.code && p.span.as_ref().map(|s| s.0) == problem.span.as_ref().map(|s| s.0)
+                        p.kind == problem.kind && p.span.as_ref().map(|s| s.0) == problem.span.as_ref().map(|s| s.0)
                     }) {
                         problems.push(problem);
                     }
@@ -150,7 +150,7 @@ fn no_match(selector: &str, span: Span, runs: &[PlannedRun]) -> Problem {
     let help = runner_spec::error::did_you_mean(selector, known.iter().map(String::as_str))
         .unwrap_or_else(|| format!("selectors: {}", known.join(", ")));
     Problem::at(
-        "unknown-selector",
+        Kind::UnknownSelector,
         span,
         "matches no run",
         format!("`{selector}` matches no planned run"),

@@ -6,7 +6,7 @@
 //! (a `zip` is one factor), minus `exclude` rules, plus `include` rules.
 
 use runner_spec::file::{Axis, AxisValue, Factor, Rule};
-use runner_spec::{Experiment, Override, Problem};
+use runner_spec::{Experiment, Kind, Override, Problem};
 
 /// One combination of axis values.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ pub fn cells(experiment: &Experiment) -> Result<Vec<Cell>, Vec<Problem>> {
                         });
                     problems.push(
                         Problem::at(
-                            "unknown-variant",
+                            Kind::UnknownVariant,
                             value.span,
                             "not declared",
                             format!("unknown variant `{}`", value.label),
@@ -79,7 +79,7 @@ pub fn cells(experiment: &Experiment) -> Result<Vec<Cell>, Vec<Problem>> {
         if let Some(first) = axes[..i].iter().find(|a| a.name.value == axis.name.value) {
             problems.push(
                 Problem::at(
-                    "duplicate",
+                    Kind::Duplicate,
                     axis.name.span,
                     "varied again",
                     format!("axis `{}` appears twice", axis.name.value),
@@ -122,7 +122,7 @@ pub fn cells(experiment: &Experiment) -> Result<Vec<Cell>, Vec<Problem>> {
             .collect();
         if !missing.is_empty() {
             problems.push(Problem::at(
-                "incomplete-include",
+                Kind::IncompleteInclude,
                 rule.span,
                 "names too few axes",
                 format!(
@@ -158,7 +158,7 @@ pub fn cells(experiment: &Experiment) -> Result<Vec<Cell>, Vec<Problem>> {
     if cells.is_empty() && problems.is_empty() {
         problems.push(
             Problem::at(
-                "empty-matrix",
+                Kind::EmptyMatrix,
                 matrix.span,
                 "expands to nothing",
                 "the matrix expands to zero runs",
@@ -189,7 +189,7 @@ fn check_rule(rule: &Rule, axes: &[&Axis], problems: &mut Vec<Problem>) {
                     .unwrap_or_else(|| format!("axes: {}", names.join(", ")));
                 problems.push(
                     Problem::at(
-                        "unknown-axis",
+                        Kind::UnknownAxis,
                         key.span,
                         "no such axis",
                         format!("no axis `{}` in the matrix", key.value),
@@ -201,7 +201,7 @@ fn check_rule(rule: &Rule, axes: &[&Axis], problems: &mut Vec<Problem>) {
                 let labels: Vec<&str> = axis.values.iter().map(|v| v.label.as_str()).collect();
                 problems.push(
                     Problem::at(
-                        "unknown-value",
+                        Kind::UnknownValue,
                         label.span,
                         "not a value of the axis",
                         format!("axis `{}` has no value `{}`", key.value, label.value),

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::config::*;
 use runner_spec::schema::{self, CHOICES, DefaultValue, FIELDS};
 use runner_spec::value::Value;
-use runner_spec::{Override, Problem, Span};
+use runner_spec::{Kind, Override, Problem, Span};
 
 /// Every field's value for one run, with where it was set (`None`: default).
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ impl Settings {
                 if has_field.is_none() {
                     problems.push(
                         Problem::at(
-                            "inconsistent",
+                            Kind::Inconsistent,
                             *span,
                             format!("{choice} is `{kind}` here"),
                             format!("`{choice}.{field}` varies, but this run's {choice} `{kind}` has no `{field}`"),
@@ -194,7 +194,7 @@ pub fn resolve<'a>(
         None => {
             problems.push(
                 Problem::at(
-                    "unknown-value",
+                    Kind::UnknownValue,
                     s.span("train.device"),
                     "unknown device",
                     format!("unknown device `{}`", s.word("train.device")),
@@ -222,7 +222,7 @@ fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
         match s.opt_int("model.d-kv") {
             Some(d_kv) => {
                 if architecture == Architecture::Vanilla && d_kv as usize * heads != d_model {
-                    problems.push(Problem::at("inconsistent", s.span("model.d-kv"), "d-kv x heads != d-model",
+                    problems.push(Problem::at(Kind::Inconsistent, s.span("model.d-kv"), "d-kv x heads != d-model",
                     format!("the vanilla transformer needs d-kv x heads = d-model, but {d_kv} x {heads} != {d_model}"))
                     .help("leave d-kv out (it defaults to d-model / heads), or use architecture t5"));
                 }
@@ -232,7 +232,7 @@ fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
                 if !d_model.is_multiple_of(heads) {
                     problems.push(
                         Problem::at(
-                            "inconsistent",
+                            Kind::Inconsistent,
                             s.span("model.heads"),
                             format!("{heads} heads"),
                             format!("d-model ({d_model}) must be divisible by heads ({heads})"),
@@ -358,7 +358,7 @@ fn schedule(s: &Settings, problems: &mut Vec<Problem>) -> Schedule {
             let (peak, min) = (s.float("schedule.peak"), s.float("schedule.min"));
             if min > peak {
                 problems.push(Problem::at(
-                    "inconsistent",
+                    Kind::Inconsistent,
                     s.span("schedule.min"),
                     "above the peak",
                     format!("the cosine schedule's min ({min}) is above its peak ({peak})"),
@@ -387,7 +387,7 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
         Some(path) => path.to_owned(),
         None => {
             problems.push(Problem::at(
-                "missing-value",
+                Kind::MissingValue,
                 s.span("dataset.source"),
                 "needs path=",
                 format!("`source {kind}` needs the folder: `source {kind} path=\"...\"`"),
@@ -409,7 +409,7 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
             let lists = ["train", "validation", "test"].map(|name| s.strings(&format!("dataset.split.{name}")));
             if lists[0].is_empty() {
                 problems.push(Problem::at(
-                    "missing-value",
+                    Kind::MissingValue,
                     s.span("dataset.split"),
                     "no training pieces",
                     "`split files` needs a `train` list",
@@ -420,7 +420,7 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
                 for file in list {
                     if let Some(first) = seen.insert(file, name) {
                         problems.push(Problem::at(
-                            "overlap",
+                            Kind::Overlap,
                             s.span(&format!("dataset.split.{name}")),
                             "listed twice",
                             format!(
@@ -440,7 +440,7 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
         "column" => {
             if s.word("dataset.source") != "hf-parquet" {
                 problems.push(Problem::at(
-                    "inconsistent",
+                    Kind::Inconsistent,
                     s.span("dataset.split"),
                     "needs a parquet source",
                     "`split column` reads the parquet's split column; it needs `source hf-parquet`",
@@ -454,7 +454,7 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
             let sum = train + validation + test;
             if (sum - 1.0).abs() > 1e-9 {
                 problems.push(Problem::at(
-                    "inconsistent",
+                    Kind::Inconsistent,
                     s.span("dataset.split"),
                     format!("sums to {sum}"),
                     "the split fractions must add up to 1",
@@ -462,7 +462,7 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
             }
             if train <= 0.0 {
                 problems.push(Problem::at(
-                    "out-of-range",
+                    Kind::OutOfRange,
                     s.span("dataset.split.train"),
                     "no training data",
                     "the training fraction must be above 0",
@@ -512,7 +512,7 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
                     }
                     None => {
                         problems.push(Problem::at(
-                            "missing-value",
+                            Kind::MissingValue,
                             s.span("dataset.quantize.edges"),
                             format!("no {name}-edges"),
                             format!("`edges=explicit` needs `{name}-edges` inside `quantize {{ ... }}`"),
@@ -542,7 +542,7 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
                         let path = format!("dataset.quantize.{name}");
                         problems.push(
                             Problem::at(
-                                "out-of-range",
+                                Kind::OutOfRange,
                                 s.span(&path),
                                 format!("{count} bins"),
                                 format!("the original edge table has 3 or 5 {name} bins, not {count}"),
@@ -570,7 +570,7 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
 fn check_edges(name: &str, edges: &[f64], span: Span, problems: &mut Vec<Problem>) {
     if edges.first() != Some(&0.0) {
         problems.push(Problem::at(
-            "out-of-range",
+            Kind::OutOfRange,
             span,
             "must start at 0",
             format!("{name} edges must start at 0"),
@@ -578,7 +578,7 @@ fn check_edges(name: &str, edges: &[f64], span: Span, problems: &mut Vec<Problem
     }
     if edges.windows(2).any(|w| w[0] >= w[1]) {
         problems.push(Problem::at(
-            "out-of-range",
+            Kind::OutOfRange,
             span,
             "not increasing",
             format!("{name} edges must be strictly increasing"),
@@ -586,7 +586,7 @@ fn check_edges(name: &str, edges: &[f64], span: Span, problems: &mut Vec<Problem
     }
     if name == "velocity" && (edges.len() < 2 || edges.last().is_some_and(|last| *last > 128.0)) {
         problems.push(Problem::at(
-            "out-of-range",
+            Kind::OutOfRange,
             span,
             "bad velocity edges",
             "velocity edges need at least two values and close at or below 128",

@@ -12,11 +12,148 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
 
 use super::source::{Sources, Span};
 
+/// What kind of problem: one variant per rendered code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// the text is not valid KDL.
+    Syntax,
+    /// nodes nested deeper than the language allows.
+    TooDeep,
+    /// a file (the experiment, or one it extends) cannot be read.
+    MissingFile,
+    /// `extends` leads back to a file already in the chain.
+    ExtendsCycle,
+    /// the file declares no `experiment`.
+    NoExperiment,
+    /// a node that is not allowed where it is.
+    UnknownNode,
+    /// a setting the schema does not have.
+    UnknownField,
+    /// a property the node does not take.
+    UnknownProperty,
+    /// a kind the choice does not have.
+    UnknownKind,
+    /// a word the field does not accept.
+    UnknownValue,
+    /// an expectation about a metric that does not exist.
+    UnknownMetric,
+    /// an axis that names nothing, or a rule about an axis the matrix lacks.
+    UnknownAxis,
+    /// an axis value naming a variant that is not declared.
+    UnknownVariant,
+    /// an expectation's selector that matches no run.
+    UnknownSelector,
+    /// a value of the wrong type.
+    WrongType,
+    /// a number outside its field's range.
+    OutOfRange,
+    /// a node or kind without a value it needs.
+    MissingValue,
+    /// an argument the node does not take.
+    UnexpectedArgument,
+    /// children under a node that takes none.
+    UnexpectedChildren,
+    /// something set or declared twice.
+    Duplicate,
+    /// a top-level node written inside a variant.
+    Misplaced,
+    /// properties that cannot go together.
+    Conflict,
+    /// settings that contradict each other in a run.
+    Inconsistent,
+    /// a piece in two splits.
+    Overlap,
+    /// a field that cannot be varied by an axis.
+    UnsupportedAxis,
+    /// an axis with no values.
+    EmptyAxis,
+    /// a `zip` whose axes differ in length.
+    ZipLength,
+    /// an `include` rule that leaves an axis out.
+    IncompleteInclude,
+    /// a matrix that expands to no run.
+    EmptyMatrix,
+    /// a data folder that does not exist.
+    MissingData,
+}
+
+impl Kind {
+    /// Every kind (for tests and tools).
+    pub const ALL: [Kind; 30] = [
+        Kind::Syntax,
+        Kind::TooDeep,
+        Kind::MissingFile,
+        Kind::ExtendsCycle,
+        Kind::NoExperiment,
+        Kind::UnknownNode,
+        Kind::UnknownField,
+        Kind::UnknownProperty,
+        Kind::UnknownKind,
+        Kind::UnknownValue,
+        Kind::UnknownMetric,
+        Kind::UnknownAxis,
+        Kind::UnknownVariant,
+        Kind::UnknownSelector,
+        Kind::WrongType,
+        Kind::OutOfRange,
+        Kind::MissingValue,
+        Kind::UnexpectedArgument,
+        Kind::UnexpectedChildren,
+        Kind::Duplicate,
+        Kind::Misplaced,
+        Kind::Conflict,
+        Kind::Inconsistent,
+        Kind::Overlap,
+        Kind::UnsupportedAxis,
+        Kind::EmptyAxis,
+        Kind::ZipLength,
+        Kind::IncompleteInclude,
+        Kind::EmptyMatrix,
+        Kind::MissingData,
+    ];
+
+    /// The stable code, rendered as `runner::CODE`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::Syntax => "syntax",
+            Kind::TooDeep => "too-deep",
+            Kind::MissingFile => "missing-file",
+            Kind::ExtendsCycle => "extends-cycle",
+            Kind::NoExperiment => "no-experiment",
+            Kind::UnknownNode => "unknown-node",
+            Kind::UnknownField => "unknown-field",
+            Kind::UnknownProperty => "unknown-property",
+            Kind::UnknownKind => "unknown-kind",
+            Kind::UnknownValue => "unknown-value",
+            Kind::UnknownMetric => "unknown-metric",
+            Kind::UnknownAxis => "unknown-axis",
+            Kind::UnknownVariant => "unknown-variant",
+            Kind::UnknownSelector => "unknown-selector",
+            Kind::WrongType => "wrong-type",
+            Kind::OutOfRange => "out-of-range",
+            Kind::MissingValue => "missing-value",
+            Kind::UnexpectedArgument => "unexpected-argument",
+            Kind::UnexpectedChildren => "unexpected-children",
+            Kind::Duplicate => "duplicate",
+            Kind::Misplaced => "misplaced",
+            Kind::Conflict => "conflict",
+            Kind::Inconsistent => "inconsistent",
+            Kind::Overlap => "overlap",
+            Kind::UnsupportedAxis => "unsupported-axis",
+            Kind::EmptyAxis => "empty-axis",
+            Kind::ZipLength => "zip-length",
+            Kind::IncompleteInclude => "incomplete-include",
+            Kind::EmptyMatrix => "empty-matrix",
+            Kind::MissingData => "missing-data",
+        }
+    }
+}
+
 /// One problem in an experiment file.
 #[derive(Debug, Clone)]
 pub struct Problem {
-    /// A stable code, e.g. `unknown-field`.
-    pub code: &'static str,
+    /// Its kind, which gives its code.
+    pub kind: Kind,
     /// What is wrong, in one sentence.
     pub message: String,
     /// Where, with a short label; `None` for problems about a whole file.
@@ -29,9 +166,9 @@ pub struct Problem {
 
 impl Problem {
     /// A problem at a span.
-    pub fn at(code: &'static str, span: Span, label: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn at(kind: Kind, span: Span, label: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
-            code,
+            kind,
             message: message.into(),
             span: Some((span, label.into())),
             related: None,
@@ -40,9 +177,9 @@ impl Problem {
     }
 
     /// A problem with no span (e.g. a file that cannot be read).
-    pub fn whole(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn whole(kind: Kind, message: impl Into<String>) -> Self {
         Problem {
-            code,
+            kind,
             message: message.into(),
             span: None,
             related: None,
@@ -91,7 +228,7 @@ impl std::error::Error for Rendered {}
 
 impl Diagnostic for Rendered {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(format!("runner::{}", self.problem.code)))
+        Some(Box::new(format!("runner::{}", self.problem.kind.code())))
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -141,9 +278,9 @@ impl SpecError {
         SpecError { summary, problems }
     }
 
-    /// The problems' codes, in order (for tests and tools).
-    pub fn codes(&self) -> Vec<&'static str> {
-        self.problems.iter().map(|r| r.problem.code).collect()
+    /// The problems' kinds, in order (for tests and tools).
+    pub fn kinds(&self) -> Vec<Kind> {
+        self.problems.iter().map(|r| r.problem.kind).collect()
     }
 
     /// The problems' messages, in order.
@@ -169,6 +306,15 @@ impl Diagnostic for SpecError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_unique_kebab_case_words() {
+        let codes: Vec<&str> = Kind::ALL.iter().map(|k| k.code()).collect();
+        for (i, code) in codes.iter().enumerate() {
+            assert!(!codes[..i].contains(code), "{code} twice");
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{code}");
+        }
+    }
 
     #[test]
     fn suggests_close_names_only() {

@@ -20,7 +20,7 @@ pub mod value;
 
 use std::path::{Path, PathBuf};
 
-pub use error::{Problem, SpecError};
+pub use error::{Kind, Problem, SpecError};
 pub use file::{Expectation, Matrix, Override, Variant};
 pub use source::{Sources, Span, Spanned};
 
@@ -69,8 +69,8 @@ fn load_chain(
         Err(error) => {
             let message = format!("cannot read `{}`: {error}", path.display());
             problems.push(match extended_at {
-                Some(span) => Problem::at("missing-file", span, "extended here", message),
-                None => Problem::whole("missing-file", message),
+                Some(span) => Problem::at(Kind::MissingFile, span, "extended here", message),
+                None => Problem::whole(Kind::MissingFile, message),
             });
             return None;
         }
@@ -93,7 +93,7 @@ fn load_chain(
                 let cycle: Vec<String> = chain.iter().chain([&base_canonical]).map(|p| file_name(p)).collect();
                 problems.push(
                     Problem::at(
-                        "extends-cycle",
+                        Kind::ExtendsCycle,
                         target.span,
                         "extends a file already in the chain",
                         "`extends` makes a cycle",

@@ -1,0 +1,345 @@
+//! The `matrix` block: axes, `zip`s and `exclude` / `include` rules.
+
+use std::collections::HashMap;
+
+use kdl::{KdlEntry, KdlNode};
+
+use super::nodes::{Parser, Seen, children, count};
+use crate::error::{Kind, Problem, did_you_mean};
+use crate::file::{Axis, AxisValue, Factor, Matrix, Override, Rule};
+use crate::schema::{self, Choice, Type};
+use crate::source::{Span, Spanned};
+use crate::value::Value;
+
+impl Parser {
+    pub(super) fn matrix(&mut self, node: &KdlNode) -> Matrix {
+        self.no_arguments(node);
+        self.no_properties(node);
+        let mut matrix = Matrix {
+            factors: Vec::new(),
+            exclude: Vec::new(),
+            include: Vec::new(),
+            span: self.node_span(node),
+        };
+        for child in children(node) {
+            match child.name().value() {
+                "axis" => {
+                    if let Some(axis) = self.axis(child) {
+                        matrix.factors.push(Factor::Axis(axis));
+                    }
+                }
+                "zip" => {
+                    let span = self.node_span(child);
+                    let axes: Vec<Axis> = children(child)
+                        .filter_map(|a| {
+                            if a.name().value() == "axis" {
+                                self.axis(a)
+                            } else {
+                                self.report(Problem::at(
+                                    Kind::UnknownNode,
+                                    self.node_span(a),
+                                    "not an axis",
+                                    "a `zip` holds only `axis` nodes",
+                                ));
+                                None
+                            }
+                        })
+                        .collect();
+                    if let Some(first) = axes.first() {
+                        for axis in &axes[1..] {
+                            if axis.values.len() != first.values.len() {
+                                self.report(
+                                    Problem::at(
+                                        Kind::ZipLength,
+                                        axis.name.span,
+                                        count(axis.values.len(), "value"),
+                                        "the axes of a `zip` must have the same number of values",
+                                    )
+                                    .also(first.name.span, count(first.values.len(), "value")),
+                                );
+                            }
+                        }
+                    }
+                    if axes.len() < 2 {
+                        self.report(Problem::at(
+                            Kind::ZipLength,
+                            span,
+                            "fewer than two axes",
+                            "a `zip` needs at least two axes",
+                        ));
+                    }
+                    matrix.factors.push(Factor::Zip { axes, span });
+                }
+                "exclude" => matrix.exclude.push(self.rule(child)),
+                "include" => matrix.include.push(self.rule(child)),
+                other => {
+                    let problem = Problem::at(
+                        Kind::UnknownNode,
+                        self.node_span(child),
+                        "unknown",
+                        format!("unknown node `{other}` in `matrix`"),
+                    );
+                    let help = did_you_mean(other, ["axis", "zip", "exclude", "include"])
+                        .unwrap_or_else(|| "a matrix holds `axis`, `zip`, `exclude` and `include`".to_owned());
+                    self.report(problem.help(help));
+                }
+            }
+        }
+        matrix
+    }
+
+    /// `axis PATH v1 v2`, `axis CHOICE kind1 kind2`, `axis CHOICE { kind props }`,
+    /// `axis variant a b`, `axis NAME { label { overrides } }`.
+    pub(super) fn axis(&mut self, node: &KdlNode) -> Option<Axis> {
+        let name = self.first_string(node, "axis", "the field to vary, e.g. `axis model.d-model 128 256`")?;
+        self.no_properties(node);
+        let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).skip(1).collect();
+        let path = name.value.as_str();
+        let mut values = Vec::new();
+        let field = schema::alias_at(path)
+            .and_then(|t| schema::field_at(t[0]))
+            .or_else(|| schema::field_at(path));
+        if path == "variant" {
+            for arg in &args {
+                let span = self.span(arg.span());
+                match arg.value().as_string() {
+                    Some(label) => values.push(AxisValue {
+                        label: label.to_owned(),
+                        span,
+                        overrides: Vec::new(),
+                    }),
+                    None => self.report(Problem::at(
+                        Kind::WrongType,
+                        span,
+                        "not a name",
+                        "an axis over variants lists variant names",
+                    )),
+                }
+            }
+            self.no_children(node);
+        } else if let Some(field) = field {
+            if matches!(field.ty, Type::FloatList | Type::StrList) {
+                self.report(
+                    Problem::at(
+                        Kind::UnsupportedAxis,
+                        name.span,
+                        "a list field",
+                        format!("`{path}` holds a list; vary it with a bundle axis"),
+                    )
+                    .help(
+                        "axis edges { narrow { dataset { quantize { velocity-edges 0 60 70 128 } } }; wide { ... } }",
+                    ),
+                );
+                return None;
+            }
+            let targets: Vec<&'static str> = match schema::alias_at(path) {
+                Some(targets) => targets.to_vec(),
+                None => vec![field.path],
+            };
+            for arg in &args {
+                if let Some(value) = self.entry_value(arg, field) {
+                    let span = self.span(arg.span());
+                    let overrides = targets
+                        .iter()
+                        .map(|t| Override::Set {
+                            path: t,
+                            value: value.clone(),
+                            span,
+                        })
+                        .collect();
+                    values.push(AxisValue {
+                        label: value.to_string(),
+                        span,
+                        overrides,
+                    });
+                }
+            }
+            self.no_children(node);
+        } else if let Some((choice, field)) = schema::choice_field_at(path) {
+            for arg in &args {
+                if let Some(value) = self.entry_value(arg, field) {
+                    let span = self.span(arg.span());
+                    let label = value.to_string();
+                    let tweak = Override::Tweak {
+                        choice: choice.path,
+                        field: field.path,
+                        value,
+                        span,
+                    };
+                    values.push(AxisValue {
+                        label,
+                        span,
+                        overrides: vec![tweak],
+                    });
+                }
+            }
+            self.no_children(node);
+        } else if let Some(choice) = schema::choice_at(path) {
+            for arg in &args {
+                let span = self.span(arg.span());
+                match arg.value().as_string().and_then(|w| choice.kind(w)) {
+                    Some(kind) => values.push(AxisValue {
+                        label: kind.name.to_owned(),
+                        span,
+                        overrides: vec![Override::Choose {
+                            path: choice.path,
+                            kind: kind.name,
+                            fields: Vec::new(),
+                            span,
+                        }],
+                    }),
+                    None => {
+                        let kinds: Vec<&str> = choice.kinds.iter().map(|k| k.name).collect();
+                        self.report(
+                            Problem::at(
+                                Kind::UnknownKind,
+                                span,
+                                "unknown",
+                                format!("`{path}` has no kind `{}`", arg.value()),
+                            )
+                            .help(format!("choose from: {}", kinds.join(", "))),
+                        );
+                    }
+                }
+            }
+            let kinds: Vec<&str> = children(node).map(|c| c.name().value()).collect();
+            for child in children(node) {
+                // Each child reads like the choice itself: `noam warmup=4000`.
+                let mut as_choice = child.clone();
+                let kind_entry = KdlEntry::new(child.name().value());
+                as_choice.entries_mut().insert(0, kind_entry);
+                if let Some(over) = self.choose_with_kind_span(&as_choice, choice, self.node_span(child)) {
+                    // Label by kind, unless the axis uses one kind twice.
+                    let kind = child.name().value();
+                    let label = if kinds.iter().filter(|k| **k == kind).count() == 1 {
+                        kind.to_owned()
+                    } else {
+                        choice_label(child)
+                    };
+                    values.push(AxisValue {
+                        label,
+                        span: self.node_span(child),
+                        overrides: vec![over],
+                    });
+                }
+            }
+        } else {
+            // A bundle axis: children `label { overrides }`.
+            let bundles: Vec<&KdlNode> = children(node).collect();
+            if bundles.is_empty() || !args.is_empty() {
+                let mut candidates = schema::all_paths();
+                candidates.push("variant".to_owned());
+                let problem = Problem::at(
+                    Kind::UnknownAxis,
+                    name.span,
+                    "unknown",
+                    format!("unknown axis path `{path}`"),
+                );
+                let help = did_you_mean(path, candidates.iter().map(String::as_str)).unwrap_or_else(|| {
+                    "an axis names a field (e.g. `model.d-model`), a choice (`schedule`), `variant`, \
+                     or is a bundle: `axis NAME { label { settings } }`"
+                        .to_owned()
+                });
+                self.report(problem.help(help));
+                return None;
+            }
+            for bundle in bundles {
+                let span = self.node_span(bundle);
+                self.no_arguments(bundle);
+                self.no_properties(bundle);
+                let mut overrides = Vec::new();
+                let mut seen = Seen::new();
+                for setting in children(bundle) {
+                    self.setting(setting, "", &mut overrides, &mut seen);
+                }
+                values.push(AxisValue {
+                    label: bundle.name().value().to_owned(),
+                    span,
+                    overrides,
+                });
+            }
+        }
+        let mut labels: HashMap<&str, Span> = HashMap::new();
+        for value in &values {
+            if let Some(first) = labels.insert(&value.label, value.span) {
+                self.report(
+                    Problem::at(
+                        Kind::Duplicate,
+                        value.span,
+                        "repeated",
+                        format!("axis `{path}` lists `{}` twice", value.label),
+                    )
+                    .also(first, "first listed here"),
+                );
+            }
+        }
+        if values.is_empty() && self.problems.is_empty() {
+            self.report(Problem::at(
+                Kind::EmptyAxis,
+                name.span,
+                "no values",
+                format!("axis `{path}` has no values"),
+            ));
+        }
+        Some(Axis { name, values })
+    }
+
+    pub(super) fn choose_with_kind_span(
+        &mut self,
+        node: &KdlNode,
+        choice: &'static Choice,
+        span: Span,
+    ) -> Option<Override> {
+        match self.choose(node, choice)? {
+            Override::Choose { path, kind, fields, .. } => Some(Override::Choose {
+                path,
+                kind,
+                fields,
+                span,
+            }),
+            set => Some(set),
+        }
+    }
+
+    pub(super) fn rule(&mut self, node: &KdlNode) -> Rule {
+        self.no_arguments(node);
+        self.no_children(node);
+        let pairs: Vec<_> = node
+            .entries()
+            .iter()
+            .filter_map(|e| {
+                let key = e.name()?;
+                let value = Value::from_kdl(e.value()).map(|v| v.to_string()).unwrap_or_default();
+                Some((
+                    Spanned::new(key.value().to_owned(), self.span(key.span())),
+                    Spanned::new(value, self.span(e.span())),
+                ))
+            })
+            .collect();
+        if pairs.is_empty() {
+            self.report(Problem::at(
+                Kind::MissingValue,
+                self.node_span(node),
+                "empty",
+                format!(
+                    "`{}` needs axis=value properties, e.g. `schedule=constant`",
+                    node.name().value()
+                ),
+            ));
+        }
+        Rule {
+            pairs,
+            span: self.node_span(node),
+        }
+    }
+}
+
+fn choice_label(node: &KdlNode) -> String {
+    let mut label = node.name().value().to_owned();
+    for entry in node.entries() {
+        if let (Some(key), Some(value)) = (entry.name(), Value::from_kdl(entry.value())) {
+            label.push_str(&format!(" {}={value}", key.value()));
+        }
+    }
+    label
+}

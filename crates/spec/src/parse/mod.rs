@@ -1,0 +1,165 @@
+//! KDL text → [`ExperimentFile`], checking every node, property and value
+//! against the [schema](super::schema) and collecting every problem.
+
+mod expect;
+mod matrix;
+mod nodes;
+mod settings;
+mod values;
+
+use std::collections::HashMap;
+
+use kdl::{KdlDocument, KdlNode};
+
+use crate::error::{Kind, Problem, did_you_mean};
+use crate::file::{ExperimentFile, Variant};
+use crate::source::{FileId, Span, Spanned};
+use nodes::{Parser, Seen, children};
+
+/// Parses one experiment file. Returns the file when it has no problems.
+pub fn parse(text: &str, file: FileId) -> Result<ExperimentFile, Vec<Problem>> {
+    let mut parser = Parser {
+        file,
+        problems: Vec::new(),
+    };
+    let doc = match text.parse::<KdlDocument>() {
+        Ok(doc) => doc,
+        Err(error) => return Err(syntax_problems(&error, file)),
+    };
+    let parsed = parser.document(&doc);
+    match parsed {
+        Some(parsed) if parser.problems.is_empty() => Ok(parsed),
+        _ => Err(parser.problems),
+    }
+}
+
+fn syntax_problems(error: &kdl::KdlError, file: FileId) -> Vec<Problem> {
+    error
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let span = Span { file, range: d.span };
+            let label = d.label.clone().unwrap_or_else(|| "here".to_owned());
+            let message = d.message.clone().unwrap_or_else(|| "invalid KDL".to_owned());
+            let problem = Problem::at(Kind::Syntax, span, label, format!("KDL syntax error: {message}"));
+            match &d.help {
+                Some(help) => problem.help(help.clone()),
+                None => problem,
+            }
+        })
+        .collect()
+}
+
+impl Parser {
+    fn document(&mut self, doc: &KdlDocument) -> Option<ExperimentFile> {
+        let mut experiments = doc.nodes().iter().filter(|n| n.name().value() == "experiment");
+        for node in doc.nodes().iter().filter(|n| n.name().value() != "experiment") {
+            let span = self.node_span(node);
+            let mut problem = Problem::at(
+                Kind::UnknownNode,
+                span,
+                "not allowed here",
+                format!(
+                    "unknown top-level node `{}`: a file holds one `experiment NAME {{ ... }}`",
+                    node.name().value()
+                ),
+            );
+            if let Some(help) = did_you_mean(node.name().value(), ["experiment"]) {
+                problem = problem.help(help);
+            }
+            self.report(problem);
+        }
+        let Some(node) = experiments.next() else {
+            self.report(
+                Problem::whole(Kind::NoExperiment, "the file declares no `experiment NAME { ... }`")
+                    .help("start the file with `experiment my-name {` and put the settings inside"),
+            );
+            return None;
+        };
+        for extra in experiments {
+            let span = self.node_span(extra);
+            self.report(
+                Problem::at(
+                    Kind::Duplicate,
+                    span,
+                    "second experiment",
+                    "a file declares one experiment",
+                )
+                .also(self.node_span(node), "first declared here"),
+            );
+        }
+        self.experiment(node)
+    }
+
+    fn experiment(&mut self, node: &KdlNode) -> Option<ExperimentFile> {
+        let name = match self.single_string(node, "experiment", "a name, e.g. `experiment pathetique { ... }`") {
+            Some(name) => name,
+            None => Spanned::new(String::new(), self.node_span(node)),
+        };
+        self.no_properties(node);
+        let mut file = ExperimentFile {
+            name,
+            description: None,
+            extends: None,
+            repeats: None,
+            settings: Vec::new(),
+            variants: Vec::new(),
+            matrix: None,
+            expectations: Vec::new(),
+        };
+        let mut seen_settings = Seen::new();
+        let mut seen_top: HashMap<String, Span> = HashMap::new();
+        for child in children(node) {
+            let word = child.name().value();
+            if matches!(word, "description" | "extends" | "repeats" | "matrix") {
+                let span = self.node_span(child);
+                if let Some(first) = seen_top.insert(word.to_owned(), span) {
+                    self.report(
+                        Problem::at(Kind::Duplicate, span, "set again", format!("`{word}` is set twice"))
+                            .also(first, "first set here"),
+                    );
+                }
+            }
+            match word {
+                "description" => file.description = self.single_string(child, word, "a string").map(|s| s.value),
+                "extends" => file.extends = self.single_string(child, word, "the path of another experiment file"),
+                "repeats" => file.repeats = self.repeats(child),
+                "variant" => {
+                    if let Some(variant) = self.variant(child, &file.variants) {
+                        file.variants.push(variant);
+                    }
+                }
+                "matrix" => file.matrix = Some(self.matrix(child)),
+                "expect" => {
+                    if let Some(expectation) = self.expectation(child) {
+                        file.expectations.push(expectation);
+                    }
+                }
+                _ => self.setting(child, "", &mut file.settings, &mut seen_settings),
+            }
+        }
+        Some(file)
+    }
+
+    fn variant(&mut self, node: &KdlNode, earlier: &[Variant]) -> Option<Variant> {
+        let name = self.single_string(node, "variant", "a name, e.g. `variant hf-t5 { ... }`")?;
+        self.no_properties(node);
+        if let Some(first) = earlier.iter().find(|v| v.name.value == name.value) {
+            self.report(
+                Problem::at(
+                    Kind::Duplicate,
+                    name.span,
+                    "declared again",
+                    format!("variant `{}` is declared twice", name.value),
+                )
+                .also(first.name.span, "first declared here"),
+            );
+        }
+        let mut overrides = Vec::new();
+        let mut seen = Seen::new();
+        for child in children(node) {
+            self.setting(child, "", &mut overrides, &mut seen);
+        }
+        Some(Variant { name, overrides })
+    }
+}

@@ -1,0 +1,139 @@
+//! The parser's state and the checks every node shares: spans, single
+//! string arguments, nodes that take no properties, arguments or children.
+
+use std::collections::HashMap;
+
+use kdl::{KdlEntry, KdlNode};
+
+use crate::error::{Kind, Problem};
+use crate::source::{FileId, Span, Spanned};
+
+/// One file's parse: where spans point and the problems found so far.
+pub(super) struct Parser {
+    pub(super) file: FileId,
+    pub(super) problems: Vec<Problem>,
+}
+
+/// Paths already set in one scope (the settings, a variant, an axis value),
+/// so that setting one twice is reported.
+pub(super) type Seen = HashMap<String, Span>;
+
+impl Parser {
+    pub(super) fn span(&self, range: miette::SourceSpan) -> Span {
+        Span { file: self.file, range }
+    }
+
+    pub(super) fn node_span(&self, node: &KdlNode) -> Span {
+        self.span(node.name().span())
+    }
+
+    pub(super) fn report(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
+    pub(super) fn first_string(&mut self, node: &KdlNode, what: &str, expected: &str) -> Option<Spanned<String>> {
+        let span = self.node_span(node);
+        match node.entries().iter().find(|e| e.name().is_none()) {
+            Some(entry) => match entry.value().as_string() {
+                Some(s) => Some(Spanned::new(s.to_owned(), self.span(entry.span()))),
+                None => {
+                    self.report(Problem::at(
+                        Kind::WrongType,
+                        self.span(entry.span()),
+                        "not a string",
+                        format!("`{what}` needs {expected}"),
+                    ));
+                    None
+                }
+            },
+            None => {
+                self.report(Problem::at(
+                    Kind::MissingValue,
+                    span,
+                    "needs a value",
+                    format!("`{what}` needs {expected}"),
+                ));
+                None
+            }
+        }
+    }
+
+    pub(super) fn single_string(&mut self, node: &KdlNode, what: &str, expected: &str) -> Option<Spanned<String>> {
+        let value = self.first_string(node, what, expected)?;
+        for extra in node.entries().iter().filter(|e| e.name().is_none()).skip(1) {
+            self.report(Problem::at(
+                Kind::UnexpectedArgument,
+                self.span(extra.span()),
+                "unexpected",
+                format!("`{what}` takes one value"),
+            ));
+        }
+        Some(value)
+    }
+
+    pub(super) fn no_properties(&mut self, node: &KdlNode) {
+        for entry in node.entries() {
+            if let Some(key) = entry.name() {
+                self.report(Problem::at(
+                    Kind::UnknownProperty,
+                    self.span(key.span()),
+                    "unexpected",
+                    format!("`{}` takes no property `{}`", node.name().value(), key.value()),
+                ));
+            }
+        }
+    }
+
+    pub(super) fn no_arguments(&mut self, node: &KdlNode) {
+        for entry in node.entries().iter().filter(|e| e.name().is_none()) {
+            self.report(Problem::at(
+                Kind::UnexpectedArgument,
+                self.span(entry.span()),
+                "unexpected",
+                format!("`{}` takes no arguments", node.name().value()),
+            ));
+        }
+    }
+
+    pub(super) fn no_children(&mut self, node: &KdlNode) {
+        if let Some(first) = children(node).next() {
+            self.report(Problem::at(
+                Kind::UnexpectedChildren,
+                self.node_span(first),
+                "unexpected",
+                format!("`{}` takes no children", node.name().value()),
+            ));
+        }
+    }
+}
+
+pub(super) fn kdl_type(entry: &KdlEntry) -> &'static str {
+    match entry.value() {
+        kdl::KdlValue::String(_) => "a string",
+        kdl::KdlValue::Integer(_) => "an integer this large",
+        kdl::KdlValue::Float(_) => "a number",
+        kdl::KdlValue::Bool(_) => "a boolean",
+        kdl::KdlValue::Null => "#null",
+    }
+}
+
+pub(super) fn children(node: &KdlNode) -> impl Iterator<Item = &KdlNode> {
+    node.children().into_iter().flat_map(|doc| doc.nodes())
+}
+
+pub(super) fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// `1 value`, `2 values`.
+pub(super) fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -1,0 +1,318 @@
+//! Settings: plain fields, sections, choices (`schedule noam warmup=4000`)
+//! and `repeats`, each becoming an [`Override`].
+
+use kdl::{KdlEntry, KdlNode};
+
+use super::nodes::{Parser, Seen, children, join, kdl_type};
+use crate::error::{Kind, Problem, did_you_mean};
+use crate::file::Override;
+use crate::schema::{self, Choice, Field, Type};
+use crate::source::{Span, Spanned};
+use crate::value::Value;
+
+/// The nodes of the experiment itself, not settings.
+pub(super) const TOP_LEVEL: [&str; 6] = ["description", "extends", "repeats", "variant", "matrix", "expect"];
+
+impl Parser {
+    /// A node inside `experiment`, a variant or a section, at `prefix`.
+    pub(super) fn setting(&mut self, node: &KdlNode, prefix: &str, out: &mut Vec<Override>, seen: &mut Seen) {
+        let name = node.name().value();
+        let path = join(prefix, name);
+        let span = self.node_span(node);
+        if prefix.is_empty() && TOP_LEVEL.contains(&name) {
+            self.report(Problem::at(
+                Kind::Misplaced,
+                span,
+                "only at the top of the experiment",
+                format!("`{name}` cannot be set inside a variant"),
+            ));
+        } else if let Some(targets) = schema::alias_at(&path) {
+            let field = schema::field_at(targets[0]).expect("alias targets are fields");
+            if let Some(value) = self.node_value(node, field) {
+                for target in targets {
+                    let target = schema::field_at(target).expect("alias targets are fields").path;
+                    self.push(
+                        out,
+                        seen,
+                        Override::Set {
+                            path: target,
+                            value: value.clone(),
+                            span,
+                        },
+                    );
+                }
+            }
+            self.no_properties(node);
+            self.no_children(node);
+        } else if let Some(choice) = schema::choice_at(&path) {
+            if let Some(choose) = self.choose(node, choice) {
+                self.push(out, seen, choose);
+            }
+        } else if let Some(field) = schema::field_at(&path) {
+            if !node.entries().iter().any(|e| e.name().is_none()) && field.ty == Type::Bool {
+                // `sustain threshold=62`: a bool field written for its sub-fields only.
+            } else if let Some(value) = self.node_value(node, field) {
+                self.push(
+                    out,
+                    seen,
+                    Override::Set {
+                        path: field.path,
+                        value,
+                        span,
+                    },
+                );
+            }
+            self.properties(node, &path, out, seen);
+            for child in children(node) {
+                self.setting(child, &path, out, seen);
+            }
+        } else if schema::is_section(&path) {
+            for entry in node.entries().iter().filter(|e| e.name().is_none()) {
+                let span = self.span(entry.span());
+                let props = schema::names_under(&path).join(", ");
+                self.report(
+                    Problem::at(
+                        Kind::UnexpectedArgument,
+                        span,
+                        "unexpected argument",
+                        format!("`{name}` takes properties or children, not arguments"),
+                    )
+                    .help(format!("`{name}` holds: {props}")),
+                );
+            }
+            self.properties(node, &path, out, seen);
+            for child in children(node) {
+                self.setting(child, &path, out, seen);
+            }
+        } else {
+            let place = if prefix.is_empty() {
+                "the experiment".to_owned()
+            } else {
+                format!("`{prefix}`")
+            };
+            let mut problem = Problem::at(
+                Kind::UnknownField,
+                span,
+                "unknown",
+                format!("unknown field `{name}` in {place}"),
+            );
+            let mut candidates = schema::names_under(prefix);
+            if prefix.is_empty() {
+                candidates.extend(TOP_LEVEL);
+            }
+            problem = match did_you_mean(name, candidates.iter().copied()) {
+                Some(help) => problem.help(help),
+                None => problem.help(format!("{place} holds: {}", candidates.join(", "))),
+            };
+            self.report(problem);
+        }
+    }
+
+    pub(super) fn push(&mut self, out: &mut Vec<Override>, seen: &mut Seen, item: Override) {
+        if let Some(first) = seen.insert(item.path(), item.span()) {
+            self.report(
+                Problem::at(
+                    Kind::Duplicate,
+                    item.span(),
+                    "set again",
+                    format!("`{}` is set twice", item.path()),
+                )
+                .also(first, "first set here")
+                .help("remove one of them"),
+            );
+        }
+        out.push(item);
+    }
+
+    /// The properties of a field or section node: each must be a plain field.
+    pub(super) fn properties(&mut self, node: &KdlNode, path: &str, out: &mut Vec<Override>, seen: &mut Seen) {
+        for entry in node.entries() {
+            let Some(key) = entry.name() else { continue };
+            let span = self.span(entry.span());
+            let prop_path = join(path, key.value());
+            match schema::field_at(&prop_path) {
+                Some(field) => {
+                    if let Some(value) = self.entry_value(entry, field) {
+                        self.push(
+                            out,
+                            seen,
+                            Override::Set {
+                                path: field.path,
+                                value,
+                                span,
+                            },
+                        );
+                    }
+                }
+                None => {
+                    let mut problem = Problem::at(
+                        Kind::UnknownProperty,
+                        self.span(key.span()),
+                        "unknown",
+                        format!("unknown property `{}` on `{}`", key.value(), node.name().value()),
+                    );
+                    let names = schema::names_under(path);
+                    problem = match did_you_mean(key.value(), names.iter().copied()) {
+                        Some(help) => problem.help(help),
+                        None if names.is_empty() => {
+                            problem.help(format!("`{}` takes no properties", node.name().value()))
+                        }
+                        None => problem.help(format!("`{}` takes: {}", node.name().value(), names.join(", "))),
+                    };
+                    self.report(problem);
+                }
+            }
+        }
+    }
+
+    /// `schedule noam warmup=4000`, `split files { train "a.mid" }`.
+    pub(super) fn choose(&mut self, node: &KdlNode, choice: &'static Choice) -> Option<Override> {
+        let span = self.node_span(node);
+        let kinds: Vec<&str> = choice.kinds.iter().map(|k| k.name).collect();
+        let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).collect();
+        let Some(first) = args.first() else {
+            self.report(Problem::at(
+                Kind::MissingValue,
+                span,
+                "needs a kind",
+                format!("`{}` needs a kind: {}", node.name().value(), kinds.join(", ")),
+            ));
+            return None;
+        };
+        let kind_span = self.span(first.span());
+        let Some(word) = first.value().as_string() else {
+            self.report(Problem::at(
+                Kind::WrongType,
+                kind_span,
+                "not a kind",
+                format!(
+                    "`{}` needs a kind ({}), not {}",
+                    node.name().value(),
+                    kinds.join(", "),
+                    kdl_type(first)
+                ),
+            ));
+            return None;
+        };
+        let Some(kind) = choice.kind(word) else {
+            let problem = Problem::at(
+                Kind::UnknownKind,
+                kind_span,
+                "unknown",
+                format!("unknown {} `{word}`", node.name().value()),
+            );
+            let help = did_you_mean(word, kinds.iter().copied())
+                .unwrap_or_else(|| format!("choose one of: {}", kinds.join(", ")));
+            self.report(problem.help(help));
+            return None;
+        };
+        for extra in &args[1..] {
+            self.report(Problem::at(
+                Kind::UnexpectedArgument,
+                self.span(extra.span()),
+                "unexpected",
+                format!(
+                    "`{} {}` takes properties, not more arguments",
+                    node.name().value(),
+                    kind.name
+                ),
+            ));
+        }
+        let mut fields: Vec<(&'static str, Value, Span)> = Vec::new();
+        let mut written: Vec<(&'static str, Span)> = Vec::new();
+        let mut add = |parser: &mut Parser, field: &'static Field, value: Value, span: Span| {
+            if let Some((_, first)) = written.iter().find(|(p, _)| *p == field.path) {
+                parser.report(
+                    Problem::at(
+                        Kind::Duplicate,
+                        span,
+                        "set again",
+                        format!("`{}` is set twice", field.path),
+                    )
+                    .also(*first, "first set here"),
+                );
+            }
+            written.push((field.path, span));
+            fields.push((field.path, value, span));
+        };
+        for entry in node.entries() {
+            let Some(key) = entry.name() else { continue };
+            match self.kind_field(node, choice, kind, key.value(), self.span(key.span())) {
+                Some(field) => {
+                    if let Some(value) = self.entry_value(entry, field) {
+                        add(self, field, value, self.span(entry.span()));
+                    }
+                }
+                None => continue,
+            }
+        }
+        for child in children(node) {
+            let child_span = self.node_span(child);
+            if let Some(field) = self.kind_field(node, choice, kind, child.name().value(), child_span) {
+                if let Some(value) = self.node_value(child, field) {
+                    add(self, field, value, child_span);
+                }
+                self.no_properties(child);
+                self.no_children(child);
+            }
+        }
+        Some(Override::Choose {
+            path: choice.path,
+            kind: kind.name,
+            fields,
+            span: kind_span,
+        })
+    }
+
+    pub(super) fn kind_field(
+        &mut self,
+        node: &KdlNode,
+        choice: &Choice,
+        kind: &schema::Kind,
+        name: &str,
+        span: Span,
+    ) -> Option<&'static Field> {
+        let kind = choice.kind(kind.name)?;
+        if let Some(field) = kind.field(name) {
+            return Some(field);
+        }
+        let mut problem = Problem::at(
+            Kind::UnknownProperty,
+            span,
+            "unknown",
+            format!("`{} {}` has no property `{name}`", node.name().value(), kind.name),
+        );
+        let owner = choice.kinds.iter().find(|k| k.field(name).is_some());
+        let names: Vec<&str> = kind.fields.iter().map(|f| f.path).collect();
+        problem = match (owner, did_you_mean(name, names.iter().copied())) {
+            (_, Some(help)) => problem.help(help),
+            (Some(owner), None) => {
+                problem.help(format!("`{name}` belongs to `{} {}`", node.name().value(), owner.name))
+            }
+            (None, None) if names.is_empty() => problem.help(format!("`{}` takes no properties", kind.name)),
+            (None, None) => problem.help(format!("`{}` takes: {}", kind.name, names.join(", "))),
+        };
+        self.report(problem);
+        None
+    }
+
+    /// `repeats N`: seeds per run, 1..=1000.
+    pub(super) fn repeats(&mut self, node: &KdlNode) -> Option<Spanned<u32>> {
+        const REPEATS: Field = Field {
+            path: "repeats",
+            ty: Type::Int { min: 1, max: 1000 },
+            default: schema::DefaultValue::Unset,
+            doc: "seeds per run",
+        };
+        self.no_properties(node);
+        self.no_children(node);
+        let span = node
+            .entries()
+            .first()
+            .map_or_else(|| self.node_span(node), |e| self.span(e.span()));
+        match self.node_value(node, &REPEATS)? {
+            Value::Int(n) => Some(Spanned::new(n as u32, span)),
+            _ => None,
+        }
+    }
+}
