@@ -293,8 +293,7 @@ fn training_windows<'a>(plan: &Plan, file: &Path, store_root: &Path) -> impl Fn(
 
 /// Loads and expands an experiment file, with every problem found.
 fn load_plan(file: &Path) -> Result<Plan, SpecError> {
-    let (experiment, sources) = spec::load(file)?;
-    plan::expand(&experiment).map_err(|problems| SpecError::new(&file.display().to_string(), problems, &sources))
+    plan::load(file)
 }
 
 /// `runner data inspect|export`: builds or exports the dataset of one run.
@@ -359,7 +358,7 @@ fn forward(name: &str, rest: Vec<OsString>) -> miette::Result<()> {
 fn check(files: &[PathBuf]) -> miette::Result<()> {
     let mut failed = 0;
     for file in files {
-        match load_plan(file) {
+        match plan::check(file) {
             Ok(plan) => {
                 let runs = plan.runs.len();
                 println!("{}: ok ({})", file.display(), show::count(runs, "run"));
@@ -372,6 +371,10 @@ fn check(files: &[PathBuf]) -> miette::Result<()> {
     }
     match failed {
         0 => Ok(()),
-        n => Err(miette::miette!("{n} of {} experiment files have problems", files.len())),
+        n => Err(miette::miette!(
+            "{n} of {} {} problems",
+            show::count(files.len(), "experiment file"),
+            if n == 1 { "has" } else { "have" }
+        )),
     }
 }

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod load;
 pub mod matrix;
 pub mod resolve;
 pub mod show;
@@ -17,6 +18,8 @@ pub mod write;
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
+
+pub use load::{check, load};
 
 use config::{DevicePreference, RunConfig};
 use runner_spec::file::Claim;
@@ -48,10 +51,7 @@ impl PlannedRun {
     /// Whether the run matches a selector: a variant name, or `axis=label`
     /// pairs separated by spaces (all must hold).
     pub fn matches(&self, selector: &str) -> bool {
-        selector.split_whitespace().all(|part| match part.split_once('=') {
-            Some((key, value)) => self.labels.iter().any(|(k, v)| k == key && v == value),
-            None => self.labels.iter().any(|(k, v)| k == "variant" && v == part),
-        })
+        matches(&self.labels, selector)
     }
 }
 
@@ -72,27 +72,19 @@ pub struct Plan {
 /// expectations' selectors.
 pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
     let cells = matrix::cells(experiment)?;
-    let fallback = experiment.name.span;
     let mut problems: Vec<Problem> = Vec::new();
     let mut runs: Vec<PlannedRun> = Vec::new();
     let mut ids = HashSet::new();
     let mut merged_duplicates = 0;
+    // The labels of every run, and of every cell whose run has problems.
+    let mut declared: Vec<Vec<(String, String)>> = Vec::new();
     for cell in &cells {
         let overrides = experiment.settings.iter().chain(&cell.overrides);
-        let resolved = match resolve::resolve(overrides, fallback) {
+        let resolved = match resolve::resolve(overrides, experiment.name.span) {
             Ok(resolved) => resolved,
             Err(found) => {
-                for mut problem in found {
-                    if !cell.labels.is_empty() {
-                        let labels: Vec<String> = cell.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                        problem.message = format!("{} (in the run {})", problem.message, labels.join(" "));
-                    }
-                    if !problems.iter().any(|p| {
-                        p.kind == problem.kind && p.span.as_ref().map(|s| s.0) == problem.span.as_ref().map(|s| s.0)
-                    }) {
-                        problems.push(problem);
-                    }
-                }
+                add_cell_problems(&mut problems, found, &cell.labels);
+                declared.push(cell.labels.clone());
                 continue;
             }
         };
@@ -105,6 +97,7 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
             }
             let id = config.id();
             if ids.insert(id.clone()) {
+                declared.push(labels.clone());
                 runs.push(PlannedRun {
                     id,
                     labels,
@@ -116,17 +109,7 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
             }
         }
     }
-    for expectation in &experiment.expectations {
-        let mut selectors = vec![&expectation.subject];
-        if let Claim::BetterThan { other, .. } = &expectation.claim {
-            selectors.push(other);
-        }
-        for selector in selectors {
-            if !runs.iter().any(|run| run.matches(&selector.value)) && problems.is_empty() {
-                problems.push(no_match(&selector.value, selector.span, &runs));
-            }
-        }
-    }
+    problems.extend(selector_problems(experiment, &declared));
     if problems.is_empty() {
         Ok(Plan {
             experiment: experiment.name.value.clone(),
@@ -139,10 +122,54 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
     }
 }
 
-fn no_match(selector: &str, span: Span, runs: &[PlannedRun]) -> Problem {
-    let mut known: Vec<String> = runs
+/// Adds a cell's problems, naming the run; a problem already reported at
+/// the same place for another cell is not repeated.
+fn add_cell_problems(problems: &mut Vec<Problem>, found: Vec<Problem>, labels: &[(String, String)]) {
+    for mut problem in found {
+        if !labels.is_empty() {
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            problem.message = format!("{} (in the run {})", problem.message, labels.join(" "));
+        }
+        let span = |p: &Problem| p.span.as_ref().map(|s| s.0);
+        if !problems
+            .iter()
+            .any(|p| p.kind == problem.kind && span(p) == span(&problem))
+        {
+            problems.push(problem);
+        }
+    }
+}
+
+/// An expectation's selectors that match none of the declared runs.
+fn selector_problems(experiment: &Experiment, declared: &[Vec<(String, String)>]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for expectation in &experiment.expectations {
+        let mut selectors = vec![&expectation.subject];
+        if let Claim::BetterThan { other, .. } = &expectation.claim {
+            selectors.push(other);
+        }
+        for selector in selectors {
+            if !declared.iter().any(|labels| matches(labels, &selector.value)) {
+                problems.push(no_match(&selector.value, selector.span, declared));
+            }
+        }
+    }
+    problems
+}
+
+/// Whether labels match a selector: a variant name, or `axis=label` pairs
+/// separated by spaces (all must hold).
+fn matches(labels: &[(String, String)], selector: &str) -> bool {
+    selector.split_whitespace().all(|part| match part.split_once('=') {
+        Some((key, value)) => labels.iter().any(|(k, v)| k == key && v == value),
+        None => labels.iter().any(|(k, v)| k == "variant" && v == part),
+    })
+}
+
+fn no_match(selector: &str, span: Span, declared: &[Vec<(String, String)>]) -> Problem {
+    let mut known: Vec<String> = declared
         .iter()
-        .flat_map(|r| r.labels.iter().filter(|(k, _)| k != "seed"))
+        .flat_map(|labels| labels.iter().filter(|(k, _)| k != "seed"))
         .map(|(k, v)| if k == "variant" { v.clone() } else { format!("{k}={v}") })
         .collect();
     known.sort();

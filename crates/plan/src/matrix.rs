@@ -100,7 +100,8 @@ pub fn cells(experiment: &Experiment) -> Result<Vec<Cell>, Vec<Problem>> {
         overrides: Vec::new(),
     }];
     for factor in &matrix.factors {
-        let rows = factor.axes().first().map_or(0, |a| a.values.len());
+        // The parser reports a `zip` of unequal axes; plan the rows they share.
+        let rows = factor.axes().iter().map(|a| a.values.len()).min().unwrap_or(0);
         let mut next = Vec::with_capacity(cells.len() * rows);
         for cell in &cells {
             for row in 0..rows {

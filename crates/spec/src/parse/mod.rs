@@ -1,6 +1,12 @@
 //! KDL text → [`ExperimentFile`], checking every node, property and value
 //! against the [schema](super::schema) and collecting every problem.
+//!
+//! The modules, each used only by those after it: `nodes` (the parser's
+//! state and shared checks), `values` (a value against its field's type),
+//! `settings` (fields, sections, choices), `matrix`, `expect`; this module
+//! reads the document and the experiment node. `depth` guards the KDL parser.
 
+mod depth;
 mod expect;
 mod matrix;
 mod nodes;
@@ -16,21 +22,40 @@ use crate::file::{ExperimentFile, Variant};
 use crate::source::{FileId, Span, Spanned};
 use nodes::{Parser, Seen, children};
 
-/// Parses one experiment file. Returns the file when it has no problems.
-pub fn parse(text: &str, file: FileId) -> Result<ExperimentFile, Vec<Problem>> {
+pub use depth::MAX_DEPTH;
+
+/// Parses one experiment file: what could be read of it (`None` when the
+/// text is not KDL or declares no experiment) and every problem found.
+pub fn parse(text: &str, file: FileId) -> (Option<ExperimentFile>, Vec<Problem>) {
+    if let Some(offset) = depth::too_deep(text, MAX_DEPTH) {
+        return (None, vec![too_deep(text, offset, file)]);
+    }
+    let doc = match text.parse::<KdlDocument>() {
+        Ok(doc) => doc,
+        Err(error) => return (None, syntax_problems(&error, file)),
+    };
     let mut parser = Parser {
         file,
         problems: Vec::new(),
     };
-    let doc = match text.parse::<KdlDocument>() {
-        Ok(doc) => doc,
-        Err(error) => return Err(syntax_problems(&error, file)),
-    };
     let parsed = parser.document(&doc);
-    match parsed {
-        Some(parsed) if parser.problems.is_empty() => Ok(parsed),
-        _ => Err(parser.problems),
-    }
+    (parsed, parser.problems)
+}
+
+fn too_deep(text: &str, offset: usize, file: FileId) -> Problem {
+    let line = text[..offset].matches('\n').count() + 1;
+    Problem::at(
+        Kind::TooDeep,
+        Span {
+            file,
+            range: (offset, 1).into(),
+        },
+        format!("level {}", MAX_DEPTH + 1),
+        format!("children nest more than {MAX_DEPTH} levels deep (line {line})"),
+    )
+    .help(format!(
+        "an experiment needs a few levels (experiment → dataset → quantize); the limit is {MAX_DEPTH}"
+    ))
 }
 
 fn syntax_problems(error: &kdl::KdlError, file: FileId) -> Vec<Problem> {
@@ -161,5 +186,30 @@ impl Parser {
             self.setting(child, "", &mut overrides, &mut seen);
         }
         Some(Variant { name, overrides })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_at_the_depth_limit_parses_on_a_test_threads_stack() {
+        let levels = MAX_DEPTH - 1;
+        let text = format!("experiment e {{ {}{} }}", "a { ".repeat(levels), "} ".repeat(levels));
+        let (file, problems) = parse(&text, 0);
+        assert!(file.is_some());
+        assert_eq!(
+            problems.iter().map(|p| p.kind).collect::<Vec<_>>(),
+            [Kind::UnknownField]
+        );
+    }
+
+    #[test]
+    fn a_file_past_the_limit_is_not_handed_to_kdl() {
+        let text = format!("{}{}", "a { ".repeat(100_000), "} ".repeat(100_000));
+        let (file, problems) = parse(&text, 0);
+        assert!(file.is_none());
+        assert_eq!(problems.iter().map(|p| p.kind).collect::<Vec<_>>(), [Kind::TooDeep]);
     }
 }

