@@ -68,3 +68,34 @@ fn nesting_up_to_the_limit_reaches_the_schema_checks() {
     assert!(!err.contains("too-deep"), "{err}");
     assert!(err.contains("unknown field `a` in the experiment"), "{err}");
 }
+
+#[test]
+fn axis_labels_are_what_was_written() {
+    let dir = folder("labels");
+    let text = r#"experiment labels {
+    matrix {
+        axis model.dropout 0 0.01 1e-1
+        axis schedule.warmup 1000 2000
+        exclude model.dropout=0 schedule.warmup=1000
+    }
+    expect val-dist "model.dropout=0" better-than="model.dropout=1e-1 schedule.warmup=1000"
+}
+"#;
+    let output = check(&dir, "labels.kdl", text);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ok (5 runs)"));
+    let err = stderr(&check(&dir, "zero.kdl", &text.replace("dropout=0 ", "dropout=0.0 ")));
+    assert!(err.contains("axis `model.dropout` has no value `0.0`"), "{err}");
+    assert!(err.contains("its values: 0, 0.01, 1e-1"), "{err}");
+}
+
+#[test]
+fn one_value_written_two_ways_is_listed_twice() {
+    let dir = folder("twice");
+    let text = "experiment twice {\n    matrix {\n        axis model.dropout 0.1 1e-1\n    }\n}\n";
+    let err = stderr(&check(&dir, "twice.kdl", text));
+    assert!(
+        err.contains("axis `model.dropout` lists `0.1` twice, written `1e-1` here"),
+        "{err}"
+    );
+}

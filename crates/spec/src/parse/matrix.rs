@@ -7,7 +7,7 @@ use kdl::{KdlEntry, KdlNode};
 use super::nodes::{Parser, Seen, children, count};
 use crate::error::{Kind, Problem, did_you_mean};
 use crate::file::{Axis, AxisValue, Factor, Matrix, Override, Rule};
-use crate::schema::{self, Choice, Type};
+use crate::schema::{self, Choice, Field, Type};
 use crate::source::{Span, Spanned};
 use crate::value::Value;
 
@@ -28,48 +28,7 @@ impl Parser {
                         matrix.factors.push(Factor::Axis(axis));
                     }
                 }
-                "zip" => {
-                    let span = self.node_span(child);
-                    let axes: Vec<Axis> = children(child)
-                        .filter_map(|a| {
-                            if a.name().value() == "axis" {
-                                self.axis(a)
-                            } else {
-                                self.report(Problem::at(
-                                    Kind::UnknownNode,
-                                    self.node_span(a),
-                                    "not an axis",
-                                    "a `zip` holds only `axis` nodes",
-                                ));
-                                None
-                            }
-                        })
-                        .collect();
-                    if let Some(first) = axes.first() {
-                        for axis in &axes[1..] {
-                            if axis.values.len() != first.values.len() {
-                                self.report(
-                                    Problem::at(
-                                        Kind::ZipLength,
-                                        axis.name.span,
-                                        count(axis.values.len(), "value"),
-                                        "the axes of a `zip` must have the same number of values",
-                                    )
-                                    .also(first.name.span, count(first.values.len(), "value")),
-                                );
-                            }
-                        }
-                    }
-                    if axes.len() < 2 {
-                        self.report(Problem::at(
-                            Kind::ZipLength,
-                            span,
-                            "fewer than two axes",
-                            "a `zip` needs at least two axes",
-                        ));
-                    }
-                    matrix.factors.push(Factor::Zip { axes, span });
-                }
+                "zip" => matrix.factors.push(self.zip(child)),
                 "exclude" => matrix.exclude.push(self.rule(child)),
                 "include" => matrix.include.push(self.rule(child)),
                 other => {
@@ -88,6 +47,48 @@ impl Parser {
         matrix
     }
 
+    /// `zip { axis ...; axis ... }`: two or more axes of equal length.
+    fn zip(&mut self, node: &KdlNode) -> Factor {
+        let span = self.node_span(node);
+        let axes: Vec<Axis> = children(node)
+            .filter_map(|a| {
+                if a.name().value() == "axis" {
+                    self.axis(a)
+                } else {
+                    self.report(Problem::at(
+                        Kind::UnknownNode,
+                        self.node_span(a),
+                        "not an axis",
+                        "a `zip` holds only `axis` nodes",
+                    ));
+                    None
+                }
+            })
+            .collect();
+        if let Some(first) = axes.first() {
+            for axis in axes[1..].iter().filter(|a| a.values.len() != first.values.len()) {
+                self.report(
+                    Problem::at(
+                        Kind::ZipLength,
+                        axis.name.span,
+                        count(axis.values.len(), "value"),
+                        "the axes of a `zip` must have the same number of values",
+                    )
+                    .also(first.name.span, count(first.values.len(), "value")),
+                );
+            }
+        }
+        if axes.len() < 2 {
+            self.report(Problem::at(
+                Kind::ZipLength,
+                span,
+                "fewer than two axes",
+                "a `zip` needs at least two axes",
+            ));
+        }
+        Factor::Zip { axes, span }
+    }
+
     /// `axis PATH v1 v2`, `axis CHOICE kind1 kind2`, `axis CHOICE { kind props }`,
     /// `axis variant a b`, `axis NAME { label { overrides } }`.
     pub(super) fn axis(&mut self, node: &KdlNode) -> Option<Axis> {
@@ -95,172 +96,241 @@ impl Parser {
         self.no_properties(node);
         let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).skip(1).collect();
         let path = name.value.as_str();
-        let mut values = Vec::new();
         let field = schema::alias_at(path)
             .and_then(|t| schema::field_at(t[0]))
             .or_else(|| schema::field_at(path));
-        if path == "variant" {
-            for arg in &args {
-                let span = self.span(arg.span());
-                match arg.value().as_string() {
-                    Some(label) => values.push(AxisValue {
-                        label: label.to_owned(),
-                        span,
-                        overrides: Vec::new(),
-                    }),
-                    None => self.report(Problem::at(
-                        Kind::WrongType,
-                        span,
-                        "not a name",
-                        "an axis over variants lists variant names",
-                    )),
-                }
-            }
+        let values = if path == "variant" {
             self.no_children(node);
+            self.variant_values(&args)
         } else if let Some(field) = field {
-            if matches!(field.ty, Type::FloatList | Type::StrList) {
-                self.report(
-                    Problem::at(
-                        Kind::UnsupportedAxis,
-                        name.span,
-                        "a list field",
-                        format!("`{path}` holds a list; vary it with a bundle axis"),
-                    )
-                    .help(
-                        "axis edges { narrow { dataset { quantize { velocity-edges 0 60 70 128 } } }; wide { ... } }",
-                    ),
-                );
-                return None;
-            }
-            let targets: Vec<&'static str> = match schema::alias_at(path) {
-                Some(targets) => targets.to_vec(),
-                None => vec![field.path],
-            };
-            for arg in &args {
-                if let Some(value) = self.entry_value(arg, field) {
-                    let span = self.span(arg.span());
-                    let overrides = targets
-                        .iter()
-                        .map(|t| Override::Set {
-                            path: t,
-                            value: value.clone(),
-                            span,
-                        })
-                        .collect();
-                    values.push(AxisValue {
-                        label: value.to_string(),
-                        span,
-                        overrides,
-                    });
-                }
-            }
             self.no_children(node);
+            self.field_values(&name, field, &args)?
         } else if let Some((choice, field)) = schema::choice_field_at(path) {
-            for arg in &args {
-                if let Some(value) = self.entry_value(arg, field) {
-                    let span = self.span(arg.span());
-                    let label = value.to_string();
-                    let tweak = Override::Tweak {
-                        choice: choice.path,
-                        field: field.path,
-                        value,
-                        span,
-                    };
-                    values.push(AxisValue {
-                        label,
-                        span,
-                        overrides: vec![tweak],
-                    });
-                }
-            }
             self.no_children(node);
+            self.tweak_values(choice, field, &args)
         } else if let Some(choice) = schema::choice_at(path) {
-            for arg in &args {
-                let span = self.span(arg.span());
-                match arg.value().as_string().and_then(|w| choice.kind(w)) {
-                    Some(kind) => values.push(AxisValue {
-                        label: kind.name.to_owned(),
-                        span,
-                        overrides: vec![Override::Choose {
-                            path: choice.path,
-                            kind: kind.name,
-                            fields: Vec::new(),
-                            span,
-                        }],
-                    }),
-                    None => {
-                        let kinds: Vec<&str> = choice.kinds.iter().map(|k| k.name).collect();
-                        self.report(
-                            Problem::at(
-                                Kind::UnknownKind,
-                                span,
-                                "unknown",
-                                format!("`{path}` has no kind `{}`", arg.value()),
-                            )
-                            .help(format!("choose from: {}", kinds.join(", "))),
-                        );
-                    }
-                }
-            }
-            let kinds: Vec<&str> = children(node).map(|c| c.name().value()).collect();
-            for child in children(node) {
-                // Each child reads like the choice itself: `noam warmup=4000`.
-                let mut as_choice = child.clone();
-                let kind_entry = KdlEntry::new(child.name().value());
-                as_choice.entries_mut().insert(0, kind_entry);
-                if let Some(over) = self.choose_with_kind_span(&as_choice, choice, self.node_span(child)) {
-                    // Label by kind, unless the axis uses one kind twice.
-                    let kind = child.name().value();
-                    let label = if kinds.iter().filter(|k| **k == kind).count() == 1 {
-                        kind.to_owned()
-                    } else {
-                        choice_label(child)
-                    };
-                    values.push(AxisValue {
-                        label,
-                        span: self.node_span(child),
-                        overrides: vec![over],
-                    });
-                }
-            }
+            self.kind_values(node, path, choice, &args)
         } else {
-            // A bundle axis: children `label { overrides }`.
-            let bundles: Vec<&KdlNode> = children(node).collect();
-            if bundles.is_empty() || !args.is_empty() {
-                let mut candidates = schema::all_paths();
-                candidates.push("variant".to_owned());
-                let problem = Problem::at(
-                    Kind::UnknownAxis,
-                    name.span,
-                    "unknown",
-                    format!("unknown axis path `{path}`"),
-                );
-                let help = did_you_mean(path, candidates.iter().map(String::as_str)).unwrap_or_else(|| {
-                    "an axis names a field (e.g. `model.d-model`), a choice (`schedule`), `variant`, \
-                     or is a bundle: `axis NAME { label { settings } }`"
-                        .to_owned()
-                });
-                self.report(problem.help(help));
-                return None;
-            }
-            for bundle in bundles {
-                let span = self.node_span(bundle);
-                self.no_arguments(bundle);
-                self.no_properties(bundle);
-                let mut overrides = Vec::new();
-                let mut seen = Seen::new();
-                for setting in children(bundle) {
-                    self.setting(setting, "", &mut overrides, &mut seen);
-                }
-                values.push(AxisValue {
-                    label: bundle.name().value().to_owned(),
+            self.bundle_values(node, &name, &args)?
+        };
+        self.distinct_labels(path, &values);
+        if values.is_empty() && self.problems.is_empty() {
+            self.report(Problem::at(
+                Kind::EmptyAxis,
+                name.span,
+                "no values",
+                format!("axis `{path}` has no values"),
+            ));
+        }
+        Some(Axis { name, values })
+    }
+
+    /// `axis variant a b`: the planner takes each variant's overrides.
+    fn variant_values(&mut self, args: &[&KdlEntry]) -> Vec<AxisValue> {
+        let mut values = Vec::new();
+        for arg in args {
+            let span = self.span(arg.span());
+            match arg.value().as_string() {
+                Some(label) => values.push(AxisValue {
+                    label: label.to_owned(),
                     span,
-                    overrides,
+                    overrides: Vec::new(),
+                }),
+                None => self.report(Problem::at(
+                    Kind::WrongType,
+                    span,
+                    "not a name",
+                    "an axis over variants lists variant names",
+                )),
+            }
+        }
+        values
+    }
+
+    /// `axis model.dropout 0 0.1`: one value of a plain field (or alias) each.
+    /// A value with a problem keeps its label, so rules and selectors that
+    /// name it are not reported too.
+    fn field_values(&mut self, name: &Spanned<String>, field: &Field, args: &[&KdlEntry]) -> Option<Vec<AxisValue>> {
+        let path = name.value.as_str();
+        if matches!(field.ty, Type::FloatList | Type::StrList) {
+            self.report(
+                Problem::at(
+                    Kind::UnsupportedAxis,
+                    name.span,
+                    "a list field",
+                    format!("`{path}` holds a list; vary it with a bundle axis"),
+                )
+                .help("axis edges { narrow { dataset { quantize { velocity-edges 0 60 70 128 } } }; wide { ... } }"),
+            );
+            return None;
+        }
+        let targets: Vec<&'static str> = match schema::alias_at(path) {
+            Some(targets) => targets.to_vec(),
+            None => vec![field.path],
+        };
+        let mut values = Vec::new();
+        let mut seen: Vec<(Value, String, Span)> = Vec::new();
+        for arg in args {
+            let span = self.span(arg.span());
+            let value = self.entry_value(arg, field);
+            if let Some(value) = &value {
+                self.same_value_twice(path, (value, &written(arg), span), &mut seen);
+            }
+            let overrides = value.iter().flat_map(|value| {
+                targets.iter().map(|t| Override::Set {
+                    path: t,
+                    value: value.clone(),
+                    span,
+                })
+            });
+            values.push(AxisValue {
+                label: written(arg),
+                span,
+                overrides: overrides.collect(),
+            });
+        }
+        Some(values)
+    }
+
+    /// `0.1` and `1e-1` are different labels but the same value (the same
+    /// label twice is reported by [`Parser::distinct_labels`]).
+    fn same_value_twice(&mut self, path: &str, this: (&Value, &str, Span), seen: &mut Vec<(Value, String, Span)>) {
+        let (value, label, span) = this;
+        if let Some((_, first_label, first)) = seen.iter().find(|(v, l, _)| v == value && l != label) {
+            self.report(
+                Problem::at(
+                    Kind::Duplicate,
+                    span,
+                    format!("the same value as `{first_label}`"),
+                    format!("axis `{path}` lists `{first_label}` twice, written `{label}` here"),
+                )
+                .also(*first, "first listed here"),
+            );
+        }
+        seen.push((value.clone(), label.to_owned(), span));
+    }
+
+    /// `axis schedule.warmup 1000 2000`: one field of a choice, whatever its kind.
+    fn tweak_values(&mut self, choice: &Choice, field: &'static Field, args: &[&KdlEntry]) -> Vec<AxisValue> {
+        let mut values = Vec::new();
+        for arg in args {
+            let span = self.span(arg.span());
+            let tweak = self.entry_value(arg, field).map(|value| Override::Tweak {
+                choice: choice.path,
+                field: field.path,
+                value,
+                span,
+            });
+            // A value with a problem keeps its label, as in `field_values`.
+            values.push(AxisValue {
+                label: written(arg),
+                span,
+                overrides: tweak.into_iter().collect(),
+            });
+        }
+        values
+    }
+
+    /// `axis schedule noam constant` or `axis schedule { noam warmup=4000; ... }`.
+    fn kind_values(
+        &mut self,
+        node: &KdlNode,
+        path: &str,
+        choice: &'static Choice,
+        args: &[&KdlEntry],
+    ) -> Vec<AxisValue> {
+        let mut values = Vec::new();
+        for arg in args {
+            let span = self.span(arg.span());
+            match arg.value().as_string().and_then(|w| choice.kind(w)) {
+                Some(kind) => values.push(AxisValue {
+                    label: kind.name.to_owned(),
+                    span,
+                    overrides: vec![Override::Choose {
+                        path: choice.path,
+                        kind: kind.name,
+                        fields: Vec::new(),
+                        span,
+                    }],
+                }),
+                None => {
+                    let kinds: Vec<&str> = choice.kinds.iter().map(|k| k.name).collect();
+                    self.report(
+                        Problem::at(
+                            Kind::UnknownKind,
+                            span,
+                            "unknown",
+                            format!("`{path}` has no kind `{}`", arg.value()),
+                        )
+                        .help(format!("choose from: {}", kinds.join(", "))),
+                    );
+                }
+            }
+        }
+        let kinds: Vec<&str> = children(node).map(|c| c.name().value()).collect();
+        for child in children(node) {
+            // Each child reads like the choice itself: `noam warmup=4000`.
+            let mut as_choice = child.clone();
+            as_choice.entries_mut().insert(0, KdlEntry::new(child.name().value()));
+            if let Some(over) = self.choose_with_kind_span(&as_choice, choice, self.node_span(child)) {
+                // Label by kind, unless the axis uses one kind twice.
+                let kind = child.name().value();
+                let label = if kinds.iter().filter(|k| **k == kind).count() == 1 {
+                    kind.to_owned()
+                } else {
+                    choice_label(child)
+                };
+                values.push(AxisValue {
+                    label,
+                    span: self.node_span(child),
+                    overrides: vec![over],
                 });
             }
         }
+        values
+    }
+
+    /// A bundle axis: children `label { overrides }`.
+    fn bundle_values(&mut self, node: &KdlNode, name: &Spanned<String>, args: &[&KdlEntry]) -> Option<Vec<AxisValue>> {
+        let bundles: Vec<&KdlNode> = children(node).collect();
+        if bundles.is_empty() || !args.is_empty() {
+            let mut candidates = schema::all_paths();
+            candidates.push("variant".to_owned());
+            let problem = Problem::at(
+                Kind::UnknownAxis,
+                name.span,
+                "unknown",
+                format!("unknown axis path `{}`", name.value),
+            );
+            let help = did_you_mean(&name.value, candidates.iter().map(String::as_str)).unwrap_or_else(|| {
+                "an axis names a field (e.g. `model.d-model`), a choice (`schedule`), `variant`, \
+                 or is a bundle: `axis NAME { label { settings } }`"
+                    .to_owned()
+            });
+            self.report(problem.help(help));
+            return None;
+        }
+        let mut values = Vec::new();
+        for bundle in bundles {
+            self.no_arguments(bundle);
+            self.no_properties(bundle);
+            let mut overrides = Vec::new();
+            let mut seen = Seen::new();
+            for setting in children(bundle) {
+                self.setting(setting, "", &mut overrides, &mut seen);
+            }
+            values.push(AxisValue {
+                label: bundle.name().value().to_owned(),
+                span: self.node_span(bundle),
+                overrides,
+            });
+        }
+        Some(values)
+    }
+
+    fn distinct_labels(&mut self, path: &str, values: &[AxisValue]) {
         let mut labels: HashMap<&str, Span> = HashMap::new();
-        for value in &values {
+        for value in values {
             if let Some(first) = labels.insert(&value.label, value.span) {
                 self.report(
                     Problem::at(
@@ -273,15 +343,6 @@ impl Parser {
                 );
             }
         }
-        if values.is_empty() && self.problems.is_empty() {
-            self.report(Problem::at(
-                Kind::EmptyAxis,
-                name.span,
-                "no values",
-                format!("axis `{path}` has no values"),
-            ));
-        }
-        Some(Axis { name, values })
     }
 
     pub(super) fn choose_with_kind_span(
@@ -309,10 +370,9 @@ impl Parser {
             .iter()
             .filter_map(|e| {
                 let key = e.name()?;
-                let value = Value::from_kdl(e.value()).map(|v| v.to_string()).unwrap_or_default();
                 Some((
                     Spanned::new(key.value().to_owned(), self.span(key.span())),
-                    Spanned::new(value, self.span(e.span())),
+                    Spanned::new(written(e), self.span(e.span())),
                 ))
             })
             .collect();
@@ -342,4 +402,17 @@ fn choice_label(node: &KdlNode) -> String {
         }
     }
     label
+}
+
+/// An entry's value as the file wrote it: `0` stays `0`, `1e-3` stays
+/// `1e-3`, a string is its contents, `#true` is `true`.
+fn written(entry: &KdlEntry) -> String {
+    let value = Value::from_kdl(entry.value());
+    match (&value, entry.format()) {
+        (Some(Value::Int(_) | Value::Float(_)), Some(format)) if !format.value_repr.is_empty() => {
+            format.value_repr.trim().to_owned()
+        }
+        (Some(value), _) => value.to_string(),
+        (None, _) => entry.value().to_string(),
+    }
 }
