@@ -99,3 +99,61 @@ fn one_value_written_two_ways_is_listed_twice() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bin_count_that_explicit_edges_contradict_is_an_error_at_both() {
+    let dir = folder("edges");
+    let text = "experiment edges {
+    dataset {
+        quantize velocity=4 edges=explicit {
+            dstart-edges 0 0.048177 0.5
+            duration-edges 0 0.145833 0.45
+            velocity-edges 0 57 74 128
+        }
+    }
+}
+";
+    let output = check(&dir, "edges.kdl", text);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`velocity=4` contradicts `velocity-edges`, which make 3 bins"),
+        "{err}"
+    );
+    assert!(
+        err.contains("4 bins asked") && err.contains("4 edges, the last closing the top bin"),
+        "{err}"
+    );
+    let err = stderr(&check(&dir, "dstart.kdl", &text.replace("velocity=4", "dstart=2")));
+    assert!(
+        err.contains("`dstart=2` contradicts `dstart-edges`, which make 3 bins"),
+        "{err}"
+    );
+    let agreeing = check(
+        &dir,
+        "agree.kdl",
+        &text.replace("velocity=4", "dstart=3 duration=3 velocity=3"),
+    );
+    assert!(agreeing.status.success(), "{}", stderr(&agreeing));
+}
+
+#[test]
+fn a_data_folder_that_does_not_exist_is_reported_with_where_it_was_looked_for() {
+    let dir = folder("data");
+    let text = "experiment data {\n    dataset { source midi-dir path=\"nope/\" }\n}\n";
+    let output = check(&dir, "data.kdl", text);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("runner::missing-data"), "{err}");
+    assert!(err.contains("the data folder `nope/` does not exist"), "{err}");
+    assert!(err.contains(&format!("looked in `{}`", dir.display())), "{err}");
+    std::fs::create_dir(dir.join("nope")).unwrap();
+    let found = check(&dir, "data.kdl", text);
+    assert!(found.status.success(), "{}", stderr(&found));
+    let bundled = check(
+        &dir,
+        "bundled.kdl",
+        "experiment b {\n    dataset { source bundled }\n}\n",
+    );
+    assert!(bundled.status.success(), "{}", stderr(&bundled));
+}

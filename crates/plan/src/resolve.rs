@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::config::*;
+use super::show::count;
 use runner_spec::schema::{self, CHOICES, DefaultValue, FIELDS};
 use runner_spec::value::Value;
 use runner_spec::{Kind, Override, Problem, Span};
@@ -103,6 +104,11 @@ impl Settings {
 
     fn get(&self, path: &str) -> Option<&Value> {
         self.values.get(path).map(|(v, _)| v)
+    }
+
+    /// Where the file set `path`; `None` when it takes its default.
+    fn written(&self, path: &str) -> Option<Span> {
+        self.values.get(path).and_then(|(_, s)| *s)
     }
 
     fn span(&self, path: &str) -> Span {
@@ -508,6 +514,7 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
                 match s.floats(&path) {
                     Some(edges) => {
                         check_edges(name, &edges, s.span(&path), problems);
+                        check_bins(s, name, &edges, problems);
                         lists.push(edges);
                     }
                     None => {
@@ -525,9 +532,9 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
             let duration = lists.pop().unwrap_or_default();
             let dstart = lists.pop().unwrap_or_default();
             Quantize {
-                dstart: dstart.len(),
-                duration: duration.len(),
-                velocity: velocity.len().saturating_sub(1),
+                dstart: bins_of("dstart", &dstart),
+                duration: bins_of("duration", &duration),
+                velocity: bins_of("velocity", &velocity),
                 edges: Edges::Explicit {
                     dstart,
                     duration,
@@ -564,6 +571,49 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
                 edges,
             }
         }
+    }
+}
+
+/// The number of bins explicit edges make: an open last bin for dstart and
+/// duration, a closed one (at 128) for velocity.
+fn bins_of(name: &str, edges: &[f64]) -> usize {
+    if name == "velocity" {
+        edges.len().saturating_sub(1)
+    } else {
+        edges.len()
+    }
+}
+
+/// A bin count written beside explicit edges must be the count they make.
+fn check_bins(s: &Settings, name: &str, edges: &[f64], problems: &mut Vec<Problem>) {
+    let count_path = format!("dataset.quantize.{name}");
+    let Some(span) = s.written(&count_path) else { return };
+    let asked = s.int(&count_path) as usize;
+    let made = bins_of(name, edges);
+    if asked != made {
+        let closing = if name == "velocity" {
+            ", the last closing the top bin"
+        } else {
+            ""
+        };
+        problems.push(
+            Problem::at(
+                Kind::Inconsistent,
+                span,
+                format!("{} asked", count(asked, "bin")),
+                format!(
+                    "`{name}={asked}` contradicts `{name}-edges`, which make {}",
+                    count(made, "bin")
+                ),
+            )
+            .also(
+                s.span(&format!("dataset.quantize.{name}-edges")),
+                format!("{}{closing}", count(edges.len(), "edge")),
+            )
+            .help(format!(
+                "leave `{name}` out: with edges=explicit the edges give the bins"
+            )),
+        );
     }
 }
 
