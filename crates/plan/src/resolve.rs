@@ -118,7 +118,7 @@ impl Settings {
     fn int(&self, path: &str) -> i64 {
         match self.get(path) {
             Some(Value::Int(i)) => *i,
-            other => unreachable!("{path} holds {other:?}; the parser checks types"),
+            _ => unreachable!("{path} holds an integer; the parser checks types"),
         }
     }
 
@@ -240,7 +240,7 @@ fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
                         Problem::at(
                             Kind::Inconsistent,
                             s.span("model.heads"),
-                            format!("{heads} heads"),
+                            count(heads, "head"),
                             format!("d-model ({d_model}) must be divisible by heads ({heads})"),
                         )
                         .also(s.span("model.d-model"), format!("d-model {d_model}")),
@@ -544,15 +544,15 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
         }
         mode => {
             if mode == "original" {
-                for (name, count) in ["dstart", "duration", "velocity"].iter().zip(bins) {
-                    if count != 3 && count != 5 {
+                for (name, asked) in ["dstart", "duration", "velocity"].iter().zip(bins) {
+                    if asked != 3 && asked != 5 {
                         let path = format!("dataset.quantize.{name}");
                         problems.push(
                             Problem::at(
                                 Kind::OutOfRange,
                                 s.span(&path),
-                                format!("{count} bins"),
-                                format!("the original edge table has 3 or 5 {name} bins, not {count}"),
+                                count(asked, "bin"),
+                                format!("the original edge table has 3 or 5 {name} bins, not {asked}"),
                             )
                             .help("use 3 or 5 bins, or edges=quantile to compute edges from the training split"),
                         );

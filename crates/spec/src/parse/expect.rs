@@ -2,7 +2,7 @@
 
 use kdl::{KdlEntry, KdlNode};
 
-use super::nodes::Parser;
+use super::nodes::{Parser, written};
 use crate::error::{Kind, Problem, did_you_mean};
 use crate::file::{Claim, Expectation, Metric};
 use crate::source::Spanned;
@@ -37,7 +37,7 @@ impl Parser {
                     Kind::UnknownMetric,
                     metric_span,
                     "unknown",
-                    format!("unknown metric `{}`", metric_entry.value()),
+                    format!("unknown metric `{}`", written(metric_entry)),
                 )
                 .help(help),
             );

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use kdl::{KdlEntry, KdlNode};
 
-use super::nodes::{Parser, Seen, children, count};
+use super::nodes::{Parser, Seen, children, count, written};
 use crate::error::{Kind, Problem, did_you_mean};
 use crate::file::{Axis, AxisValue, Factor, Matrix, Override, Rule};
 use crate::schema::{self, Choice, Field, Type};
@@ -260,7 +260,7 @@ impl Parser {
                             Kind::UnknownKind,
                             span,
                             "unknown",
-                            format!("`{path}` has no kind `{}`", arg.value()),
+                            format!("`{path}` has no kind `{}`", written(arg)),
                         )
                         .help(format!("choose from: {}", kinds.join(", "))),
                     );
@@ -402,17 +402,4 @@ fn choice_label(node: &KdlNode) -> String {
         }
     }
     label
-}
-
-/// An entry's value as the file wrote it: `0` stays `0`, `1e-3` stays
-/// `1e-3`, a string is its contents, `#true` is `true`.
-fn written(entry: &KdlEntry) -> String {
-    let value = Value::from_kdl(entry.value());
-    match (&value, entry.format()) {
-        (Some(Value::Int(_) | Value::Float(_)), Some(format)) if !format.value_repr.is_empty() => {
-            format.value_repr.trim().to_owned()
-        }
-        (Some(value), _) => value.to_string(),
-        (None, _) => entry.value().to_string(),
-    }
 }

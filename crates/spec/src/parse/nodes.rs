@@ -7,6 +7,7 @@ use kdl::{KdlEntry, KdlNode};
 
 use crate::error::{Kind, Problem};
 use crate::source::{FileId, Span, Spanned};
+use crate::value::Value;
 
 /// One file's parse: where spans point and the problems found so far.
 pub(super) struct Parser {
@@ -135,5 +136,18 @@ pub(super) fn count(n: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
+    }
+}
+
+/// An entry's value as the file wrote it: `0` stays `0`, `1e-3` stays
+/// `1e-3`, a string is its contents, `#true` is `true`.
+pub(super) fn written(entry: &KdlEntry) -> String {
+    let value = Value::from_kdl(entry.value());
+    match (&value, entry.format()) {
+        (Some(Value::Int(_) | Value::Float(_)), Some(format)) if !format.value_repr.is_empty() => {
+            format.value_repr.trim().to_owned()
+        }
+        (Some(value), _) => value.to_string(),
+        (None, _) => entry.value().to_string(),
     }
 }
