@@ -18,94 +18,114 @@ impl Parser {
     pub(super) fn setting(&mut self, node: &KdlNode, prefix: &str, out: &mut Vec<Override>, seen: &mut Seen) {
         let name = node.name().value();
         let path = join(prefix, name);
-        let span = self.node_span(node);
         if prefix.is_empty() && TOP_LEVEL.contains(&name) {
             self.report(Problem::at(
                 Kind::Misplaced,
-                span,
+                self.node_span(node),
                 "only at the top of the experiment",
                 format!("`{name}` cannot be set inside a variant"),
             ));
         } else if let Some(targets) = schema::alias_at(&path) {
-            let field = schema::field_at(targets[0]).expect("alias targets are fields");
-            if let Some(value) = self.node_value(node, field) {
-                for target in targets {
-                    let target = schema::field_at(target).expect("alias targets are fields").path;
-                    self.push(
-                        out,
-                        seen,
-                        Override::Set {
-                            path: target,
-                            value: value.clone(),
-                            span,
-                        },
-                    );
-                }
-            }
-            self.no_properties(node);
-            self.no_children(node);
+            self.alias(node, targets, out, seen);
         } else if let Some(choice) = schema::choice_at(&path) {
             if let Some(choose) = self.choose(node, choice) {
                 self.push(out, seen, choose);
             }
         } else if let Some(field) = schema::field_at(&path) {
-            if !node.entries().iter().any(|e| e.name().is_none()) && field.ty == Type::Bool {
-                // `sustain threshold=62`: a bool field written for its sub-fields only.
-            } else if let Some(value) = self.node_value(node, field) {
+            self.field(node, field, &path, out, seen);
+        } else if schema::is_section(&path) {
+            self.section(node, &path, out, seen);
+        } else {
+            self.unknown_field(node, prefix);
+        }
+    }
+
+    /// `layers 6`: one value set on every field the alias stands for.
+    fn alias(&mut self, node: &KdlNode, targets: &[&str], out: &mut Vec<Override>, seen: &mut Seen) {
+        let field = schema::field_at(targets[0]).expect("alias targets are fields");
+        if let Some(value) = self.node_value(node, field) {
+            for target in targets {
+                let target = schema::field_at(target).expect("alias targets are fields").path;
+                let span = self.node_span(node);
                 self.push(
                     out,
                     seen,
                     Override::Set {
-                        path: field.path,
-                        value,
+                        path: target,
+                        value: value.clone(),
                         span,
                     },
                 );
             }
-            self.properties(node, &path, out, seen);
-            for child in children(node) {
-                self.setting(child, &path, out, seen);
-            }
-        } else if schema::is_section(&path) {
-            for entry in node.entries().iter().filter(|e| e.name().is_none()) {
-                let span = self.span(entry.span());
-                let props = schema::names_under(&path).join(", ");
-                self.report(
-                    Problem::at(
-                        Kind::UnexpectedArgument,
-                        span,
-                        "unexpected argument",
-                        format!("`{name}` takes properties or children, not arguments"),
-                    )
-                    .help(format!("`{name}` holds: {props}")),
-                );
-            }
-            self.properties(node, &path, out, seen);
-            for child in children(node) {
-                self.setting(child, &path, out, seen);
-            }
-        } else {
-            let place = if prefix.is_empty() {
-                "the experiment".to_owned()
-            } else {
-                format!("`{prefix}`")
-            };
-            let mut problem = Problem::at(
-                Kind::UnknownField,
-                span,
-                "unknown",
-                format!("unknown field `{name}` in {place}"),
-            );
-            let mut candidates = schema::names_under(prefix);
-            if prefix.is_empty() {
-                candidates.extend(TOP_LEVEL);
-            }
-            problem = match did_you_mean(name, candidates.iter().copied()) {
-                Some(help) => problem.help(help),
-                None => problem.help(format!("{place} holds: {}", candidates.join(", "))),
-            };
-            self.report(problem);
         }
+        self.no_properties(node);
+        self.no_children(node);
+    }
+
+    /// `d-model 256`, `sustain #true threshold=62`: a field, with the fields
+    /// under it as properties or children.
+    fn field(&mut self, node: &KdlNode, field: &Field, path: &str, out: &mut Vec<Override>, seen: &mut Seen) {
+        if !node.entries().iter().any(|e| e.name().is_none()) && field.ty == Type::Bool {
+            // `sustain threshold=62`: a bool field written for its sub-fields only.
+        } else if let Some(value) = self.node_value(node, field) {
+            let span = self.node_span(node);
+            self.push(
+                out,
+                seen,
+                Override::Set {
+                    path: field.path,
+                    value,
+                    span,
+                },
+            );
+        }
+        self.properties(node, path, out, seen);
+        for child in children(node) {
+            self.setting(child, path, out, seen);
+        }
+    }
+
+    /// `model { ... }`, `window length=128`: fields under a prefix.
+    fn section(&mut self, node: &KdlNode, path: &str, out: &mut Vec<Override>, seen: &mut Seen) {
+        let name = node.name().value();
+        for entry in node.entries().iter().filter(|e| e.name().is_none()) {
+            let props = schema::names_under(path).join(", ");
+            self.report(
+                Problem::at(
+                    Kind::UnexpectedArgument,
+                    self.span(entry.span()),
+                    "unexpected argument",
+                    format!("`{name}` takes properties or children, not arguments"),
+                )
+                .help(format!("`{name}` holds: {props}")),
+            );
+        }
+        self.properties(node, path, out, seen);
+        for child in children(node) {
+            self.setting(child, path, out, seen);
+        }
+    }
+
+    fn unknown_field(&mut self, node: &KdlNode, prefix: &str) {
+        let name = node.name().value();
+        let place = if prefix.is_empty() {
+            "the experiment".to_owned()
+        } else {
+            format!("`{prefix}`")
+        };
+        let problem = Problem::at(
+            Kind::UnknownField,
+            self.node_span(node),
+            "unknown",
+            format!("unknown field `{name}` in {place}"),
+        );
+        let mut candidates = schema::names_under(prefix);
+        if prefix.is_empty() {
+            candidates.extend(TOP_LEVEL);
+        }
+        let help = did_you_mean(name, candidates.iter().copied())
+            .unwrap_or_else(|| format!("{place} holds: {}", candidates.join(", ")));
+        self.report(problem.help(help));
     }
 
     pub(super) fn push(&mut self, out: &mut Vec<Override>, seen: &mut Seen, item: Override) {
@@ -167,15 +187,27 @@ impl Parser {
 
     /// `schedule noam warmup=4000`, `split files { train "a.mid" }`.
     pub(super) fn choose(&mut self, node: &KdlNode, choice: &'static Choice) -> Option<Override> {
-        let span = self.node_span(node);
+        let (kind, kind_span) = self.kind_of(node, choice)?;
+        let fields = self.kind_fields(node, choice, kind);
+        Some(Override::Choose {
+            path: choice.path,
+            kind: kind.name,
+            fields,
+            span: kind_span,
+        })
+    }
+
+    /// The kind a choice node names with its first argument (and no other).
+    fn kind_of(&mut self, node: &KdlNode, choice: &'static Choice) -> Option<(&'static schema::Kind, Span)> {
+        let name = node.name().value();
         let kinds: Vec<&str> = choice.kinds.iter().map(|k| k.name).collect();
         let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).collect();
         let Some(first) = args.first() else {
             self.report(Problem::at(
                 Kind::MissingValue,
-                span,
+                self.node_span(node),
                 "needs a kind",
-                format!("`{}` needs a kind: {}", node.name().value(), kinds.join(", ")),
+                format!("`{name}` needs a kind: {}", kinds.join(", ")),
             ));
             return None;
         };
@@ -185,12 +217,7 @@ impl Parser {
                 Kind::WrongType,
                 kind_span,
                 "not a kind",
-                format!(
-                    "`{}` needs a kind ({}), not {}",
-                    node.name().value(),
-                    kinds.join(", "),
-                    kdl_type(first)
-                ),
+                format!("`{name}` needs a kind ({}), not {}", kinds.join(", "), kdl_type(first)),
             ));
             return None;
         };
@@ -199,7 +226,7 @@ impl Parser {
                 Kind::UnknownKind,
                 kind_span,
                 "unknown",
-                format!("unknown {} `{word}`", node.name().value()),
+                format!("unknown {name} `{word}`"),
             );
             let help = did_you_mean(word, kinds.iter().copied())
                 .unwrap_or_else(|| format!("choose one of: {}", kinds.join(", ")));
@@ -211,57 +238,60 @@ impl Parser {
                 Kind::UnexpectedArgument,
                 self.span(extra.span()),
                 "unexpected",
-                format!(
-                    "`{} {}` takes properties, not more arguments",
-                    node.name().value(),
-                    kind.name
-                ),
+                format!("`{name} {}` takes properties, not more arguments", kind.name),
             ));
         }
+        Some((kind, kind_span))
+    }
+
+    /// The kind's fields, written as properties or as children.
+    fn kind_fields(
+        &mut self,
+        node: &KdlNode,
+        choice: &'static Choice,
+        kind: &'static schema::Kind,
+    ) -> Vec<(&'static str, Value, Span)> {
         let mut fields: Vec<(&'static str, Value, Span)> = Vec::new();
-        let mut written: Vec<(&'static str, Span)> = Vec::new();
-        let mut add = |parser: &mut Parser, field: &'static Field, value: Value, span: Span| {
-            if let Some((_, first)) = written.iter().find(|(p, _)| *p == field.path) {
-                parser.report(
-                    Problem::at(
-                        Kind::Duplicate,
-                        span,
-                        "set again",
-                        format!("`{}` is set twice", field.path),
-                    )
-                    .also(*first, "first set here"),
-                );
-            }
-            written.push((field.path, span));
-            fields.push((field.path, value, span));
-        };
         for entry in node.entries() {
             let Some(key) = entry.name() else { continue };
-            match self.kind_field(node, choice, kind, key.value(), self.span(key.span())) {
-                Some(field) => {
-                    if let Some(value) = self.entry_value(entry, field) {
-                        add(self, field, value, self.span(entry.span()));
-                    }
-                }
-                None => continue,
+            if let Some(field) = self.kind_field(node, choice, kind, key.value(), self.span(key.span()))
+                && let Some(value) = self.entry_value(entry, field)
+            {
+                self.add_kind_field(&mut fields, field, value, self.span(entry.span()));
             }
         }
         for child in children(node) {
             let child_span = self.node_span(child);
             if let Some(field) = self.kind_field(node, choice, kind, child.name().value(), child_span) {
                 if let Some(value) = self.node_value(child, field) {
-                    add(self, field, value, child_span);
+                    self.add_kind_field(&mut fields, field, value, child_span);
                 }
                 self.no_properties(child);
                 self.no_children(child);
             }
         }
-        Some(Override::Choose {
-            path: choice.path,
-            kind: kind.name,
-            fields,
-            span: kind_span,
-        })
+        fields
+    }
+
+    fn add_kind_field(
+        &mut self,
+        fields: &mut Vec<(&'static str, Value, Span)>,
+        field: &'static Field,
+        value: Value,
+        span: Span,
+    ) {
+        if let Some((_, _, first)) = fields.iter().find(|(p, _, _)| *p == field.path) {
+            self.report(
+                Problem::at(
+                    Kind::Duplicate,
+                    span,
+                    "set again",
+                    format!("`{}` is set twice", field.path),
+                )
+                .also(*first, "first set here"),
+            );
+        }
+        fields.push((field.path, value, span));
     }
 
     pub(super) fn kind_field(
