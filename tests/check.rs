@@ -157,3 +157,25 @@ fn a_data_folder_that_does_not_exist_is_reported_with_where_it_was_looked_for() 
     );
     assert!(bundled.status.success(), "{}", stderr(&bundled));
 }
+
+#[test]
+fn parse_and_planner_problems_come_in_one_report() {
+    let dir = folder("together");
+    let text = "experiment together {
+    model {
+        d-model 100
+        heads 8
+        dropuot 0.1
+    }
+    variant a { train { epochs 2 } }
+    expect val-dist \"a\" better-than=\"b\"
+}
+";
+    let output = check(&dir, "together.kdl", text);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("3 problems in"), "{err}");
+    assert!(err.contains("unknown field `dropuot` in `model`"), "{err}");
+    assert!(err.contains("d-model (100) must be divisible by heads (8)"), "{err}");
+    assert!(err.contains("`b` matches no planned run"), "{err}");
+}
