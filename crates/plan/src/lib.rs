@@ -4,7 +4,8 @@
 //! resolved [`RunConfig`] with an id that is a hash of its canonical form,
 //! labelled by the variant / axis values / seed that made it. Runs that would
 //! be identical are planned once. The executor takes a `Plan` and never
-//! re-reads the experiment file.
+//! re-reads the experiment file. [`load`] (and [`check`], which also looks
+//! for the data folders) drive both stages from a path, with every problem.
 
 #![deny(missing_docs)]
 

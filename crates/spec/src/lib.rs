@@ -6,7 +6,8 @@
 //! settings come first and this file's override them.
 //!
 //! The stages: [`parse`] checks one file against the [`schema`]; [`load`]
-//! follows `extends` and merges. Expansion into runs is the planner's job
+//! follows `extends` and merges; [`load_all`] does the same but keeps what
+//! could be read beside the problems, so the planner can check it too. Expansion into runs is the planner's job
 //! (the `runner-plan` crate). The language is documented in `docs/dsl.md`.
 
 #![deny(missing_docs)]
