@@ -129,12 +129,11 @@ fn add_cell_problems(problems: &mut Vec<Problem>, found: Vec<Problem>, labels: &
     for mut problem in found {
         if !labels.is_empty() {
             let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            problem.message = format!("{} (in the run {})", problem.message, labels.join(" "));
+            problem.run = Some(labels.join(" "));
         }
-        let span = |p: &Problem| p.span.as_ref().map(|s| s.0);
         if !problems
             .iter()
-            .any(|p| p.kind == problem.kind && span(p) == span(&problem))
+            .any(|p| p.kind.code() == problem.kind.code() && p.span == problem.span)
         {
             problems.push(problem);
         }
@@ -178,10 +177,10 @@ fn no_match(selector: &str, span: Span, declared: &[Vec<(String, String)>]) -> P
     let help = runner_spec::error::did_you_mean(selector, known.iter().map(String::as_str))
         .unwrap_or_else(|| format!("selectors: {}", known.join(", ")));
     Problem::at(
-        Kind::UnknownSelector,
+        Kind::NoMatch {
+            selector: selector.to_owned(),
+        },
         span,
-        "matches no run",
-        format!("`{selector}` matches no planned run"),
     )
     .help(help)
 }

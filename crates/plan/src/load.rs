@@ -63,10 +63,10 @@ fn missing_data(experiment: &Experiment) -> Vec<Problem> {
         .filter(|(written, _)| !folder.join(written).exists())
         .map(|(written, span)| {
             Problem::at(
-                Kind::MissingData,
+                Kind::MissingData {
+                    path: written.to_owned(),
+                },
                 span,
-                "not found",
-                format!("the data folder `{written}` does not exist"),
             )
             .help(format!(
                 "looked in `{}`: a relative path is taken from the experiment file's folder",

@@ -63,13 +63,8 @@ pub fn cells(experiment: &Experiment) -> Result<Vec<Cell>, Vec<Problem>> {
     }
     if cells.is_empty() && problems.is_empty() {
         problems.push(
-            Problem::at(
-                Kind::EmptyMatrix,
-                matrix.span,
-                "expands to nothing",
-                "the matrix expands to zero runs",
-            )
-            .help("an `exclude` rule removes every combination, or an axis has no values"),
+            Problem::at(Kind::EmptyMatrix, matrix.span)
+                .help("an `exclude` rule removes every combination, or an axis has no values"),
         );
     }
     if problems.is_empty() { Ok(cells) } else { Err(problems) }
@@ -96,10 +91,10 @@ fn check_axes(experiment: &Experiment, axes: &[&Axis]) -> Vec<Problem> {
                         });
                     problems.push(
                         Problem::at(
-                            Kind::UnknownVariant,
+                            Kind::UnknownVariant {
+                                name: value.label.clone(),
+                            },
                             value.span,
-                            "not declared",
-                            format!("unknown variant `{}`", value.label),
                         )
                         .help(help),
                     );
@@ -111,10 +106,10 @@ fn check_axes(experiment: &Experiment, axes: &[&Axis]) -> Vec<Problem> {
         if let Some(first) = axes[..i].iter().find(|a| a.name.value == axis.name.value) {
             problems.push(
                 Problem::at(
-                    Kind::Duplicate,
+                    Kind::AxisTwice {
+                        axis: axis.name.value.clone(),
+                    },
                     axis.name.span,
-                    "varied again",
-                    format!("axis `{}` appears twice", axis.name.value),
                 )
                 .also(first.name.span, "first here"),
             );
@@ -156,13 +151,10 @@ fn included(experiment: &Experiment, rule: &Rule, axes: &[&Axis], problems: &mut
         .collect();
     if !missing.is_empty() {
         problems.push(Problem::at(
-            Kind::IncompleteInclude,
+            Kind::IncompleteInclude {
+                missing: missing.join(", "),
+            },
             rule.span,
-            "names too few axes",
-            format!(
-                "`include` must give a value for every axis; missing: {}",
-                missing.join(", ")
-            ),
         ));
         return None;
     }
@@ -208,10 +200,10 @@ fn check_rule(rule: &Rule, axes: &[&Axis], problems: &mut Vec<Problem>) {
                     .unwrap_or_else(|| format!("axes: {}", names.join(", ")));
                 problems.push(
                     Problem::at(
-                        Kind::UnknownAxis,
+                        Kind::NoSuchAxis {
+                            axis: key.value.clone(),
+                        },
                         key.span,
-                        "no such axis",
-                        format!("no axis `{}` in the matrix", key.value),
                     )
                     .help(help),
                 );
@@ -220,10 +212,11 @@ fn check_rule(rule: &Rule, axes: &[&Axis], problems: &mut Vec<Problem>) {
                 let labels: Vec<&str> = axis.values.iter().map(|v| v.label.as_str()).collect();
                 problems.push(
                     Problem::at(
-                        Kind::UnknownValue,
+                        Kind::NoSuchAxisValue {
+                            axis: key.value.clone(),
+                            label: label.value.clone(),
+                        },
                         label.span,
-                        "not a value of the axis",
-                        format!("axis `{}` has no value `{}`", key.value, label.value),
                     )
                     .help(format!("its values: {}", labels.join(", "))),
                 );

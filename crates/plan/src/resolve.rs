@@ -76,10 +76,12 @@ impl Settings {
                 if has_field.is_none() {
                     problems.push(
                         Problem::at(
-                            Kind::Inconsistent,
+                            Kind::KindLacksField {
+                                choice: (*choice).to_owned(),
+                                field: (*field).to_owned(),
+                                kind: kind.clone(),
+                            },
                             *span,
-                            format!("{choice} is `{kind}` here"),
-                            format!("`{choice}.{field}` varies, but this run's {choice} `{kind}` has no `{field}`"),
                         )
                         .also(self.span(choice), format!("{choice} set here")),
                     );
@@ -200,10 +202,10 @@ pub fn resolve<'a>(
         None => {
             problems.push(
                 Problem::at(
-                    Kind::UnknownValue,
+                    Kind::UnknownDevice {
+                        device: s.word("train.device").to_owned(),
+                    },
                     s.span("train.device"),
-                    "unknown device",
-                    format!("unknown device `{}`", s.word("train.device")),
                 )
                 .help("use auto, cpu, cuda or cuda:K"),
             );
@@ -224,31 +226,26 @@ fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
     };
     let d_model = s.int("model.d-model") as usize;
     let heads = s.int("model.heads") as usize;
-    let d_kv =
-        match s.opt_int("model.d-kv") {
-            Some(d_kv) => {
-                if architecture == Architecture::Vanilla && d_kv as usize * heads != d_model {
-                    problems.push(Problem::at(Kind::Inconsistent, s.span("model.d-kv"), "d-kv x heads != d-model",
-                    format!("the vanilla transformer needs d-kv x heads = d-model, but {d_kv} x {heads} != {d_model}"))
-                    .help("leave d-kv out (it defaults to d-model / heads), or use architecture t5"));
-                }
-                d_kv as usize
+    let d_kv = match s.opt_int("model.d-kv") {
+        Some(d_kv) => {
+            if architecture == Architecture::Vanilla && d_kv as usize * heads != d_model {
+                problems.push(
+                    Problem::at(Kind::KvTimesHeads { d_kv, heads, d_model }, s.span("model.d-kv"))
+                        .help("leave d-kv out (it defaults to d-model / heads), or use architecture t5"),
+                );
             }
-            None => {
-                if !d_model.is_multiple_of(heads) {
-                    problems.push(
-                        Problem::at(
-                            Kind::Inconsistent,
-                            s.span("model.heads"),
-                            count(heads, "head"),
-                            format!("d-model ({d_model}) must be divisible by heads ({heads})"),
-                        )
+            d_kv as usize
+        }
+        None => {
+            if !d_model.is_multiple_of(heads) {
+                problems.push(
+                    Problem::at(Kind::HeadsDivide { d_model, heads }, s.span("model.heads"))
                         .also(s.span("model.d-model"), format!("d-model {d_model}")),
-                    );
-                }
-                (d_model / heads.max(1)).max(1)
+                );
             }
-        };
+            (d_model / heads.max(1)).max(1)
+        }
+    };
     let positions = match s.get("model.positions").and_then(Value::as_str) {
         Some("relative") => Positions::Relative,
         Some(_) => Positions::Sinusoidal,
@@ -363,12 +360,7 @@ fn schedule(s: &Settings, problems: &mut Vec<Problem>) -> Schedule {
         "cosine" => {
             let (peak, min) = (s.float("schedule.peak"), s.float("schedule.min"));
             if min > peak {
-                problems.push(Problem::at(
-                    Kind::Inconsistent,
-                    s.span("schedule.min"),
-                    "above the peak",
-                    format!("the cosine schedule's min ({min}) is above its peak ({peak})"),
-                ));
+                problems.push(Problem::at(Kind::MinAbovePeak { min, peak }, s.span("schedule.min")));
             }
             Schedule::Cosine {
                 peak,
@@ -393,10 +385,8 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
         Some(path) => path.to_owned(),
         None => {
             problems.push(Problem::at(
-                Kind::MissingValue,
+                Kind::SourceNeedsPath { kind: kind.to_owned() },
                 s.span("dataset.source"),
-                "needs path=",
-                format!("`source {kind}` needs the folder: `source {kind} path=\"...\"`"),
             ));
             String::new()
         }
@@ -414,24 +404,19 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
         "files" => {
             let lists = ["train", "validation", "test"].map(|name| s.strings(&format!("dataset.split.{name}")));
             if lists[0].is_empty() {
-                problems.push(Problem::at(
-                    Kind::MissingValue,
-                    s.span("dataset.split"),
-                    "no training pieces",
-                    "`split files` needs a `train` list",
-                ));
+                problems.push(Problem::at(Kind::NoTrainList, s.span("dataset.split")));
             }
             let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
             for (name, list) in ["train", "validation", "test"].iter().zip(&lists) {
                 for file in list {
                     if let Some(first) = seen.insert(file, name) {
                         problems.push(Problem::at(
-                            Kind::Overlap,
+                            Kind::SplitOverlap {
+                                file: file.clone(),
+                                first: (*first).to_owned(),
+                                second: (*name).to_owned(),
+                            },
                             s.span(&format!("dataset.split.{name}")),
-                            "listed twice",
-                            format!(
-                                "`{file}` is in both `{first}` and `{name}`: splits are by piece and must not overlap"
-                            ),
                         ));
                     }
                 }
@@ -445,12 +430,7 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
         }
         "column" => {
             if s.word("dataset.source") != "hf-parquet" {
-                problems.push(Problem::at(
-                    Kind::Inconsistent,
-                    s.span("dataset.split"),
-                    "needs a parquet source",
-                    "`split column` reads the parquet's split column; it needs `source hf-parquet`",
-                ));
+                problems.push(Problem::at(Kind::ColumnNeedsParquet, s.span("dataset.split")));
             }
             Split::Column
         }
@@ -459,20 +439,10 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
                 ["train", "validation", "test"].map(|name| s.float(&format!("dataset.split.{name}")));
             let sum = train + validation + test;
             if (sum - 1.0).abs() > 1e-9 {
-                problems.push(Problem::at(
-                    Kind::Inconsistent,
-                    s.span("dataset.split"),
-                    format!("sums to {sum}"),
-                    "the split fractions must add up to 1",
-                ));
+                problems.push(Problem::at(Kind::FractionsSum { sum }, s.span("dataset.split")));
             }
             if train <= 0.0 {
-                problems.push(Problem::at(
-                    Kind::OutOfRange,
-                    s.span("dataset.split.train"),
-                    "no training data",
-                    "the training fraction must be above 0",
-                ));
+                problems.push(Problem::at(Kind::NoTrainFraction, s.span("dataset.split.train")));
             }
             Split::Fractions {
                 train,
@@ -519,10 +489,8 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
                     }
                     None => {
                         problems.push(Problem::at(
-                            Kind::MissingValue,
+                            Kind::NoEdges { name: name.to_owned() },
                             s.span("dataset.quantize.edges"),
-                            format!("no {name}-edges"),
-                            format!("`edges=explicit` needs `{name}-edges` inside `quantize {{ ... }}`"),
                         ));
                         lists.push(Vec::new());
                     }
@@ -549,10 +517,11 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
                         let path = format!("dataset.quantize.{name}");
                         problems.push(
                             Problem::at(
-                                Kind::OutOfRange,
+                                Kind::OriginalBins {
+                                    name: (*name).to_owned(),
+                                    asked,
+                                },
                                 s.span(&path),
-                                count(asked, "bin"),
-                                format!("the original edge table has 3 or 5 {name} bins, not {asked}"),
                             )
                             .help("use 3 or 5 bins, or edges=quantile to compute edges from the training split"),
                         );
@@ -598,13 +567,12 @@ fn check_bins(s: &Settings, name: &str, edges: &[f64], problems: &mut Vec<Proble
         };
         problems.push(
             Problem::at(
-                Kind::Inconsistent,
+                Kind::BinsContradictEdges {
+                    name: name.to_owned(),
+                    asked,
+                    made,
+                },
                 span,
-                format!("{} asked", count(asked, "bin")),
-                format!(
-                    "`{name}={asked}` contradicts `{name}-edges`, which make {}",
-                    count(made, "bin")
-                ),
             )
             .also(
                 s.span(&format!("dataset.quantize.{name}-edges")),
@@ -619,27 +587,12 @@ fn check_bins(s: &Settings, name: &str, edges: &[f64], problems: &mut Vec<Proble
 
 fn check_edges(name: &str, edges: &[f64], span: Span, problems: &mut Vec<Problem>) {
     if edges.first() != Some(&0.0) {
-        problems.push(Problem::at(
-            Kind::OutOfRange,
-            span,
-            "must start at 0",
-            format!("{name} edges must start at 0"),
-        ));
+        problems.push(Problem::at(Kind::EdgesStart { name: name.to_owned() }, span));
     }
     if edges.windows(2).any(|w| w[0] >= w[1]) {
-        problems.push(Problem::at(
-            Kind::OutOfRange,
-            span,
-            "not increasing",
-            format!("{name} edges must be strictly increasing"),
-        ));
+        problems.push(Problem::at(Kind::EdgesIncreasing { name: name.to_owned() }, span));
     }
     if name == "velocity" && (edges.len() < 2 || edges.last().is_some_and(|last| *last > 128.0)) {
-        problems.push(Problem::at(
-            Kind::OutOfRange,
-            span,
-            "bad velocity edges",
-            "velocity edges need at least two values and close at or below 128",
-        ));
+        problems.push(Problem::at(Kind::VelocityEdges, span));
     }
 }

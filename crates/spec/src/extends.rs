@@ -62,15 +62,18 @@ fn canonical(path: &Path) -> PathBuf {
 /// A file that cannot be read: the experiment itself, or a base at the
 /// `extends` that names it (with the closest `.kdl` name of its folder).
 fn unreadable(path: &Path, extended_at: Option<&Spanned<String>>, error: &std::io::Error) -> Problem {
-    let message = format!("cannot read `{}`: {error}", path.display());
+    let kind = Kind::Unreadable {
+        path: path.display().to_string(),
+        error: error.to_string(),
+    };
     let Some(target) = extended_at else {
-        return Problem::whole(Kind::MissingFile, message);
+        return Problem::whole(kind);
     };
     let folder = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let problem = Problem::at(Kind::MissingFile, target.span, "extended here", message);
+    let problem = Problem::at(kind, target.span);
     match closest_sibling(&target.value, folder) {
         Some(help) => problem.help(help),
         None => problem.help(format!(
@@ -100,13 +103,7 @@ fn cycle(chain: &[PathBuf], back_to: &Path, span: Span) -> Problem {
         .chain([back_to])
         .map(file_name)
         .collect();
-    Problem::at(
-        Kind::ExtendsCycle,
-        span,
-        "extends a file already in the chain",
-        "`extends` makes a cycle",
-    )
-    .help(names.join(" → "))
+    Problem::at(Kind::ExtendsCycle, span).help(names.join(" → "))
 }
 
 fn own_experiment(file: ExperimentFile, path: &Path) -> Experiment {

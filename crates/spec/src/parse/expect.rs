@@ -15,13 +15,8 @@ impl Parser {
         let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).collect();
         let (Some(metric_entry), Some(subject_entry)) = (args.first(), args.get(1)) else {
             self.report(
-                Problem::at(
-                    Kind::MissingValue,
-                    span,
-                    "incomplete",
-                    "`expect` needs a metric and the runs it is about",
-                )
-                .help("e.g. `expect val-dist \"midi-translation\" better-than=\"hf-t5\" ratio=2.0`"),
+                Problem::at(Kind::IncompleteExpect, span)
+                    .help("e.g. `expect val-dist \"midi-translation\" better-than=\"hf-t5\" ratio=2.0`"),
             );
             return None;
         };
@@ -30,32 +25,17 @@ impl Parser {
         let subject = match subject_entry.value().as_string() {
             Some(s) => Spanned::new(s.to_owned(), subject_span),
             None => {
-                self.report(Problem::at(
-                    Kind::WrongType,
-                    subject_span,
-                    "not a selector",
-                    "the runs are named by a string",
-                ));
+                self.report(Problem::at(Kind::SelectorNotString, subject_span));
                 return None;
             }
         };
         for extra in args.iter().skip(2) {
-            self.report(Problem::at(
-                Kind::UnexpectedArgument,
-                self.span(extra.span()),
-                "unexpected",
-                "`expect` takes a metric and one selector",
-            ));
+            self.report(Problem::at(Kind::ExpectArguments, self.span(extra.span())));
         }
         let written_claim = self.claim_properties(node);
         let claim = self.claim(&written_claim, span)?;
         if let (Some((_, ratio_span)), false) = (written_claim.ratio, matches!(claim, Claim::BetterThan { .. })) {
-            self.report(Problem::at(
-                Kind::Conflict,
-                ratio_span,
-                "needs better-than",
-                "`ratio` goes with `better-than`",
-            ));
+            self.report(Problem::at(Kind::RatioWithoutBetterThan, ratio_span));
         }
         Some(Expectation {
             metric: metric?,
@@ -73,15 +53,7 @@ impl Parser {
             let names: Vec<&str> = Metric::ALL.iter().map(|(n, _)| *n).collect();
             let help =
                 did_you_mean(word, names.iter().copied()).unwrap_or_else(|| format!("metrics: {}", names.join(", ")));
-            self.report(
-                Problem::at(
-                    Kind::UnknownMetric,
-                    self.span(entry.span()),
-                    "unknown",
-                    format!("unknown metric `{}`", written(entry)),
-                )
-                .help(help),
-            );
+            self.report(Problem::at(Kind::UnknownMetric { word: written(entry) }, self.span(entry.span())).help(help));
         }
         metric
     }
@@ -96,46 +68,24 @@ impl Parser {
             match key.value() {
                 "better-than" => match entry.value().as_string() {
                     Some(other) => written.better_than = Some(Spanned::new(other.to_owned(), entry_span)),
-                    None => self.report(Problem::at(
-                        Kind::WrongType,
-                        entry_span,
-                        "not a selector",
-                        "`better-than` names runs with a string",
-                    )),
+                    None => self.report(Problem::at(Kind::BetterThanNotString, entry_span)),
                 },
                 "ratio" => match number() {
                     Some(r) if r >= 1.0 => written.ratio = Some((r, entry_span)),
-                    _ => self.report(Problem::at(
-                        Kind::OutOfRange,
-                        entry_span,
-                        "out of range",
-                        "`ratio` must be a number >= 1",
-                    )),
+                    _ => self.report(Problem::at(Kind::RatioRange, entry_span)),
                 },
                 word @ ("below" | "above") => match number() {
                     Some(x) if written.bound.is_none() => written.bound = Some((word == "below", x)),
-                    Some(_) => self.report(Problem::at(
-                        Kind::Conflict,
-                        entry_span,
-                        "second bound",
-                        "give one of `below` and `above`",
-                    )),
-                    None => self.report(Problem::at(
-                        Kind::WrongType,
-                        entry_span,
-                        "not a number",
-                        format!("`{word}` needs a number"),
-                    )),
+                    Some(_) => self.report(Problem::at(Kind::SecondBound, entry_span)),
+                    None => self.report(Problem::at(Kind::BoundNotNumber { word: word.to_owned() }, entry_span)),
                 },
                 other => {
                     let help = did_you_mean(other, ["better-than", "ratio", "below", "above"])
                         .unwrap_or_else(|| "`expect` takes better-than= (with ratio=), below= or above=".to_owned());
                     self.report(
                         Problem::at(
-                            Kind::UnknownProperty,
+                            Kind::UnknownExpectProperty { name: other.to_owned() },
                             self.span(key.span()),
-                            "unknown",
-                            format!("unknown property `{other}` on `expect`"),
                         )
                         .help(help),
                     );
@@ -155,21 +105,11 @@ impl Parser {
             (None, Some((true, x))) => Claim::Below(x),
             (None, Some((false, x))) => Claim::Above(x),
             (Some(_), Some(_)) => {
-                self.report(Problem::at(
-                    Kind::Conflict,
-                    span,
-                    "two claims",
-                    "an `expect` makes one claim: better-than=, below= or above=",
-                ));
+                self.report(Problem::at(Kind::TwoClaims, span));
                 return None;
             }
             (None, None) => {
-                self.report(Problem::at(
-                    Kind::MissingValue,
-                    span,
-                    "no claim",
-                    "`expect` needs better-than=, below= or above=",
-                ));
+                self.report(Problem::at(Kind::NoClaim, span));
                 return None;
             }
         };

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use kdl::{KdlEntry, KdlNode};
 
-use super::nodes::{Parser, Seen, children, count, written};
-use crate::error::{Kind, Problem, did_you_mean};
+use super::nodes::{Parser, Seen, children, written};
+use crate::error::{Kind, Problem, count, did_you_mean};
 use crate::file::{Axis, AxisValue, Factor, Matrix, Override, Rule};
 use crate::schema::{self, Choice, Field, Type};
 use crate::source::{Span, Spanned};
@@ -33,10 +33,8 @@ impl Parser {
                 "include" => matrix.include.push(self.rule(child)),
                 other => {
                     let problem = Problem::at(
-                        Kind::UnknownNode,
+                        Kind::UnknownMatrixNode { name: other.to_owned() },
                         self.node_span(child),
-                        "unknown",
-                        format!("unknown node `{other}` in `matrix`"),
                     );
                     let help = did_you_mean(other, ["axis", "zip", "exclude", "include"])
                         .unwrap_or_else(|| "a matrix holds `axis`, `zip`, `exclude` and `include`".to_owned());
@@ -55,12 +53,7 @@ impl Parser {
                 if a.name().value() == "axis" {
                     self.axis(a)
                 } else {
-                    self.report(Problem::at(
-                        Kind::UnknownNode,
-                        self.node_span(a),
-                        "not an axis",
-                        "a `zip` holds only `axis` nodes",
-                    ));
+                    self.report(Problem::at(Kind::NotAnAxis, self.node_span(a)));
                     None
                 }
             })
@@ -69,22 +62,17 @@ impl Parser {
             for axis in axes[1..].iter().filter(|a| a.values.len() != first.values.len()) {
                 self.report(
                     Problem::at(
-                        Kind::ZipLength,
+                        Kind::ZipLength {
+                            values: axis.values.len(),
+                        },
                         axis.name.span,
-                        count(axis.values.len(), "value"),
-                        "the axes of a `zip` must have the same number of values",
                     )
                     .also(first.name.span, count(first.values.len(), "value")),
                 );
             }
         }
         if axes.len() < 2 {
-            self.report(Problem::at(
-                Kind::ZipLength,
-                span,
-                "fewer than two axes",
-                "a `zip` needs at least two axes",
-            ));
+            self.report(Problem::at(Kind::ZipTooShort, span));
         }
         Factor::Zip { axes, span }
     }
@@ -115,12 +103,7 @@ impl Parser {
         };
         self.distinct_labels(path, &values);
         if values.is_empty() && self.problems.is_empty() {
-            self.report(Problem::at(
-                Kind::EmptyAxis,
-                name.span,
-                "no values",
-                format!("axis `{path}` has no values"),
-            ));
+            self.report(Problem::at(Kind::EmptyAxis { axis: path.to_owned() }, name.span));
         }
         Some(Axis { name, values })
     }
@@ -136,12 +119,7 @@ impl Parser {
                     span,
                     overrides: Vec::new(),
                 }),
-                None => self.report(Problem::at(
-                    Kind::WrongType,
-                    span,
-                    "not a name",
-                    "an axis over variants lists variant names",
-                )),
+                None => self.report(Problem::at(Kind::NotAVariantName, span)),
             }
         }
         values
@@ -154,13 +132,9 @@ impl Parser {
         let path = name.value.as_str();
         if matches!(field.ty, Type::FloatList | Type::StrList) {
             self.report(
-                Problem::at(
-                    Kind::UnsupportedAxis,
-                    name.span,
-                    "a list field",
-                    format!("`{path}` holds a list; vary it with a bundle axis"),
-                )
-                .help("axis edges { narrow { dataset { quantize { velocity-edges 0 60 70 128 } } }; wide { ... } }"),
+                Problem::at(Kind::ListAxis { path: path.to_owned() }, name.span).help(
+                    "axis edges { narrow { dataset { quantize { velocity-edges 0 60 70 128 } } }; wide { ... } }",
+                ),
             );
             return None;
         }
@@ -199,10 +173,12 @@ impl Parser {
         if let Some((_, first_label, first)) = seen.iter().find(|(v, l, _)| v == value && l != label) {
             self.report(
                 Problem::at(
-                    Kind::Duplicate,
+                    Kind::SameValueTwice {
+                        axis: path.to_owned(),
+                        first: first_label.clone(),
+                        written: label.to_owned(),
+                    },
                     span,
-                    format!("the same value as `{first_label}`"),
-                    format!("axis `{path}` lists `{first_label}` twice, written `{label}` here"),
                 )
                 .also(*first, "first listed here"),
             );
@@ -257,10 +233,11 @@ impl Parser {
                     let kinds: Vec<&str> = choice.kinds.iter().map(|k| k.name).collect();
                     self.report(
                         Problem::at(
-                            Kind::UnknownKind,
+                            Kind::NoSuchKind {
+                                path: path.to_owned(),
+                                word: written(arg),
+                            },
                             span,
-                            "unknown",
-                            format!("`{path}` has no kind `{}`", written(arg)),
                         )
                         .help(format!("choose from: {}", kinds.join(", "))),
                     );
@@ -297,10 +274,10 @@ impl Parser {
             let mut candidates = schema::all_paths();
             candidates.push("variant".to_owned());
             let problem = Problem::at(
-                Kind::UnknownAxis,
+                Kind::UnknownAxisPath {
+                    path: name.value.clone(),
+                },
                 name.span,
-                "unknown",
-                format!("unknown axis path `{}`", name.value),
             );
             let help = did_you_mean(&name.value, candidates.iter().map(String::as_str)).unwrap_or_else(|| {
                 "an axis names a field (e.g. `model.d-model`), a choice (`schedule`), `variant`, \
@@ -334,10 +311,11 @@ impl Parser {
             if let Some(first) = labels.insert(&value.label, value.span) {
                 self.report(
                     Problem::at(
-                        Kind::Duplicate,
+                        Kind::LabelTwice {
+                            axis: path.to_owned(),
+                            label: value.label.clone(),
+                        },
                         value.span,
-                        "repeated",
-                        format!("axis `{path}` lists `{}` twice", value.label),
                     )
                     .also(first, "first listed here"),
                 );
@@ -378,13 +356,10 @@ impl Parser {
             .collect();
         if pairs.is_empty() {
             self.report(Problem::at(
-                Kind::MissingValue,
+                Kind::EmptyRule {
+                    node: node.name().value().to_owned(),
+                },
                 self.node_span(node),
-                "empty",
-                format!(
-                    "`{}` needs axis=value properties, e.g. `schedule=constant`",
-                    node.name().value()
-                ),
             ));
         }
         Rule {

@@ -44,16 +44,11 @@ pub fn parse(text: &str, file: FileId) -> (Option<ExperimentFile>, Vec<Problem>)
 
 fn too_deep(text: &str, offset: usize, file: FileId) -> Problem {
     let line = text[..offset].matches('\n').count() + 1;
-    Problem::at(
-        Kind::TooDeep,
-        Span {
-            file,
-            range: (offset, 1).into(),
-        },
-        format!("level {}", MAX_DEPTH + 1),
-        format!("children nest more than {MAX_DEPTH} levels deep (line {line})"),
-    )
-    .help(format!(
+    let span = Span {
+        file,
+        range: (offset, 1).into(),
+    };
+    Problem::at(Kind::TooDeep { line, limit: MAX_DEPTH }, span).help(format!(
         "an experiment needs a few levels (experiment → dataset → quantize); the limit is {MAX_DEPTH}"
     ))
 }
@@ -66,7 +61,7 @@ fn syntax_problems(error: &kdl::KdlError, file: FileId) -> Vec<Problem> {
             let span = Span { file, range: d.span };
             let label = d.label.clone().unwrap_or_else(|| "here".to_owned());
             let message = d.message.clone().unwrap_or_else(|| "invalid KDL".to_owned());
-            let problem = Problem::at(Kind::Syntax, span, label, format!("KDL syntax error: {message}"));
+            let problem = Problem::at(Kind::Syntax { message, label }, span);
             match &d.help {
                 Some(help) => problem.help(help.clone()),
                 None => problem,
@@ -81,13 +76,10 @@ impl Parser {
         for node in doc.nodes().iter().filter(|n| n.name().value() != "experiment") {
             let span = self.node_span(node);
             let mut problem = Problem::at(
-                Kind::UnknownNode,
+                Kind::UnknownTopLevel {
+                    name: node.name().value().to_owned(),
+                },
                 span,
-                "not allowed here",
-                format!(
-                    "unknown top-level node `{}`: a file holds one `experiment NAME {{ ... }}`",
-                    node.name().value()
-                ),
             );
             if let Some(help) = did_you_mean(node.name().value(), ["experiment"]) {
                 problem = problem.help(help);
@@ -96,22 +88,14 @@ impl Parser {
         }
         let Some(node) = experiments.next() else {
             self.report(
-                Problem::whole(Kind::NoExperiment, "the file declares no `experiment NAME { ... }`")
+                Problem::whole(Kind::NoExperiment)
                     .help("start the file with `experiment my-name {` and put the settings inside"),
             );
             return None;
         };
         for extra in experiments {
             let span = self.node_span(extra);
-            self.report(
-                Problem::at(
-                    Kind::Duplicate,
-                    span,
-                    "second experiment",
-                    "a file declares one experiment",
-                )
-                .also(self.node_span(node), "first declared here"),
-            );
+            self.report(Problem::at(Kind::SecondExperiment, span).also(self.node_span(node), "first declared here"));
         }
         self.experiment(node)
     }
@@ -140,8 +124,7 @@ impl Parser {
                 let span = self.node_span(child);
                 if let Some(first) = seen_top.insert(word.to_owned(), span) {
                     self.report(
-                        Problem::at(Kind::Duplicate, span, "set again", format!("`{word}` is set twice"))
-                            .also(first, "first set here"),
+                        Problem::at(Kind::SetTwice { path: word.to_owned() }, span).also(first, "first set here"),
                     );
                 }
             }
@@ -172,10 +155,10 @@ impl Parser {
         if let Some(first) = earlier.iter().find(|v| v.name.value == name.value) {
             self.report(
                 Problem::at(
-                    Kind::Duplicate,
+                    Kind::VariantTwice {
+                        name: name.value.clone(),
+                    },
                     name.span,
-                    "declared again",
-                    format!("variant `{}` is declared twice", name.value),
                 )
                 .also(first.name.span, "first declared here"),
             );
@@ -199,10 +182,8 @@ mod tests {
         let text = format!("experiment e {{ {}{} }}", "a { ".repeat(levels), "} ".repeat(levels));
         let (file, problems) = parse(&text, 0);
         assert!(file.is_some());
-        assert_eq!(
-            problems.iter().map(|p| p.kind).collect::<Vec<_>>(),
-            [Kind::UnknownField]
-        );
+        let codes: Vec<&str> = problems.iter().map(|p| p.kind.code()).collect();
+        assert_eq!(codes, ["unknown-field"]);
     }
 
     #[test]
@@ -210,6 +191,6 @@ mod tests {
         let text = format!("{}{}", "a { ".repeat(100_000), "} ".repeat(100_000));
         let (file, problems) = parse(&text, 0);
         assert!(file.is_none());
-        assert_eq!(problems.iter().map(|p| p.kind).collect::<Vec<_>>(), [Kind::TooDeep]);
+        assert_eq!(problems.iter().map(|p| p.kind.code()).collect::<Vec<_>>(), ["too-deep"]);
     }
 }

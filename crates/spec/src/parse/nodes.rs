@@ -39,20 +39,22 @@ impl Parser {
                 Some(s) => Some(Spanned::new(s.to_owned(), self.span(entry.span()))),
                 None => {
                     self.report(Problem::at(
-                        Kind::WrongType,
+                        Kind::NotAString {
+                            what: what.to_owned(),
+                            expected: expected.to_owned(),
+                        },
                         self.span(entry.span()),
-                        "not a string",
-                        format!("`{what}` needs {expected}"),
                     ));
                     None
                 }
             },
             None => {
                 self.report(Problem::at(
-                    Kind::MissingValue,
+                    Kind::NeedsValue {
+                        what: what.to_owned(),
+                        expected: expected.to_owned(),
+                    },
                     span,
-                    "needs a value",
-                    format!("`{what}` needs {expected}"),
                 ));
                 None
             }
@@ -63,10 +65,8 @@ impl Parser {
         let value = self.first_string(node, what, expected)?;
         for extra in node.entries().iter().filter(|e| e.name().is_none()).skip(1) {
             self.report(Problem::at(
-                Kind::UnexpectedArgument,
+                Kind::TakesOneValue { what: what.to_owned() },
                 self.span(extra.span()),
-                "unexpected",
-                format!("`{what}` takes one value"),
             ));
         }
         Some(value)
@@ -76,10 +76,11 @@ impl Parser {
         for entry in node.entries() {
             if let Some(key) = entry.name() {
                 self.report(Problem::at(
-                    Kind::UnknownProperty,
+                    Kind::TakesNoProperty {
+                        node: node.name().value().to_owned(),
+                        key: key.value().to_owned(),
+                    },
                     self.span(key.span()),
-                    "unexpected",
-                    format!("`{}` takes no property `{}`", node.name().value(), key.value()),
                 ));
             }
         }
@@ -88,10 +89,10 @@ impl Parser {
     pub(super) fn no_arguments(&mut self, node: &KdlNode) {
         for entry in node.entries().iter().filter(|e| e.name().is_none()) {
             self.report(Problem::at(
-                Kind::UnexpectedArgument,
+                Kind::TakesNoArguments {
+                    node: node.name().value().to_owned(),
+                },
                 self.span(entry.span()),
-                "unexpected",
-                format!("`{}` takes no arguments", node.name().value()),
             ));
         }
     }
@@ -99,10 +100,10 @@ impl Parser {
     pub(super) fn no_children(&mut self, node: &KdlNode) {
         if let Some(first) = children(node).next() {
             self.report(Problem::at(
-                Kind::UnexpectedChildren,
+                Kind::TakesNoChildren {
+                    node: node.name().value().to_owned(),
+                },
                 self.node_span(first),
-                "unexpected",
-                format!("`{}` takes no children", node.name().value()),
             ));
         }
     }
@@ -127,15 +128,6 @@ pub(super) fn join(prefix: &str, name: &str) -> String {
         name.to_owned()
     } else {
         format!("{prefix}.{name}")
-    }
-}
-
-/// `1 value`, `2 values`.
-pub(super) fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }
 

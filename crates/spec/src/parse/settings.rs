@@ -20,10 +20,8 @@ impl Parser {
         let path = join(prefix, name);
         if prefix.is_empty() && TOP_LEVEL.contains(&name) {
             self.report(Problem::at(
-                Kind::Misplaced,
+                Kind::Misplaced { name: name.to_owned() },
                 self.node_span(node),
-                "only at the top of the experiment",
-                format!("`{name}` cannot be set inside a variant"),
             ));
         } else if let Some(targets) = schema::alias_at(&path) {
             self.alias(node, targets, out, seen);
@@ -91,13 +89,8 @@ impl Parser {
         for entry in node.entries().iter().filter(|e| e.name().is_none()) {
             let props = schema::names_under(path).join(", ");
             self.report(
-                Problem::at(
-                    Kind::UnexpectedArgument,
-                    self.span(entry.span()),
-                    "unexpected argument",
-                    format!("`{name}` takes properties or children, not arguments"),
-                )
-                .help(format!("`{name}` holds: {props}")),
+                Problem::at(Kind::SectionArgument { name: name.to_owned() }, self.span(entry.span()))
+                    .help(format!("`{name}` holds: {props}")),
             );
         }
         self.properties(node, path, out, seen);
@@ -114,10 +107,11 @@ impl Parser {
             format!("`{prefix}`")
         };
         let problem = Problem::at(
-            Kind::UnknownField,
+            Kind::UnknownField {
+                name: name.to_owned(),
+                place: place.clone(),
+            },
             self.node_span(node),
-            "unknown",
-            format!("unknown field `{name}` in {place}"),
         );
         let mut candidates = schema::names_under(prefix);
         if prefix.is_empty() {
@@ -131,14 +125,9 @@ impl Parser {
     pub(super) fn push(&mut self, out: &mut Vec<Override>, seen: &mut Seen, item: Override) {
         if let Some(first) = seen.insert(item.path(), item.span()) {
             self.report(
-                Problem::at(
-                    Kind::Duplicate,
-                    item.span(),
-                    "set again",
-                    format!("`{}` is set twice", item.path()),
-                )
-                .also(first, "first set here")
-                .help("remove one of them"),
+                Problem::at(Kind::SetTwice { path: item.path() }, item.span())
+                    .also(first, "first set here")
+                    .help("remove one of them"),
             );
         }
         out.push(item);
@@ -166,10 +155,11 @@ impl Parser {
                 }
                 None => {
                     let mut problem = Problem::at(
-                        Kind::UnknownProperty,
+                        Kind::UnknownProperty {
+                            name: key.value().to_owned(),
+                            node: node.name().value().to_owned(),
+                        },
                         self.span(key.span()),
-                        "unknown",
-                        format!("unknown property `{}` on `{}`", key.value(), node.name().value()),
                     );
                     let names = schema::names_under(path);
                     problem = match did_you_mean(key.value(), names.iter().copied()) {
@@ -204,29 +194,33 @@ impl Parser {
         let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).collect();
         let Some(first) = args.first() else {
             self.report(Problem::at(
-                Kind::MissingValue,
+                Kind::NeedsKind {
+                    node: name.to_owned(),
+                    kinds: kinds.join(", "),
+                },
                 self.node_span(node),
-                "needs a kind",
-                format!("`{name}` needs a kind: {}", kinds.join(", ")),
             ));
             return None;
         };
         let kind_span = self.span(first.span());
         let Some(word) = first.value().as_string() else {
             self.report(Problem::at(
-                Kind::WrongType,
+                Kind::KindNotWord {
+                    node: name.to_owned(),
+                    kinds: kinds.join(", "),
+                    found: kdl_type(first),
+                },
                 kind_span,
-                "not a kind",
-                format!("`{name}` needs a kind ({}), not {}", kinds.join(", "), kdl_type(first)),
             ));
             return None;
         };
         let Some(kind) = choice.kind(word) else {
             let problem = Problem::at(
-                Kind::UnknownKind,
+                Kind::UnknownKind {
+                    node: name.to_owned(),
+                    word: word.to_owned(),
+                },
                 kind_span,
-                "unknown",
-                format!("unknown {name} `{word}`"),
             );
             let help = did_you_mean(word, kinds.iter().copied())
                 .unwrap_or_else(|| format!("choose one of: {}", kinds.join(", ")));
@@ -235,10 +229,11 @@ impl Parser {
         };
         for extra in &args[1..] {
             self.report(Problem::at(
-                Kind::UnexpectedArgument,
+                Kind::KindArgument {
+                    node: name.to_owned(),
+                    kind: kind.name.to_owned(),
+                },
                 self.span(extra.span()),
-                "unexpected",
-                format!("`{name} {}` takes properties, not more arguments", kind.name),
             ));
         }
         Some((kind, kind_span))
@@ -283,10 +278,10 @@ impl Parser {
         if let Some((_, _, first)) = fields.iter().find(|(p, _, _)| *p == field.path) {
             self.report(
                 Problem::at(
-                    Kind::Duplicate,
+                    Kind::SetTwice {
+                        path: field.path.to_owned(),
+                    },
                     span,
-                    "set again",
-                    format!("`{}` is set twice", field.path),
                 )
                 .also(*first, "first set here"),
             );
@@ -307,10 +302,12 @@ impl Parser {
             return Some(field);
         }
         let mut problem = Problem::at(
-            Kind::UnknownProperty,
+            Kind::KindProperty {
+                node: node.name().value().to_owned(),
+                kind: kind.name.to_owned(),
+                name: name.to_owned(),
+            },
             span,
-            "unknown",
-            format!("`{} {}` has no property `{name}`", node.name().value(), kind.name),
         );
         let owner = choice.kinds.iter().find(|k| k.field(name).is_some());
         let names: Vec<&str> = kind.fields.iter().map(|f| f.path).collect();

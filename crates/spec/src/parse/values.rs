@@ -17,12 +17,7 @@ impl Parser {
         let name = node.name().value();
         if matches!(field.ty, Type::FloatList | Type::StrList) {
             if args.is_empty() {
-                self.report(Problem::at(
-                    Kind::MissingValue,
-                    span,
-                    "needs values",
-                    format!("`{name}` needs one or more values"),
-                ));
+                self.report(Problem::at(Kind::NeedsValues { what: name.to_owned() }, span));
                 return None;
             }
             let items: Vec<Option<Value>> = args.iter().map(|a| self.entry_value(a, field)).collect();
@@ -32,10 +27,11 @@ impl Parser {
             [] => {
                 self.report(
                     Problem::at(
-                        Kind::MissingValue,
+                        Kind::NeedsValue {
+                            what: name.to_owned(),
+                            expected: "a value".to_owned(),
+                        },
                         span,
-                        "needs a value",
-                        format!("`{name}` needs a value"),
                     )
                     .help(format!("{}: {}", field.doc, describe(field.ty))),
                 );
@@ -44,10 +40,8 @@ impl Parser {
             [arg] => self.entry_value(arg, field),
             [_, extra, ..] => {
                 self.report(Problem::at(
-                    Kind::UnexpectedArgument,
+                    Kind::TakesOneValue { what: name.to_owned() },
                     self.span(extra.span()),
-                    "unexpected",
-                    format!("`{name}` takes one value"),
                 ));
                 None
             }
@@ -60,46 +54,52 @@ impl Parser {
         let Some(value) = Value::from_kdl(entry.value()) else {
             self.report(
                 Problem::at(
-                    Kind::WrongType,
+                    Kind::CannotBe {
+                        path: field.path.to_owned(),
+                        found: kdl_type(entry),
+                    },
                     span,
-                    "not allowed",
-                    format!("`{}` cannot be {}", field.path, kdl_type(entry)),
                 )
                 .help(describe(field.ty)),
             );
             return None;
         };
-        match check(&value, field.ty) {
+        match check(&value, field) {
             Ok(value) => Some(value),
-            Err((kind, message)) => {
-                let label = match kind {
-                    Kind::OutOfRange => "out of range",
-                    Kind::UnknownValue => "unknown value",
-                    _ => "wrong type",
-                };
-                let problem = Problem::at(kind, span, label, format!("`{}` {message}", field.path));
+            Err(kind) => {
                 let help = match (field.ty, value.as_str()) {
                     (Type::Enum(words), Some(word)) => did_you_mean(word, words.iter().copied()),
                     _ => None,
                 };
-                self.report(problem.help(help.unwrap_or_else(|| describe(field.ty))));
+                self.report(Problem::at(kind, span).help(help.unwrap_or_else(|| describe(field.ty))));
                 None
             }
         }
     }
 }
 
-/// Checks a value against a type; the error is (kind, message).
-fn check(value: &Value, ty: Type) -> Result<Value, (Kind, String)> {
-    let wrong = |what: &str| Err((Kind::WrongType, format!("expects {what}, not {}", value.type_name())));
-    match (ty, value) {
+/// Checks a value against its field's type and range.
+fn check(value: &Value, field: &Field) -> Result<Value, Kind> {
+    let path = field.path.to_owned();
+    let wrong = |expected: &str| {
+        Err(Kind::WrongType {
+            path: field.path.to_owned(),
+            expected: expected.to_owned(),
+            found: value.type_name(),
+        })
+    };
+    match (field.ty, value) {
         (Type::Bool, Value::Bool(_)) => Ok(value.clone()),
         (Type::Bool, _) => wrong("#true or #false"),
         (Type::Int { min, max }, Value::Int(i)) => {
             if (min..=max).contains(i) {
                 Ok(value.clone())
             } else {
-                Err((Kind::OutOfRange, format!("must be in {min}..={max}, not {i}")))
+                Err(Kind::OutOfRange {
+                    path,
+                    range: format!("{min}..={max}"),
+                    value: i.to_string(),
+                })
             }
         }
         (Type::Int { .. }, _) => wrong("an integer"),
@@ -118,20 +118,22 @@ fn check(value: &Value, ty: Type) -> Result<Value, (Kind, String)> {
             if low_ok && high_ok && x.is_finite() {
                 Ok(Value::Float(x))
             } else {
-                Err((
-                    Kind::OutOfRange,
-                    format!("must be in {}, not {x}", range_text(min, max, open_min, open_max)),
-                ))
+                Err(Kind::OutOfRange {
+                    path,
+                    range: range_text(min, max, open_min, open_max),
+                    value: x.to_string(),
+                })
             }
         }
         (Type::Enum(words), Value::Str(s)) => {
             if words.contains(&s.as_str()) {
                 Ok(value.clone())
             } else {
-                Err((
-                    Kind::UnknownValue,
-                    format!("cannot be `{s}`: choose one of {}", words.join(", ")),
-                ))
+                Err(Kind::UnknownWord {
+                    path,
+                    word: s.clone(),
+                    words: words.join(", "),
+                })
             }
         }
         (Type::Enum(words), _) => wrong(&format!("one of {}", words.join(", "))),
