@@ -10,21 +10,20 @@
 #![deny(missing_docs)]
 
 pub mod config;
-mod load;
+mod data;
 pub mod matrix;
 pub mod resolve;
 pub mod show;
 pub mod write;
 
 use std::collections::HashSet;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{check, load};
-
 use config::{DevicePreference, RunConfig};
 use runner_spec::file::Claim;
-use runner_spec::{Experiment, Kind, Problem, Span};
+use runner_spec::{Experiment, Kind, Problem, Span, SpecError};
 
 /// One run to train.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +66,32 @@ pub struct Plan {
     pub runs: Vec<PlannedRun>,
     /// Cells that resolved to a run already planned.
     pub merged_duplicates: usize,
+}
+
+/// Loads and plans an experiment file.
+pub fn load(path: &Path) -> Result<Plan, SpecError> {
+    drive(path, false)
+}
+
+/// Loads and plans an experiment file, and checks that the data folders it
+/// names exist (relative ones are taken from the file's folder).
+pub fn check(path: &Path) -> Result<Plan, SpecError> {
+    drive(path, true)
+}
+
+fn drive(path: &Path, data: bool) -> Result<Plan, SpecError> {
+    let mut loaded = runner_spec::load_all(path);
+    if let Some(experiment) = &loaded.experiment {
+        if data {
+            loaded.problems.extend(data::missing_data(experiment));
+        }
+        match expand(experiment) {
+            Ok(plan) if loaded.problems.is_empty() => return Ok(plan),
+            Ok(_) => {}
+            Err(found) => loaded.problems.extend(found),
+        }
+    }
+    Err(loaded.error(path))
 }
 
 /// Expands an experiment into its runs, checking every combination and the

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::config::*;
-use super::show::count;
+use runner_spec::error::count;
 use runner_spec::schema::{self, CHOICES, DefaultValue, FIELDS};
 use runner_spec::value::Value;
 use runner_spec::{Kind, Override, Problem, Span};

@@ -2,16 +2,15 @@
 //!
 //! In: the path of an experiment file. Out: the [`Experiment`] of its whole
 //! chain, the base's settings first, with every problem of every file added
-//! to a [`Loaded`]. A base that cannot be read is reported (with the closest
+//! to a list. A base that cannot be read is reported (with the closest
 //! `.kdl` file of its folder) and left out, so the rest is still checked.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Kind, Problem, did_you_mean};
-use crate::file::{ExperimentFile, Variant};
+use crate::file::{Experiment, ExperimentFile, Variant};
 use crate::parse;
-use crate::source::{Span, Spanned};
-use crate::{Experiment, Loaded};
+use crate::source::{Sources, Span, Spanned};
 
 /// The experiment at `path` merged onto its bases; `chain` holds the files
 /// that extend it (to find cycles).
@@ -19,28 +18,29 @@ pub(crate) fn load_chain(
     path: &Path,
     extended_at: Option<&Spanned<String>>,
     chain: &mut Vec<PathBuf>,
-    loaded: &mut Loaded,
+    sources: &mut Sources,
+    problems: &mut Vec<Problem>,
 ) -> Option<Experiment> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) => {
-            loaded.problems.push(unreadable(path, extended_at, &error));
+            problems.push(unreadable(path, extended_at, &error));
             return None;
         }
     };
-    let id = loaded.sources.add(path, text);
-    let (file, problems) = parse::parse(&loaded.sources.file(id).text, id);
-    loaded.problems.extend(problems);
+    let id = sources.add(path, text);
+    let (file, found) = parse::parse(&sources.file(id).text, id);
+    problems.extend(found);
     let file = file?;
     let base = match &file.extends {
         Some(target) => {
             let base_path = path.parent().unwrap_or(Path::new(".")).join(&target.value);
             chain.push(canonical(path));
             let base = if chain.contains(&canonical(&base_path)) {
-                loaded.problems.push(cycle(chain, &base_path, target.span));
+                problems.push(cycle(chain, &base_path, target.span));
                 None
             } else {
-                load_chain(&base_path, Some(target), chain, loaded)
+                load_chain(&base_path, Some(target), chain, sources, problems)
             };
             chain.pop();
             base

@@ -20,33 +20,11 @@ pub mod schema;
 pub mod source;
 pub mod value;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use error::{Kind, Problem, SpecError};
-pub use file::{Expectation, Matrix, Override, Variant};
+pub use file::{Expectation, Experiment, Matrix, Override, Variant};
 pub use source::{Sources, Span, Spanned};
-
-/// An experiment with its `extends` chain merged.
-#[derive(Debug, Clone)]
-pub struct Experiment {
-    /// The experiment's name (the last file's).
-    pub name: Spanned<String>,
-    /// One-line description.
-    pub description: Option<String>,
-    /// Seeds per run (default 1).
-    pub repeats: u32,
-    /// The settings every run starts from: the base file's, then this file's.
-    pub settings: Vec<Override>,
-    /// The variants of every file in the chain (a later one replaces an
-    /// earlier one of the same name).
-    pub variants: Vec<Variant>,
-    /// The matrix of the last file that has one.
-    pub matrix: Option<Matrix>,
-    /// This file's expectations (they are not inherited).
-    pub expectations: Vec<Expectation>,
-    /// The file the experiment was loaded from.
-    pub path: PathBuf,
-}
 
 /// Reads an experiment file and every file it extends; fails with every
 /// problem found.
@@ -81,11 +59,12 @@ impl Loaded {
 /// Reads an experiment file and every file it extends, keeping what can be
 /// read even when there are problems (so that the planner can check it too).
 pub fn load_all(path: &Path) -> Loaded {
-    let mut loaded = Loaded {
-        experiment: None,
-        sources: Sources::default(),
-        problems: Vec::new(),
-    };
-    loaded.experiment = extends::load_chain(path, None, &mut Vec::new(), &mut loaded);
-    loaded
+    let mut sources = Sources::default();
+    let mut problems = Vec::new();
+    let experiment = extends::load_chain(path, None, &mut Vec::new(), &mut sources, &mut problems);
+    Loaded {
+        experiment,
+        sources,
+        problems,
+    }
 }

@@ -1,46 +1,16 @@
-//! The driver: an experiment file → a [`Plan`], with every problem of the
-//! file and of its runs in one [`SpecError`].
+//! Data folders: the `source midi-dir` / `hf-parquet` paths an experiment
+//! writes, checked for existence (for `runner check`).
 //!
-//! In: a path. Out: the plan, or every problem found: the parser's, then
-//! the planner's on what parsed (so a misspelt field and a selector that
-//! matches no run are reported together), then, for [`check`], the data
-//! folders that do not exist.
+//! In: an [`Experiment`]. Out: a problem at every written path that does
+//! not exist, relative ones taken from the experiment file's folder.
 
 use std::path::Path;
 
 use runner_spec::value::Value;
-use runner_spec::{Experiment, Kind, Override, Problem, SpecError};
-
-use crate::{Plan, expand};
-
-/// Loads and plans an experiment file.
-pub fn load(path: &Path) -> Result<Plan, SpecError> {
-    drive(path, false)
-}
-
-/// Loads and plans an experiment file, and checks that the data folders it
-/// names exist (relative ones are taken from the file's folder).
-pub fn check(path: &Path) -> Result<Plan, SpecError> {
-    drive(path, true)
-}
-
-fn drive(path: &Path, data: bool) -> Result<Plan, SpecError> {
-    let mut loaded = runner_spec::load_all(path);
-    if let Some(experiment) = &loaded.experiment {
-        if data {
-            loaded.problems.extend(missing_data(experiment));
-        }
-        match expand(experiment) {
-            Ok(plan) if loaded.problems.is_empty() => return Ok(plan),
-            Ok(_) => {}
-            Err(found) => loaded.problems.extend(found),
-        }
-    }
-    Err(loaded.error(path))
-}
+use runner_spec::{Experiment, Kind, Override, Problem};
 
 /// A problem for every `source ... path=` whose path does not exist.
-fn missing_data(experiment: &Experiment) -> Vec<Problem> {
+pub(crate) fn missing_data(experiment: &Experiment) -> Vec<Problem> {
     let folder = experiment
         .path
         .parent()
