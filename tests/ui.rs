@@ -9,17 +9,11 @@ use std::path::{Path, PathBuf};
 
 use miette::{GraphicalReportHandler, GraphicalTheme};
 use runner_plan as plan;
-use runner_spec as spec;
 
-/// The rendered problems for one file, or `None` if it has none.
+/// The rendered problems for one file (what `runner check` reports), or
+/// `None` if it has none.
 fn render(path: &Path) -> Option<String> {
-    let error = match spec::load(path) {
-        Ok((experiment, sources)) => match plan::expand(&experiment) {
-            Ok(_) => return None,
-            Err(problems) => spec::SpecError::new(&path.display().to_string(), problems, &sources),
-        },
-        Err(error) => error,
-    };
+    let error = plan::check(path).err()?;
     let mut out = String::new();
     GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
         .with_width(100)

@@ -373,7 +373,7 @@ fn forward(name: &str, rest: Vec<OsString>) -> miette::Result<()> {
 fn check(files: &[PathBuf]) -> miette::Result<()> {
     let mut failed = 0;
     for file in files {
-        match plan::load(file) {
+        match plan::check(file) {
             Ok(plan) => {
                 let runs = plan.runs.len();
                 println!("{}: ok ({})", file.display(), show::count(runs, "run"));
@@ -386,6 +386,10 @@ fn check(files: &[PathBuf]) -> miette::Result<()> {
     }
     match failed {
         0 => Ok(()),
-        n => Err(miette::miette!("{n} of {} experiment files have problems", files.len())),
+        n => Err(miette::miette!(
+            "{n} of {} {} problems",
+            show::count(files.len(), "experiment file"),
+            if n == 1 { "has" } else { "have" }
+        )),
     }
 }

@@ -4,14 +4,16 @@
 //! resolved [`RunConfig`] with an id that is a hash of its canonical form,
 //! labelled by the variant / axis values / seed that made it, and the
 //! experiment's expectations with the runs each side selects ([`expect`]).
-//! Runs that would be identical are planned once. [`load`] is the one
-//! driver (file → plan) that `runner` and the tests use; the executor, the
-//! report and a Slurm submission take the `Plan` and never re-read the
+//! Runs that would be identical are planned once. [`load`] (and [`check`],
+//! which also looks for the data folders) drive both stages from a path,
+//! with every problem: `runner` and the tests start there; the executor,
+//! the report and a Slurm submission take the `Plan` and never re-read the
 //! experiment file. [`presets`] holds the write-up's and a tiny model.
 
 #![deny(missing_docs)]
 
 pub mod config;
+mod data;
 pub mod expect;
 pub mod matrix;
 pub mod presets;
@@ -27,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use config::{DevicePreference, RunConfig};
 use expect::PlannedExpectation;
 use runner_spec::file::Claim;
-use runner_spec::{Experiment, Problem, Span, SpecError};
+use runner_spec::{Experiment, Kind, Problem, Span, SpecError};
 
 /// One run to train.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,10 +57,7 @@ impl PlannedRun {
     /// Whether the run matches a selector: a variant name, or `axis=label`
     /// pairs separated by spaces (all must hold).
     pub fn matches(&self, selector: &str) -> bool {
-        selector.split_whitespace().all(|part| match part.split_once('=') {
-            Some((key, value)) => self.labels.iter().any(|(k, v)| k == key && v == value),
-            None => self.labels.iter().any(|(k, v)| k == "variant" && v == part),
-        })
+        matches(&self.labels, selector)
     }
 }
 
@@ -83,35 +82,47 @@ pub struct Plan {
 /// expands it into its plan: what `runner` and every test start from.
 /// Every problem found is in the error.
 pub fn load(path: &Path) -> Result<Plan, SpecError> {
-    let (experiment, sources) = runner_spec::load(path)?;
-    expand(&experiment).map_err(|problems| SpecError::new(&path.display().to_string(), problems, &sources))
+    drive(path, false)
+}
+
+/// Loads and plans an experiment file, and checks that the data folders it
+/// names exist (relative ones are taken from the file's folder).
+pub fn check(path: &Path) -> Result<Plan, SpecError> {
+    drive(path, true)
+}
+
+fn drive(path: &Path, data: bool) -> Result<Plan, SpecError> {
+    let mut loaded = runner_spec::load_all(path);
+    if let Some(experiment) = &loaded.experiment {
+        if data {
+            loaded.problems.extend(data::missing_data(experiment));
+        }
+        match expand(experiment) {
+            Ok(plan) if loaded.problems.is_empty() => return Ok(plan),
+            Ok(_) => {}
+            Err(found) => loaded.problems.extend(found),
+        }
+    }
+    Err(loaded.error(path))
 }
 
 /// Expands an experiment into its runs, checking every combination and the
 /// expectations' selectors.
 pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
     let cells = matrix::cells(experiment)?;
-    let fallback = experiment.name.span;
     let mut problems: Vec<Problem> = Vec::new();
     let mut runs: Vec<PlannedRun> = Vec::new();
     let mut ids = HashSet::new();
     let mut merged_duplicates = 0;
+    // The labels of every run, and of every cell whose run has problems.
+    let mut declared: Vec<Vec<(String, String)>> = Vec::new();
     for cell in &cells {
         let overrides = experiment.settings.iter().chain(&cell.overrides);
-        let resolved = match resolve::resolve(overrides, fallback) {
+        let resolved = match resolve::resolve(overrides, experiment.name.span) {
             Ok(resolved) => resolved,
             Err(found) => {
-                for mut problem in found {
-                    if !cell.labels.is_empty() {
-                        let labels: Vec<String> = cell.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                        problem.message = format!("{} (in the run {})", problem.message, labels.join(" "));
-                    }
-                    if !problems.iter().any(|p| {
-                        p.code == problem.code && p.span.as_ref().map(|s| s.0) == problem.span.as_ref().map(|s| s.0)
-                    }) {
-                        problems.push(problem);
-                    }
-                }
+                add_cell_problems(&mut problems, found, &cell.labels);
+                declared.push(cell.labels.clone());
                 continue;
             }
         };
@@ -124,6 +135,7 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
             }
             let id = config.id();
             if ids.insert(id.clone()) {
+                declared.push(labels.clone());
                 runs.push(PlannedRun {
                     id,
                     labels,
@@ -135,17 +147,7 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
             }
         }
     }
-    for expectation in &experiment.expectations {
-        let mut selectors = vec![&expectation.subject];
-        if let Claim::BetterThan { other, .. } = &expectation.claim {
-            selectors.push(other);
-        }
-        for selector in selectors {
-            if !runs.iter().any(|run| run.matches(&selector.value)) && problems.is_empty() {
-                problems.push(no_match(&selector.value, selector.span, &runs));
-            }
-        }
-    }
+    problems.extend(selector_problems(experiment, &declared));
     if problems.is_empty() {
         let expectations = experiment
             .expectations
@@ -164,13 +166,56 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
     }
 }
 
-fn no_match(selector: &str, span: Span, runs: &[PlannedRun]) -> Problem {
-    let help = selector_help(selector, runs);
+/// Adds a cell's problems, naming the run; a problem already reported at
+/// the same place for another cell is not repeated.
+fn add_cell_problems(problems: &mut Vec<Problem>, found: Vec<Problem>, labels: &[(String, String)]) {
+    for mut problem in found {
+        if !labels.is_empty() {
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            problem.run = Some(labels.join(" "));
+        }
+        if !problems
+            .iter()
+            .any(|p| p.kind.code() == problem.kind.code() && p.span == problem.span)
+        {
+            problems.push(problem);
+        }
+    }
+}
+
+/// An expectation's selectors that match none of the declared runs.
+fn selector_problems(experiment: &Experiment, declared: &[Vec<(String, String)>]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for expectation in &experiment.expectations {
+        let mut selectors = vec![&expectation.subject];
+        if let Claim::BetterThan { other, .. } = &expectation.claim {
+            selectors.push(other);
+        }
+        for selector in selectors {
+            if !declared.iter().any(|labels| matches(labels, &selector.value)) {
+                problems.push(no_match(&selector.value, selector.span, declared));
+            }
+        }
+    }
+    problems
+}
+
+/// Whether labels match a selector: a variant name, or `axis=label` pairs
+/// separated by spaces (all must hold).
+fn matches(labels: &[(String, String)], selector: &str) -> bool {
+    selector.split_whitespace().all(|part| match part.split_once('=') {
+        Some((key, value)) => labels.iter().any(|(k, v)| k == key && v == value),
+        None => labels.iter().any(|(k, v)| k == "variant" && v == part),
+    })
+}
+
+fn no_match(selector: &str, span: Span, declared: &[Vec<(String, String)>]) -> Problem {
+    let help = suggestion(selector, declared.iter().map(Vec::as_slice));
     Problem::at(
-        "unknown-selector",
+        Kind::NoMatch {
+            selector: selector.to_owned(),
+        },
         span,
-        "matches no run",
-        format!("`{selector}` matches no planned run"),
     )
     .help(help)
 }
@@ -178,9 +223,14 @@ fn no_match(selector: &str, span: Span, runs: &[PlannedRun]) -> Problem {
 /// What to say about a selector that matches none of `runs`: the closest
 /// selector they answer to (a variant name or `axis=label`), else the list.
 pub fn selector_help(selector: &str, runs: &[PlannedRun]) -> String {
-    let mut known: Vec<String> = runs
-        .iter()
-        .flat_map(|r| r.labels.iter().filter(|(k, _)| k != "seed"))
+    suggestion(selector, runs.iter().map(|run| run.labels.as_slice()))
+}
+
+/// The selector among those `labels` answer to closest to `selector`, else
+/// the list of them.
+fn suggestion<'a>(selector: &str, labels: impl Iterator<Item = &'a [(String, String)]>) -> String {
+    let mut known: Vec<String> = labels
+        .flat_map(|labels| labels.iter().filter(|(k, _)| k != "seed"))
         .map(|(k, v)| if k == "variant" { v.clone() } else { format!("{k}={v}") })
         .collect();
     known.sort();

@@ -6,7 +6,7 @@
 //! (a `zip` is one factor), minus `exclude` rules, plus `include` rules.
 
 use runner_spec::file::{Axis, AxisValue, Factor, Rule};
-use runner_spec::{Experiment, Override, Problem};
+use runner_spec::{Experiment, Kind, Override, Problem};
 
 /// One combination of axis values.
 #[derive(Debug, Clone)]
@@ -44,9 +44,36 @@ pub fn cells(experiment: &Experiment) -> Result<Vec<Cell>, Vec<Problem>> {
             })
             .collect());
     };
-    let mut problems = Vec::new();
     let axes: Vec<&Axis> = matrix.factors.iter().flat_map(Factor::axes).collect();
-    for axis in &axes {
+    let mut problems = check_axes(experiment, &axes);
+    for rule in matrix.exclude.iter().chain(&matrix.include) {
+        check_rule(rule, &axes, &mut problems);
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut cells = product(experiment, &matrix.factors);
+    cells.retain(|cell| !matrix.exclude.iter().any(|rule| cell.matches(rule)));
+    for rule in &matrix.include {
+        if let Some(cell) = included(experiment, rule, &axes, &mut problems)
+            && !cells.iter().any(|c| c.labels == cell.labels)
+        {
+            cells.push(cell);
+        }
+    }
+    if cells.is_empty() && problems.is_empty() {
+        problems.push(
+            Problem::at(Kind::EmptyMatrix, matrix.span)
+                .help("an `exclude` rule removes every combination, or an axis has no values"),
+        );
+    }
+    if problems.is_empty() { Ok(cells) } else { Err(problems) }
+}
+
+/// Axes over undeclared variants, and axes varied twice.
+fn check_axes(experiment: &Experiment, axes: &[&Axis]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for axis in axes {
         if axis.name.value == "variant" {
             for value in &axis.values {
                 if !experiment.variants.iter().any(|v| v.name.value == value.label) {
@@ -64,10 +91,10 @@ pub fn cells(experiment: &Experiment) -> Result<Vec<Cell>, Vec<Problem>> {
                         });
                     problems.push(
                         Problem::at(
-                            "unknown-variant",
+                            Kind::UnknownVariant {
+                                name: value.label.clone(),
+                            },
                             value.span,
-                            "not declared",
-                            format!("unknown variant `{}`", value.label),
                         )
                         .help(help),
                     );
@@ -79,28 +106,27 @@ pub fn cells(experiment: &Experiment) -> Result<Vec<Cell>, Vec<Problem>> {
         if let Some(first) = axes[..i].iter().find(|a| a.name.value == axis.name.value) {
             problems.push(
                 Problem::at(
-                    "duplicate",
+                    Kind::AxisTwice {
+                        axis: axis.name.value.clone(),
+                    },
                     axis.name.span,
-                    "varied again",
-                    format!("axis `{}` appears twice", axis.name.value),
                 )
                 .also(first.name.span, "first here"),
             );
         }
     }
-    for rule in matrix.exclude.iter().chain(&matrix.include) {
-        check_rule(rule, &axes, &mut problems);
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
+    problems
+}
 
+/// The full product of the factors, in order (a `zip` is one factor).
+fn product(experiment: &Experiment, factors: &[Factor]) -> Vec<Cell> {
     let mut cells = vec![Cell {
         labels: Vec::new(),
         overrides: Vec::new(),
     }];
-    for factor in &matrix.factors {
-        let rows = factor.axes().first().map_or(0, |a| a.values.len());
+    for factor in factors {
+        // The parser reports a `zip` of unequal axes; plan the rows they share.
+        let rows = factor.axes().iter().map(|a| a.values.len()).min().unwrap_or(0);
         let mut next = Vec::with_capacity(cells.len() * rows);
         for cell in &cells {
             for row in 0..rows {
@@ -113,60 +139,45 @@ pub fn cells(experiment: &Experiment) -> Result<Vec<Cell>, Vec<Problem>> {
         }
         cells = next;
     }
-    cells.retain(|cell| !matrix.exclude.iter().any(|rule| cell.matches(rule)));
-    for rule in &matrix.include {
-        let missing: Vec<&str> = axes
+    cells
+}
+
+/// The cell an `include` rule adds: it must name a value for every axis.
+fn included(experiment: &Experiment, rule: &Rule, axes: &[&Axis], problems: &mut Vec<Problem>) -> Option<Cell> {
+    let missing: Vec<&str> = axes
+        .iter()
+        .filter(|a| !rule.pairs.iter().any(|(k, _)| k.value == a.name.value))
+        .map(|a| a.name.value.as_str())
+        .collect();
+    if !missing.is_empty() {
+        problems.push(Problem::at(
+            Kind::IncompleteInclude {
+                missing: missing.join(", "),
+            },
+            rule.span,
+        ));
+        return None;
+    }
+    let mut cell = Cell {
+        labels: Vec::new(),
+        overrides: Vec::new(),
+    };
+    for axis in axes {
+        let label = &rule
+            .pairs
             .iter()
-            .filter(|a| !rule.pairs.iter().any(|(k, _)| k.value == a.name.value))
-            .map(|a| a.name.value.as_str())
-            .collect();
-        if !missing.is_empty() {
-            problems.push(Problem::at(
-                "incomplete-include",
-                rule.span,
-                "names too few axes",
-                format!(
-                    "`include` must give a value for every axis; missing: {}",
-                    missing.join(", ")
-                ),
-            ));
-            continue;
-        }
-        let mut cell = Cell {
-            labels: Vec::new(),
-            overrides: Vec::new(),
-        };
-        for axis in &axes {
-            let label = &rule
-                .pairs
-                .iter()
-                .find(|(k, _)| k.value == axis.name.value)
-                .expect("checked above")
-                .1
-                .value;
-            let value = axis
-                .values
-                .iter()
-                .find(|v| v.label == *label)
-                .expect("checked by check_rule");
-            add_value(&mut cell, axis, value, experiment);
-        }
-        if !cells.iter().any(|c| c.labels == cell.labels) {
-            cells.push(cell);
-        }
+            .find(|(k, _)| k.value == axis.name.value)
+            .expect("checked above")
+            .1
+            .value;
+        let value = axis
+            .values
+            .iter()
+            .find(|v| v.label == *label)
+            .expect("checked by check_rule");
+        add_value(&mut cell, axis, value, experiment);
     }
-    if cells.is_empty() && problems.is_empty() {
-        problems.push(
-            Problem::at(
-                "empty-matrix",
-                matrix.span,
-                "expands to nothing",
-                "the matrix expands to zero runs",
-            )
-            .help("an `exclude` rule removes every combination, or an axis has no values"),
-        );
-    }
-    if problems.is_empty() { Ok(cells) } else { Err(problems) }
+    Some(cell)
 }
 
 fn add_value(cell: &mut Cell, axis: &Axis, value: &AxisValue, experiment: &Experiment) {
@@ -189,10 +200,10 @@ fn check_rule(rule: &Rule, axes: &[&Axis], problems: &mut Vec<Problem>) {
                     .unwrap_or_else(|| format!("axes: {}", names.join(", ")));
                 problems.push(
                     Problem::at(
-                        "unknown-axis",
+                        Kind::NoSuchAxis {
+                            axis: key.value.clone(),
+                        },
                         key.span,
-                        "no such axis",
-                        format!("no axis `{}` in the matrix", key.value),
                     )
                     .help(help),
                 );
@@ -201,10 +212,11 @@ fn check_rule(rule: &Rule, axes: &[&Axis], problems: &mut Vec<Problem>) {
                 let labels: Vec<&str> = axis.values.iter().map(|v| v.label.as_str()).collect();
                 problems.push(
                     Problem::at(
-                        "unknown-value",
+                        Kind::NoSuchAxisValue {
+                            axis: key.value.clone(),
+                            label: label.value.clone(),
+                        },
                         label.span,
-                        "not a value of the axis",
-                        format!("axis `{}` has no value `{}`", key.value, label.value),
                     )
                     .help(format!("its values: {}", labels.join(", "))),
                 );

@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 
 use super::config::*;
+use runner_spec::error::count;
 use runner_spec::schema::{self, CHOICES, DefaultValue, FIELDS};
 use runner_spec::value::Value;
-use runner_spec::{Override, Problem, Span};
+use runner_spec::{Kind, Override, Problem, Span};
 
 /// Every field's value for one run, with where it was set (`None`: default).
 #[derive(Debug, Clone)]
@@ -75,10 +76,12 @@ impl Settings {
                 if has_field.is_none() {
                     problems.push(
                         Problem::at(
-                            "inconsistent",
+                            Kind::KindLacksField {
+                                choice: (*choice).to_owned(),
+                                field: (*field).to_owned(),
+                                kind: kind.clone(),
+                            },
                             *span,
-                            format!("{choice} is `{kind}` here"),
-                            format!("`{choice}.{field}` varies, but this run's {choice} `{kind}` has no `{field}`"),
                         )
                         .also(self.span(choice), format!("{choice} set here")),
                     );
@@ -105,6 +108,11 @@ impl Settings {
         self.values.get(path).map(|(v, _)| v)
     }
 
+    /// Where the file set `path`; `None` when it takes its default.
+    fn written(&self, path: &str) -> Option<Span> {
+        self.values.get(path).and_then(|(_, s)| *s)
+    }
+
     fn span(&self, path: &str) -> Span {
         self.values.get(path).and_then(|(_, s)| *s).unwrap_or(self.fallback)
     }
@@ -112,7 +120,7 @@ impl Settings {
     fn int(&self, path: &str) -> i64 {
         match self.get(path) {
             Some(Value::Int(i)) => *i,
-            other => unreachable!("{path} holds {other:?}; the parser checks types"),
+            _ => unreachable!("{path} holds an integer; the parser checks types"),
         }
     }
 
@@ -194,10 +202,10 @@ pub fn resolve<'a>(
         None => {
             problems.push(
                 Problem::at(
-                    "unknown-value",
+                    Kind::UnknownDevice {
+                        device: s.word("train.device").to_owned(),
+                    },
                     s.span("train.device"),
-                    "unknown device",
-                    format!("unknown device `{}`", s.word("train.device")),
                 )
                 .help("use auto, cpu, cuda or cuda:K"),
             );
@@ -218,31 +226,26 @@ fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
     };
     let d_model = s.int("model.d-model") as usize;
     let heads = s.int("model.heads") as usize;
-    let d_kv =
-        match s.opt_int("model.d-kv") {
-            Some(d_kv) => {
-                if architecture == Architecture::Vanilla && d_kv as usize * heads != d_model {
-                    problems.push(Problem::at("inconsistent", s.span("model.d-kv"), "d-kv x heads != d-model",
-                    format!("the vanilla transformer needs d-kv x heads = d-model, but {d_kv} x {heads} != {d_model}"))
-                    .help("leave d-kv out (it defaults to d-model / heads), or use architecture t5"));
-                }
-                d_kv as usize
+    let d_kv = match s.opt_int("model.d-kv") {
+        Some(d_kv) => {
+            if architecture == Architecture::Vanilla && d_kv as usize * heads != d_model {
+                problems.push(
+                    Problem::at(Kind::KvTimesHeads { d_kv, heads, d_model }, s.span("model.d-kv"))
+                        .help("leave d-kv out (it defaults to d-model / heads), or use architecture t5"),
+                );
             }
-            None => {
-                if !d_model.is_multiple_of(heads) {
-                    problems.push(
-                        Problem::at(
-                            "inconsistent",
-                            s.span("model.heads"),
-                            format!("{heads} heads"),
-                            format!("d-model ({d_model}) must be divisible by heads ({heads})"),
-                        )
+            d_kv as usize
+        }
+        None => {
+            if !d_model.is_multiple_of(heads) {
+                problems.push(
+                    Problem::at(Kind::HeadsDivide { d_model, heads }, s.span("model.heads"))
                         .also(s.span("model.d-model"), format!("d-model {d_model}")),
-                    );
-                }
-                (d_model / heads.max(1)).max(1)
+                );
             }
-        };
+            (d_model / heads.max(1)).max(1)
+        }
+    };
     let positions = match s.get("model.positions").and_then(Value::as_str) {
         Some("relative") => Positions::Relative,
         Some(_) => Positions::Sinusoidal,
@@ -357,12 +360,7 @@ fn schedule(s: &Settings, problems: &mut Vec<Problem>) -> Schedule {
         "cosine" => {
             let (peak, min) = (s.float("schedule.peak"), s.float("schedule.min"));
             if min > peak {
-                problems.push(Problem::at(
-                    "inconsistent",
-                    s.span("schedule.min"),
-                    "above the peak",
-                    format!("the cosine schedule's min ({min}) is above its peak ({peak})"),
-                ));
+                problems.push(Problem::at(Kind::MinAbovePeak { min, peak }, s.span("schedule.min")));
             }
             Schedule::Cosine {
                 peak,
@@ -387,10 +385,8 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
         Some(path) => path.to_owned(),
         None => {
             problems.push(Problem::at(
-                "missing-value",
+                Kind::SourceNeedsPath { kind: kind.to_owned() },
                 s.span("dataset.source"),
-                "needs path=",
-                format!("`source {kind}` needs the folder: `source {kind} path=\"...\"`"),
             ));
             String::new()
         }
@@ -408,24 +404,19 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
         "files" => {
             let lists = ["train", "validation", "test"].map(|name| s.strings(&format!("dataset.split.{name}")));
             if lists[0].is_empty() {
-                problems.push(Problem::at(
-                    "missing-value",
-                    s.span("dataset.split"),
-                    "no training pieces",
-                    "`split files` needs a `train` list",
-                ));
+                problems.push(Problem::at(Kind::NoTrainList, s.span("dataset.split")));
             }
             let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
             for (name, list) in ["train", "validation", "test"].iter().zip(&lists) {
                 for file in list {
                     if let Some(first) = seen.insert(file, name) {
                         problems.push(Problem::at(
-                            "overlap",
+                            Kind::SplitOverlap {
+                                file: file.clone(),
+                                first: (*first).to_owned(),
+                                second: (*name).to_owned(),
+                            },
                             s.span(&format!("dataset.split.{name}")),
-                            "listed twice",
-                            format!(
-                                "`{file}` is in both `{first}` and `{name}`: splits are by piece and must not overlap"
-                            ),
                         ));
                     }
                 }
@@ -439,12 +430,7 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
         }
         "column" => {
             if s.word("dataset.source") != "hf-parquet" {
-                problems.push(Problem::at(
-                    "inconsistent",
-                    s.span("dataset.split"),
-                    "needs a parquet source",
-                    "`split column` reads the parquet's split column; it needs `source hf-parquet`",
-                ));
+                problems.push(Problem::at(Kind::ColumnNeedsParquet, s.span("dataset.split")));
             }
             Split::Column
         }
@@ -453,20 +439,10 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
                 ["train", "validation", "test"].map(|name| s.float(&format!("dataset.split.{name}")));
             let sum = train + validation + test;
             if (sum - 1.0).abs() > 1e-9 {
-                problems.push(Problem::at(
-                    "inconsistent",
-                    s.span("dataset.split"),
-                    format!("sums to {sum}"),
-                    "the split fractions must add up to 1",
-                ));
+                problems.push(Problem::at(Kind::FractionsSum { sum }, s.span("dataset.split")));
             }
             if train <= 0.0 {
-                problems.push(Problem::at(
-                    "out-of-range",
-                    s.span("dataset.split.train"),
-                    "no training data",
-                    "the training fraction must be above 0",
-                ));
+                problems.push(Problem::at(Kind::NoTrainFraction, s.span("dataset.split.train")));
             }
             Split::Fractions {
                 train,
@@ -508,14 +484,13 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
                 match s.floats(&path) {
                     Some(edges) => {
                         check_edges(name, &edges, s.span(&path), problems);
+                        check_bins(s, name, &edges, problems);
                         lists.push(edges);
                     }
                     None => {
                         problems.push(Problem::at(
-                            "missing-value",
+                            Kind::NoEdges { name: name.to_owned() },
                             s.span("dataset.quantize.edges"),
-                            format!("no {name}-edges"),
-                            format!("`edges=explicit` needs `{name}-edges` inside `quantize {{ ... }}`"),
                         ));
                         lists.push(Vec::new());
                     }
@@ -525,9 +500,9 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
             let duration = lists.pop().unwrap_or_default();
             let dstart = lists.pop().unwrap_or_default();
             Quantize {
-                dstart: dstart.len(),
-                duration: duration.len(),
-                velocity: velocity.len().saturating_sub(1),
+                dstart: bins_of("dstart", &dstart),
+                duration: bins_of("duration", &duration),
+                velocity: bins_of("velocity", &velocity),
                 edges: Edges::Explicit {
                     dstart,
                     duration,
@@ -537,15 +512,16 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
         }
         mode => {
             if mode == "original" {
-                for (name, count) in ["dstart", "duration", "velocity"].iter().zip(bins) {
-                    if count != 3 && count != 5 {
+                for (name, asked) in ["dstart", "duration", "velocity"].iter().zip(bins) {
+                    if asked != 3 && asked != 5 {
                         let path = format!("dataset.quantize.{name}");
                         problems.push(
                             Problem::at(
-                                "out-of-range",
+                                Kind::OriginalBins {
+                                    name: (*name).to_owned(),
+                                    asked,
+                                },
                                 s.span(&path),
-                                format!("{count} bins"),
-                                format!("the original edge table has 3 or 5 {name} bins, not {count}"),
                             )
                             .help("use 3 or 5 bins, or edges=quantile to compute edges from the training split"),
                         );
@@ -567,29 +543,56 @@ fn quantize(s: &Settings, problems: &mut Vec<Problem>) -> Quantize {
     }
 }
 
+/// The number of bins explicit edges make: an open last bin for dstart and
+/// duration, a closed one (at 128) for velocity.
+fn bins_of(name: &str, edges: &[f64]) -> usize {
+    if name == "velocity" {
+        edges.len().saturating_sub(1)
+    } else {
+        edges.len()
+    }
+}
+
+/// A bin count written beside explicit edges must be the count they make.
+fn check_bins(s: &Settings, name: &str, edges: &[f64], problems: &mut Vec<Problem>) {
+    let count_path = format!("dataset.quantize.{name}");
+    let Some(span) = s.written(&count_path) else { return };
+    let asked = s.int(&count_path) as usize;
+    let made = bins_of(name, edges);
+    if asked != made {
+        let closing = if name == "velocity" {
+            ", the last closing the top bin"
+        } else {
+            ""
+        };
+        problems.push(
+            Problem::at(
+                Kind::BinsContradictEdges {
+                    name: name.to_owned(),
+                    asked,
+                    made,
+                },
+                span,
+            )
+            .also(
+                s.span(&format!("dataset.quantize.{name}-edges")),
+                format!("{}{closing}", count(edges.len(), "edge")),
+            )
+            .help(format!(
+                "leave `{name}` out: with edges=explicit the edges give the bins"
+            )),
+        );
+    }
+}
+
 fn check_edges(name: &str, edges: &[f64], span: Span, problems: &mut Vec<Problem>) {
     if edges.first() != Some(&0.0) {
-        problems.push(Problem::at(
-            "out-of-range",
-            span,
-            "must start at 0",
-            format!("{name} edges must start at 0"),
-        ));
+        problems.push(Problem::at(Kind::EdgesStart { name: name.to_owned() }, span));
     }
     if edges.windows(2).any(|w| w[0] >= w[1]) {
-        problems.push(Problem::at(
-            "out-of-range",
-            span,
-            "not increasing",
-            format!("{name} edges must be strictly increasing"),
-        ));
+        problems.push(Problem::at(Kind::EdgesIncreasing { name: name.to_owned() }, span));
     }
     if name == "velocity" && (edges.len() < 2 || edges.last().is_some_and(|last| *last > 128.0)) {
-        problems.push(Problem::at(
-            "out-of-range",
-            span,
-            "bad velocity edges",
-            "velocity edges need at least two values and close at or below 128",
-        ));
+        problems.push(Problem::at(Kind::VelocityEdges, span));
     }
 }

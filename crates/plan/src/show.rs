@@ -8,14 +8,7 @@ use tabled::settings::Style;
 
 use super::{Plan, PlannedRun};
 
-/// `n` and `noun`, plural unless `n` is 1: `1 run`, `3 runs`.
-pub fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
+pub use runner_spec::error::count;
 
 /// What the table needs to know about a run beyond its plan.
 pub struct RunFacts {

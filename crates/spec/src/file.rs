@@ -1,5 +1,8 @@
 //! The typed form of one experiment file, before `extends` is followed and
-//! before anything is expanded. Every value keeps its span.
+//! before anything is expanded, and of the [`Experiment`] its chain merges
+//! into. Every value keeps its span.
+
+use std::path::PathBuf;
 
 use super::source::{Span, Spanned};
 use super::value::Value;
@@ -233,4 +236,26 @@ pub struct ExperimentFile {
     pub matrix: Option<Matrix>,
     /// Claims for the report.
     pub expectations: Vec<Expectation>,
+}
+
+/// An experiment with its `extends` chain merged.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    /// The experiment's name (the last file's).
+    pub name: Spanned<String>,
+    /// One-line description.
+    pub description: Option<String>,
+    /// Seeds per run (default 1).
+    pub repeats: u32,
+    /// The settings every run starts from: the base file's, then this file's.
+    pub settings: Vec<Override>,
+    /// The variants of every file in the chain (a later one replaces an
+    /// earlier one of the same name).
+    pub variants: Vec<Variant>,
+    /// The matrix of the last file that has one.
+    pub matrix: Option<Matrix>,
+    /// This file's expectations (they are not inherited).
+    pub expectations: Vec<Expectation>,
+    /// The file the experiment was loaded from.
+    pub path: PathBuf,
 }
