@@ -63,7 +63,10 @@ impl CudaGraph {
     /// A graph on `device` (CUDA only), not yet captured.
     pub fn new(device: Device) -> Result<CudaGraph, String> {
         let Device::Cuda(index) = device else {
-            return Err(format!("CUDA graphs need a CUDA device, not {device:?}"));
+            return Err(format!(
+                "CUDA graphs need a CUDA device, not {}",
+                crate::environment::device_name(device)
+            ));
         };
         let mut raw = std::ptr::null_mut();
         // SAFETY: writes the new object (or null) into `raw`.

@@ -253,7 +253,10 @@ impl<'a> Stepper<'a> {
     /// says why.
     pub fn with_cuda_graph(mut self, device: Device, optimizer: &Optimizer, windows: i64) -> Stepper<'a> {
         self.graph = if !device.is_cuda() {
-            Graph::Failed(format!("CUDA graphs need a CUDA device, not {device:?}"))
+            Graph::Failed(format!(
+                "CUDA graphs need a CUDA device, not {}",
+                crate::environment::device_name(device)
+            ))
         } else if !cuda_graph::available() {
             Graph::Failed("this build has no CUDA graph support (no CUDA headers at build time)".to_owned())
         } else if !optimizer.capturable() {

@@ -130,6 +130,33 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_run_ends() {
     std::fs::remove_dir_all(&work).unwrap();
 }
 
+/// `--cuda-graph on` fails a run that cannot be captured (here: on the
+/// CPU) before its first step; `off` trains eagerly; the summary records
+/// the choice.
+#[test]
+fn cuda_graph_on_fails_where_it_cannot_capture_and_the_summary_records_the_choice() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let work = temp("cuda-graph");
+    let config = tiny_config(&work);
+    let data = dataset::build(&config, &Folders::new(&work), &work.join("cache")).unwrap();
+    let never = AtomicBool::new(false);
+    let on = claim(&work, "on", &config);
+    let refused = run::train(&config, &data, Device::Cpu, CudaGraph::On, &on, &Silent, &never);
+    match refused {
+        Err(TrainError::CudaGraph { reason }) => {
+            assert!(reason.contains("need a CUDA device, not cpu"), "{reason}")
+        }
+        other => panic!("expected a CUDA-graph error, got {other:?}"),
+    }
+    assert!(!on.has_checkpoint(), "nothing was trained");
+    let off = claim(&work, "off", &config);
+    let summary = run::train(&config, &data, Device::Cpu, CudaGraph::Off, &off, &Silent, &never).unwrap();
+    assert_eq!((summary.cuda_graph, summary.step.as_str()), (CudaGraph::Off, "eager"));
+    let recorded = off.summary().unwrap();
+    assert_eq!(recorded.cuda_graph, CudaGraph::Off);
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
 #[test]
 fn a_run_writes_its_metrics_summary_and_examples() {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
