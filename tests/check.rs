@@ -179,3 +179,28 @@ fn parse_and_planner_problems_come_in_one_report() {
     assert!(err.contains("d-model (100) must be divisible by heads (8)"), "{err}");
     assert!(err.contains("`b` matches no planned run"), "{err}");
 }
+
+#[test]
+fn a_file_that_is_not_utf8_is_an_error_with_the_byte_offset() {
+    let dir = folder("latin1");
+    let path = dir.join("latin1.kdl");
+    // "Beethoven, Sonate pathétique" in Latin-1: é is the single byte 0xE9.
+    let mut bytes = b"experiment x {\n    description \"Sonate path".to_vec();
+    let offset = bytes.len();
+    bytes.extend_from_slice(b"\xe9tique\"\n}\n");
+    std::fs::write(&path, &bytes).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .arg("check")
+        .arg(&path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains("runner::not-utf8"), "{text}");
+    // miette may wrap the line between the two.
+    assert!(text.contains(&format!("is not UTF-8 text: byte {offset}")), "{text}");
+    assert!(text.contains("(line 2) starts an invalid sequence"), "{text}");
+    assert!(text.contains("save the file as UTF-8"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -316,3 +316,46 @@ fn a_selector_that_matches_no_run_is_an_error_with_a_suggestion() {
         stdout(&output)
     );
 }
+
+#[test]
+fn a_cuda_device_the_worker_does_not_see_is_refused_before_anything_trains() {
+    let store = std::env::temp_dir().join(format!("runner-no-such-gpu-{}", std::process::id()));
+    let output = runner(&[
+        "exec",
+        "experiments/quickstart.kdl",
+        "--device",
+        "cuda:99",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains("1 run selected go to cuda:99 (--device), but runner-worker sees"),
+        "{text}"
+    );
+    assert!(!store.exists(), "nothing was written to the store");
+}
+
+/// A reader that goes away (`runner ... | head`) ends runner quietly: no
+/// broken-pipe panic, exit 0.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    for args in [&["plan", "experiments/ablation.kdl"][..], &["info"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runner"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let text = stderr(&output);
+        assert!(!text.contains("panicked"), "{args:?}: {text}");
+        assert!(
+            matches!(output.status.code(), Some(0) | Some(141)),
+            "{args:?}: {:?} {text}",
+            output.status
+        );
+    }
+}

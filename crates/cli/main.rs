@@ -16,7 +16,7 @@ use cli::{Backend, Cli, Command, DataCommand, SlurmArgs};
 use runner_data::source::{self, Folders};
 use runner_data::{dataset, export, report};
 use runner_exec::{self as exec, Worker, progress::Bars};
-use runner_job::{Halt, Outcome};
+use runner_job::{Halt, Outcome, say, say_text};
 use runner_plan::config::DevicePreference;
 use runner_plan::show::{self, RunFacts};
 use runner_plan::{self as plan, Plan, PlannedRun};
@@ -47,11 +47,11 @@ fn run(command: Command) -> miette::Result<()> {
         Command::Plan { file, json, store } => {
             let plan = plan::load(&file)?;
             if json {
-                println!("{}", show::json(&plan));
+                say!("{}", show::json(&plan));
             } else {
                 let store = RunStore::new(&store, &plan.experiment);
                 let windows = training_windows(&plan, &file, store.root());
-                println!(
+                say!(
                     "{}",
                     show::table(&plan, &|run| RunFacts {
                         status: store.state(run).word().to_owned(),
@@ -106,11 +106,12 @@ fn run(command: Command) -> miette::Result<()> {
                 miette::bail!(help = "add --backend slurm", "{flag} is an option of the Slurm backend");
             }
             let selected = exec::select(&plan, &store, &options)?;
+            devices_exist(&selected, &options)?;
             if dry_run {
                 for (run, state) in &selected {
-                    println!("{} {} ({})", &run.id[..8], run.label_text(), state.word());
+                    say!("{} {} ({})", &run.id[..8], run.label_text(), state.word());
                 }
-                println!(
+                say!(
                     "{} of {} selected; {} at a time",
                     selected.len(),
                     show::count(plan.runs.len(), "run"),
@@ -123,7 +124,7 @@ fn run(command: Command) -> miette::Result<()> {
         Command::Status { file, store } => {
             let plan = plan::load(&file)?;
             let store = RunStore::new(&store, &plan.experiment);
-            println!("{}", runner_slurm::status::status(&plan, &store));
+            say!("{}", runner_slurm::status::status(&plan, &store));
             Ok(())
         }
         Command::SlurmTask { manifest, index } => {
@@ -149,19 +150,49 @@ fn run(command: Command) -> miette::Result<()> {
             let manifest = runner_slurm::manifest::Manifest::read(&manifest)?;
             let store = RunStore::new(&manifest.store, &manifest.plan.experiment);
             let written = runner_report::write(&manifest.plan, &store, None)?;
-            println!("{}", written.main_table.terminal());
-            println!("report: {}", written.path.display());
+            say!("{}", written.main_table.terminal());
+            say!("report: {}", written.path.display());
             Ok(())
         }
         Command::Report { file, output, store } => {
             let plan = plan::load(&file)?;
             let store = RunStore::new(&store, &plan.experiment);
             let written = runner_report::write(&plan, &store, output.as_deref())?;
-            println!("{}", written.main_table.terminal());
-            println!("report: {}", written.path.display());
+            say!("{}", written.main_table.terminal());
+            say!("report: {}", written.path.display());
             Ok(())
         }
     }
+}
+
+/// Refuses, before anything trains, runs that ask for a CUDA device the
+/// worker does not see (`--device cuda:K`, or `train.device` in the file).
+fn devices_exist(selected: &[(&PlannedRun, RunState)], options: &exec::Options) -> miette::Result<()> {
+    let devices = options.environment.cuda_devices;
+    let missing = |wanted: DevicePreference| match wanted {
+        DevicePreference::Cuda => devices == 0,
+        DevicePreference::CudaIndex(k) => k >= devices,
+        DevicePreference::Auto | DevicePreference::Cpu => false,
+    };
+    let wanting: Vec<DevicePreference> = selected
+        .iter()
+        .map(|(run, _)| options.device.unwrap_or(run.device))
+        .filter(|&wanted| missing(wanted))
+        .collect();
+    let Some(first) = wanting.first() else {
+        return Ok(());
+    };
+    let source = if options.device.is_some() {
+        "--device"
+    } else {
+        "train.device"
+    };
+    miette::bail!(
+        help = "train on the CPU (--device cpu) or where CUDA is (auto picks CUDA when present)",
+        "{} selected go to {first} ({source}), but runner-worker sees {}",
+        show::count(wanting.len(), "run"),
+        show::count(devices, "CUDA device")
+    )
 }
 
 /// Trains the `selected` runs with progress bars and the closing table;
@@ -183,7 +214,7 @@ fn train(
     let reporter = Bars::new(selected.len() as u64);
     let results = exec::execute(plan, selected, store, options, &reporter, &stop);
     reporter.finish();
-    println!("{}", exec::table(&results));
+    say!("{}", exec::table(&results));
     if let Some((path, problem)) = results.iter().find_map(|r| match &r.outcome {
         Outcome::Unwritable { path, problem } => Some((path, *problem)),
         _ => None,
@@ -228,9 +259,9 @@ fn submit_to_slurm(
     let runs = runner_slurm::pending(plan, store, options)?;
     if dry_run {
         for run in &runs {
-            println!("{} {} ({})", &run.id[..8], run.label_text(), store.state(run).word());
+            say!("{} {} ({})", &run.id[..8], run.label_text(), store.state(run).word());
         }
-        println!(
+        say!(
             "{} of {} would be submitted to Slurm as one job array, then a collation job",
             runs.len(),
             show::count(plan.runs.len(), "run")
@@ -238,7 +269,7 @@ fn submit_to_slurm(
         return Ok(());
     }
     if runs.is_empty() {
-        println!("nothing to submit: every selected run of {} is done", plan.experiment);
+        say!("nothing to submit: every selected run of {} is done", plan.experiment);
         return Ok(());
     }
     let request = runner_slurm::Request {
@@ -253,30 +284,30 @@ fn submit_to_slurm(
     let at_once = request
         .max_parallel
         .map_or_else(String::new, |k| format!(", at most {k} at once"));
-    println!(
+    say!(
         "submitted {} of {} to Slurm (submission {}, {})",
         show::count(submitted.runs, "run"),
         plan.experiment,
         submitted.number,
         submitted.dir.display()
     );
-    println!(
+    say!(
         "  job array   {}  (tasks 0-{}{at_once})",
         submitted.array,
         submitted.runs - 1
     );
-    println!(
+    say!(
         "  collation   {}  (writes the report once every task has ended)",
         submitted.report
     );
-    println!("follow with:");
-    println!(
+    say!("follow with:");
+    say!(
         "  runner status {} --store {}",
         file.display(),
         options.runs_root.display()
     );
-    println!("  squeue --jobs {},{}", submitted.array, submitted.report);
-    println!("  logs in {}", submitted.dir.join("logs").display());
+    say!("  squeue --jobs {},{}", submitted.array, submitted.report);
+    say!("  logs in {}", submitted.dir.join("logs").display());
     Ok(())
 }
 
@@ -325,11 +356,11 @@ fn data(action: DataCommand) -> miette::Result<()> {
     match &action {
         DataCommand::Inspect { store, .. } => {
             let dataset = dataset::build(&chosen.config, &folders, &store.join(".datasets"))?;
-            print!("{}", report::render(&dataset));
+            say_text!("{}", report::render(&dataset));
         }
         DataCommand::Export { out, .. } => {
             let exported = export::export(&chosen.config.dataset, &folders, out)?;
-            print!("{}", report::render_export(&exported));
+            say_text!("{}", report::render_export(&exported));
         }
     }
     Ok(())
@@ -350,7 +381,7 @@ fn version() -> ExitCode {
     match asked {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            println!("runner {}", env!("CARGO_PKG_VERSION"));
+            say!("runner {}", env!("CARGO_PKG_VERSION"));
             eprintln!("{:?}", miette::Report::new(error));
             ExitCode::FAILURE
         }
@@ -376,7 +407,7 @@ fn check(files: &[PathBuf]) -> miette::Result<()> {
         match plan::check(file) {
             Ok(plan) => {
                 let runs = plan.runs.len();
-                println!("{}: ok ({})", file.display(), show::count(runs, "run"));
+                say!("{}: ok ({})", file.display(), show::count(runs, "run"));
             }
             Err(error) => {
                 failed += 1;

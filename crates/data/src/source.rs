@@ -167,9 +167,14 @@ pub struct Folders {
 impl Folders {
     /// `base`, with the bundled data of the clone this was built from.
     pub fn new(base: impl Into<PathBuf>) -> Folders {
+        // This crate is `crates/data` of the clone.
+        let clone = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .unwrap_or(Path::new("."));
         Folders {
             base: base.into(),
-            bundled: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/bundled")),
+            bundled: clone.join("data/bundled"),
         }
     }
 

@@ -7,8 +7,12 @@
 //!   [`Event::Finished`] with the run's [`RunResult`].
 //! - Training reports through [`Progress`], which the worker turns into
 //!   events and the executor back into progress bars.
+//!
+//! [`output`] is how both binaries write to stdout ([`say!`]).
 
 #![deny(missing_docs)]
+
+pub mod output;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

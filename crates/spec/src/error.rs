@@ -24,6 +24,8 @@ pub enum Kind {
     TooDeep { line: usize, limit: usize },
     /// A file that cannot be read.
     Unreadable { path: String, error: String },
+    /// A file whose bytes are not UTF-8, from `offset` (on `line`) on.
+    NotUtf8 { path: String, offset: usize, line: usize },
     /// `extends` leads back to a file already in the chain.
     ExtendsCycle,
     /// A file without an `experiment` node.
@@ -203,6 +205,7 @@ impl Kind {
             Kind::Syntax { .. } => "syntax",
             Kind::TooDeep { .. } => "too-deep",
             Kind::Unreadable { .. } => "missing-file",
+            Kind::NotUtf8 { .. } => "not-utf8",
             Kind::ExtendsCycle => "extends-cycle",
             Kind::NoExperiment => "no-experiment",
             Kind::UnknownTopLevel { .. } | Kind::UnknownMatrixNode { .. } | Kind::NotAnAxis => "unknown-node",
@@ -277,7 +280,7 @@ impl Kind {
         match self {
             Kind::Syntax { label, .. } => label.clone(),
             Kind::TooDeep { limit, .. } => format!("level {}", limit + 1),
-            Kind::Unreadable { .. } => "extended here".to_owned(),
+            Kind::Unreadable { .. } | Kind::NotUtf8 { .. } => "extended here".to_owned(),
             Kind::ExtendsCycle => "extends a file already in the chain".to_owned(),
             Kind::NoExperiment => "here".to_owned(),
             Kind::UnknownTopLevel { .. } => "not allowed here".to_owned(),
@@ -363,6 +366,10 @@ impl fmt::Display for Kind {
             Kind::Syntax { message, .. } => write!(f, "KDL syntax error: {message}"),
             Kind::TooDeep { line, limit } => write!(f, "children nest more than {limit} levels deep (line {line})"),
             Kind::Unreadable { path, error } => write!(f, "cannot read `{path}`: {error}"),
+            Kind::NotUtf8 { path, offset, line } => write!(
+                f,
+                "`{path}` is not UTF-8 text: byte {offset} (line {line}) starts an invalid sequence"
+            ),
             Kind::ExtendsCycle => f.write_str("`extends` makes a cycle"),
             Kind::NoExperiment => write!(f, "the file declares no `experiment NAME {{ ... }}`"),
             Kind::UnknownTopLevel { name } => write!(

@@ -21,8 +21,17 @@ pub(crate) fn load_chain(
     sources: &mut Sources,
     problems: &mut Vec<Problem>,
 ) -> Option<Experiment> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let text = match std::fs::read(path).map(String::from_utf8) {
+        Ok(Ok(text)) => text,
+        Ok(Err(error)) => {
+            problems.push(not_utf8(
+                path,
+                extended_at,
+                error.as_bytes(),
+                error.utf8_error().valid_up_to(),
+            ));
+            return None;
+        }
         Err(error) => {
             problems.push(unreadable(path, extended_at, &error));
             return None;
@@ -81,6 +90,20 @@ fn unreadable(path: &Path, extended_at: Option<&Spanned<String>>, error: &std::i
             folder.display()
         )),
     }
+}
+
+/// A file whose `bytes` stop being UTF-8 at `offset`.
+fn not_utf8(path: &Path, extended_at: Option<&Spanned<String>>, bytes: &[u8], offset: usize) -> Problem {
+    let kind = Kind::NotUtf8 {
+        path: path.display().to_string(),
+        offset,
+        line: 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count(),
+    };
+    let problem = match extended_at {
+        Some(target) => Problem::at(kind, target.span),
+        None => Problem::whole(kind),
+    };
+    problem.help("save the file as UTF-8 (KDL is UTF-8 text)")
 }
 
 /// "did you mean `base.kdl`?" for `bsae.kdl`, from the `.kdl` files of `folder`.

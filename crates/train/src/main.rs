@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use runner_job::{say, say_text};
 use runner_train::cli::{BenchCommand, ModelAction, WorkerCli, WorkerCommand};
 use runner_train::{bench, environment, job, probe};
 
@@ -26,17 +27,17 @@ fn run(command: WorkerCommand) -> miette::Result<()> {
         WorkerCommand::Info { check_devices, json } => {
             let found = environment::probe();
             if json {
-                println!(
+                say!(
                     "{}",
                     serde_json::to_string(&found).expect("an environment always serialises")
                 );
                 return Ok(());
             }
-            println!("{found}");
+            say!("{found}");
             if check_devices {
                 let checks = environment::check_devices();
                 for check in &checks {
-                    println!("{check}");
+                    say!("{check}");
                 }
                 if !checks.iter().all(environment::DeviceCheck::passed) {
                     miette::bail!("a device computed a result different from the CPU's");
@@ -50,9 +51,9 @@ fn run(command: WorkerCommand) -> miette::Result<()> {
             let options = bench::Options::from_args(&args).map_err(|message| miette::miette!("{message}"))?;
             let report = bench::run(&options);
             if args.json {
-                println!("{}", report.json());
+                say!("{}", report.json());
             } else {
-                print!("{}", report.tables());
+                say_text!("{}", report.tables());
             }
             Ok(())
         }
@@ -61,9 +62,9 @@ fn run(command: WorkerCommand) -> miette::Result<()> {
         } => {
             let probe = probe::logits(&run, &ids)?;
             if json {
-                println!("{}", serde_json::to_string(&probe).expect("a probe always serialises"));
+                say!("{}", serde_json::to_string(&probe).expect("a probe always serialises"));
             } else {
-                print!("{}", probe.summary());
+                say_text!("{}", probe.summary());
             }
             Ok(())
         }
