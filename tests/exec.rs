@@ -530,9 +530,16 @@ fn workers_that_fail_are_killed_or_stopped_are_recorded_and_plan_shows_every_sta
 /// runs whose turn had not come are not started, in the closing table, in
 /// the store and in `runner plan`.
 #[test]
-fn ctrl_c_interrupts_the_run_in_progress_and_leaves_later_runs_not_started() {
+fn ctrl_c_or_sigterm_interrupts_the_run_in_progress_and_leaves_later_runs_not_started() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let work = Work::new("ctrl-c");
+    // SIGINT is Ctrl-C; SIGTERM is what scancel, preemption and most schedulers send.
+    for sig in ["INT", "TERM"] {
+        interrupted_by(sig);
+    }
+}
+
+fn interrupted_by(sig: &str) {
+    let work = Work::new(&format!("sig-{sig}"));
     let variants = "variant first { seed 1 }\nvariant second { seed 2 }\nvariant third { seed 3 }";
     let file = work.experiment("ctrlc", 3, variants);
     let file = file.to_str().unwrap();
@@ -551,7 +558,7 @@ fn ctrl_c_interrupts_the_run_in_progress_and_leaves_later_runs_not_started() {
             .find(|v| dir(v).join("checkpoint/position.json").exists())
     };
     wait_until("the first run's first checkpoint", || checkpointed().is_some());
-    signal(exec.id(), "INT");
+    signal(exec.id(), sig);
     let stopped = exec.wait_with_output().unwrap();
     let out = text(&stopped);
     assert_eq!(stopped.status.code(), Some(1), "{out}");
@@ -580,7 +587,7 @@ fn ctrl_c_interrupts_the_run_in_progress_and_leaves_later_runs_not_started() {
             .unwrap_or_else(|| panic!("no row for {variant}: {out}"));
         let cells: Vec<&str> = row.split('│').map(str::trim).collect();
         assert!(
-            cells.contains(&"not started (Ctrl-C)") && cells.contains(&"-"),
+            cells.contains(&"not started (stopped)") && cells.contains(&"-"),
             "{variant}: {out}"
         );
         assert!(!dir(variant).join("status.json").exists(), "{variant} was touched");

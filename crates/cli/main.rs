@@ -209,7 +209,7 @@ fn train(
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("stopping after the current step (Ctrl-C again to quit at once)");
+        eprintln!("stopping after the current step (a second Ctrl-C or SIGTERM quits at once)");
     });
     let reporter = Bars::new(selected.len() as u64);
     let results = exec::execute(plan, selected, store, options, &reporter, &stop);

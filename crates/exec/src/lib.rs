@@ -283,13 +283,13 @@ mod tests {
         assert!(row("aaaaaaaa").contains("2.5s"), "{table}");
         assert_eq!(results[0].describe(), "aaaaaaaa seed=1: interrupted (2.5s)");
         for (id, why) in [
-            ("bbbbbbbb", "not started (Ctrl-C)"),
+            ("bbbbbbbb", "not started (stopped)"),
             ("cccccccc", "not started (store unwritable)"),
         ] {
             let row = row(id);
             let cells: Vec<&str> = row.split('│').map(str::trim).collect();
             assert!(cells.contains(&why) && cells.contains(&"-"), "{table}");
         }
-        assert_eq!(results[1].describe(), "bbbbbbbb seed=1: not started (Ctrl-C)");
+        assert_eq!(results[1].describe(), "bbbbbbbb seed=1: not started (stopped)");
     }
 }

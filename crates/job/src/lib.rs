@@ -120,7 +120,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Halt {
-    /// Ctrl-C: the run in progress stops at its next step, later ones never start.
+    /// Ctrl-C or SIGTERM: the run in progress stops at its next step, later ones never start.
     Stopped,
     /// A run found the store unwritable ([`Outcome::Unwritable`]).
     Unwritable,
@@ -144,7 +144,7 @@ impl Outcome {
             Outcome::Unwritable { path, problem } => {
                 format!("FAILED: cannot write {}: {}", path.display(), problem.what())
             }
-            Outcome::NotStarted(Halt::Stopped) => "not started (Ctrl-C)".to_owned(),
+            Outcome::NotStarted(Halt::Stopped) => "not started (stopped)".to_owned(),
             Outcome::NotStarted(Halt::Unwritable) => "not started (store unwritable)".to_owned(),
         }
     }

@@ -63,11 +63,14 @@ pub fn serve() -> miette::Result<()> {
         flag.store(true, Ordering::SeqCst);
     });
     let flag = Arc::clone(&stop);
-    // A Ctrl-C at the terminal reaches the workers too: stop, and quit at
-    // the second, like the parent.
+    // A Ctrl-C at the terminal (or a scheduler's SIGTERM) reaches the
+    // workers too: stop, and quit at the second, like the parent. `_exit`,
+    // not `exit`: libtorch's threads are still running, and exit's static
+    // destructors would tear down what they use.
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+            // SAFETY: _exit ends the process without running any user code.
+            unsafe { libc::_exit(130) }
         }
     });
     tch::set_num_threads(i32::try_from(job.threads).unwrap_or(1).max(1));
