@@ -169,15 +169,10 @@ fn run(command: Command) -> miette::Result<()> {
 /// worker does not see (`--device cuda:K`, or `train.device` in the file).
 fn devices_exist(selected: &[(&PlannedRun, RunState)], options: &exec::Options) -> miette::Result<()> {
     let devices = options.environment.cuda_devices;
-    let missing = |wanted: DevicePreference| match wanted {
-        DevicePreference::Cuda => devices == 0,
-        DevicePreference::CudaIndex(k) => k >= devices,
-        DevicePreference::Auto | DevicePreference::Cpu => false,
-    };
     let wanting: Vec<DevicePreference> = selected
         .iter()
         .map(|(run, _)| options.device.unwrap_or(run.device))
-        .filter(|&wanted| missing(wanted))
+        .filter(|wanted| !wanted.is_available(devices))
         .collect();
     let Some(first) = wanting.first() else {
         return Ok(());

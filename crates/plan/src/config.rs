@@ -480,6 +480,16 @@ pub enum DevicePreference {
 }
 
 impl DevicePreference {
+    /// Whether a machine with `cuda_devices` CUDA devices has the device
+    /// asked for (`auto` and `cpu` are always there).
+    pub fn is_available(self, cuda_devices: usize) -> bool {
+        match self {
+            DevicePreference::Auto | DevicePreference::Cpu => true,
+            DevicePreference::Cuda => cuda_devices > 0,
+            DevicePreference::CudaIndex(k) => k < cuda_devices,
+        }
+    }
+
     /// Parses `auto`, `cpu`, `cuda` or `cuda:K`.
     pub fn parse(text: &str) -> Option<Self> {
         match text {

@@ -17,6 +17,7 @@ use crate::files::RunFile;
 use crate::records::{EpochRecord, Example, Summary};
 use crate::{Recorded, StoreError, atomic};
 use runner_data::summary::DatasetSummary;
+use runner_plan::config::RunConfig;
 
 /// The columns of `metrics.csv`, in order.
 pub const METRICS_HEADER: [&str; 13] = [
@@ -92,6 +93,11 @@ impl RunFolder {
         std::fs::read_to_string(self.path(RunFile::Config))
             .ok()
             .map(|text| text.trim().to_owned())
+    }
+
+    /// `config.json`: the run's resolved configuration.
+    pub fn config(&self) -> Result<RunConfig, String> {
+        read_json(&self.path(RunFile::Config))
     }
 
     /// `status.json`, when readable.

@@ -224,14 +224,16 @@ fn one(job: &Job, store: &RunStore, events: &Events, stop: &AtomicBool) -> (Outc
 
 /// The libtorch device for a preference, or why it cannot be had.
 pub fn device_for(preference: DevicePreference) -> Result<Device, String> {
-    let count = tch::Cuda::device_count();
-    match preference {
-        DevicePreference::Auto => Ok(Device::cuda_if_available()),
-        DevicePreference::Cpu => Ok(Device::Cpu),
-        DevicePreference::Cuda if count > 0 => Ok(Device::Cuda(0)),
-        DevicePreference::CudaIndex(k) if (k as i64) < count => Ok(Device::Cuda(k)),
-        other => Err(format!(
-            "device {other} asked for, but libtorch sees {count} CUDA device(s)"
-        )),
+    let count = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+    if !preference.is_available(count) {
+        return Err(format!(
+            "device {preference} asked for, but libtorch sees {count} CUDA device(s)"
+        ));
     }
+    Ok(match preference {
+        DevicePreference::Auto => Device::cuda_if_available(),
+        DevicePreference::Cpu => Device::Cpu,
+        DevicePreference::Cuda => Device::Cuda(0),
+        DevicePreference::CudaIndex(k) => Device::Cuda(k),
+    })
 }

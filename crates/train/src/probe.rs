@@ -21,7 +21,6 @@ use super::loss::{Criterion, LossError};
 use crate::model::{self, ModelError};
 use runner_data::encoder::{EncodeError, Vocab};
 use runner_data::quantize::Bins;
-use runner_plan::config::RunConfig;
 use runner_store::{RunFile, RunFolder};
 
 /// Token ids to run the network on, each `batch x length`.
@@ -115,7 +114,10 @@ pub fn logits(run: &Path, ids: &Path) -> Result<Probe, ProbeError> {
     if !config_path.is_file() {
         return Err(ProbeError::NotARun(run.to_owned()));
     }
-    let config: RunConfig = read_json(&config_path)?;
+    let config = folder.config().map_err(|reason| ProbeError::File {
+        path: config_path.clone(),
+        reason,
+    })?;
     let checkpoint = folder.checkpoint().model;
     if !checkpoint.is_file() {
         return Err(ProbeError::NotTrained(run.to_owned()));

@@ -216,9 +216,14 @@ pub fn train(
     if capture {
         stepper = stepper.with_cuda_graph(device, &optimizer, batch * accumulate);
     }
-    let graph_failed = |stepper: &Stepper| match stepper.graph_status() {
-        GraphStatus::Failed(reason) if cuda_graph == CudaGraph::On => Some(TrainError::CudaGraph { reason }),
-        _ => None,
+    // `--cuda-graph on`: a step that could not be captured ends the run. In
+    // the other modes nothing is looked at (this runs every step).
+    let graph_failed = |stepper: &Stepper| match cuda_graph {
+        CudaGraph::On => match stepper.graph_status() {
+            GraphStatus::Failed(reason) => Some(TrainError::CudaGraph { reason }),
+            _ => None,
+        },
+        CudaGraph::Auto | CudaGraph::Off => None,
     };
     if let Some(error) = graph_failed(&stepper) {
         return Err(error);
