@@ -77,6 +77,11 @@ pub enum Command {
         /// runs go to CUDA, else 1; on the CPU each gets cores/N threads).
         #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         jobs: Option<u16>,
+        /// libtorch threads per run on the CPU (default: cores/jobs). CPU results depend on it
+        /// (each run records its count, and a resumed run keeps it): fix it to train runs
+        /// that do not depend on --jobs.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
         /// Replay a captured CUDA graph of each training step on CUDA: auto (capture, else
         /// eager with the reason in the summary), on (fail a run that cannot be captured) or off.
         #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = parse_cuda_graph)]

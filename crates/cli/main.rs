@@ -68,6 +68,7 @@ fn run(command: Command) -> miette::Result<()> {
             force,
             device,
             jobs,
+            threads,
             cuda_graph,
             dry_run,
             store,
@@ -92,6 +93,7 @@ fn run(command: Command) -> miette::Result<()> {
                 force,
                 device,
                 jobs: jobs.map(usize::from),
+                threads: threads.map(usize::from),
                 cuda_graph,
                 folders: folders(&file),
                 runs_root: store.clone(),
@@ -151,6 +153,9 @@ fn run(command: Command) -> miette::Result<()> {
             let store = RunStore::new(&manifest.store, &manifest.plan.experiment);
             let written = runner_report::write(&manifest.plan, &store, None)?;
             say!("{}", written.main_table.terminal());
+            for (id, damage) in &written.damaged {
+                eprintln!("warning: run {} is damaged and left out: {damage}", &id[..8]);
+            }
             say!("report: {}", written.path.display());
             Ok(())
         }
@@ -159,6 +164,9 @@ fn run(command: Command) -> miette::Result<()> {
             let store = RunStore::new(&store, &plan.experiment);
             let written = runner_report::write(&plan, &store, output.as_deref())?;
             say!("{}", written.main_table.terminal());
+            for (id, damage) in &written.damaged {
+                eprintln!("warning: run {} is damaged and left out: {damage}", &id[..8]);
+            }
             say!("report: {}", written.path.display());
             Ok(())
         }
@@ -231,8 +239,17 @@ fn train(
             0 => String::new(),
             n => format!(", {n} not started"),
         };
+        let damaged = count(|o| matches!(o, Outcome::Damaged(_)));
+        let help = match damaged {
+            0 => "run the same command again to resume; --failed-only retries just the failed runs".to_owned(),
+            n => format!(
+                "{} not trained again: each line above names the file that is wrong and the \
+                 `--force --only` that trains it again; run the same command again to resume the others",
+                show::count(n, "damaged run")
+            ),
+        };
         miette::bail!(
-            help = "run the same command again to resume; --failed-only retries just the failed runs",
+            help = help,
             "{} failed, {interrupted} interrupted{not_started}; see {}/<run>/status.json",
             show::count(failed, "run"),
             store.root().display()

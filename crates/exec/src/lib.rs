@@ -57,6 +57,9 @@ pub struct Options {
     /// Runs trained at once (`--jobs`); `None`: one per CUDA device when
     /// the runs go to CUDA, else one.
     pub jobs: Option<usize>,
+    /// libtorch threads per run on the CPU (`--threads`); `None`: the cores
+    /// shared evenly between the jobs.
+    pub threads: Option<usize>,
     /// Whether CUDA steps replay a captured graph (`--cuda-graph`).
     pub cuda_graph: CudaGraph,
     /// Where the runs' data is: the experiment file's folder (relative
@@ -189,14 +192,18 @@ fn not_started(run: &PlannedRun, label: String, why: Halt) -> RunResult {
 
 /// How a run ends without training: not started when a stop was asked for
 /// before its turn (only a run that started can be interrupted), skipped
-/// when done (and not forced); `None`: it trains.
+/// when done, reported when damaged (both unless forced); `None`: it trains.
 fn settled(state: &RunState, force: bool, stop: &AtomicBool) -> Option<Outcome> {
     if stop.load(Ordering::Relaxed) {
         Some(Outcome::NotStarted(Halt::Stopped))
-    } else if *state == RunState::Done && !force {
-        Some(Outcome::Skipped)
-    } else {
+    } else if force {
         None
+    } else {
+        match state {
+            RunState::Done => Some(Outcome::Skipped),
+            RunState::Damaged(damage) => Some(Outcome::Damaged(damage.clone())),
+            _ => None,
+        }
     }
 }
 
@@ -258,6 +265,12 @@ mod tests {
         assert_eq!(settled(&RunState::Pending, false, &going), None);
         assert_eq!(settled(&RunState::Done, false, &going), Some(Outcome::Skipped));
         assert_eq!(settled(&RunState::Done, true, &going), None);
+        let damaged = RunState::Damaged("summary.json is corrupt".to_owned());
+        assert_eq!(
+            settled(&damaged, false, &going),
+            Some(Outcome::Damaged("summary.json is corrupt".to_owned()))
+        );
+        assert_eq!(settled(&damaged, true, &going), None);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! In: the selected runs, the store, the options and the number of jobs.
 //! Out: one [`RunResult`] per selected run, in plan order. Slot `k` trains
 //! on `cuda:k` (modulo the CUDA devices) for runs that go to CUDA without
-//! naming a device, and on the CPU with `cores / jobs` libtorch threads
-//! otherwise; a run that names `cuda:K` keeps it. Which device and thread
+//! naming a device, and on the CPU with `--threads` (else `cores / jobs`)
+//! libtorch threads otherwise; a run that names `cuda:K` keeps it. Which device and thread
 //! count each slot gets are pure functions of the inputs, tested here.
 
 use std::sync::Mutex;
@@ -57,7 +57,9 @@ pub(super) fn run(
     stop: &AtomicBool,
 ) -> Vec<RunResult> {
     let cuda_devices = options.environment.cuda_devices;
-    let threads = threads_per_job(options.environment.cpu_threads, jobs);
+    let threads = options
+        .threads
+        .unwrap_or_else(|| threads_per_job(options.environment.cpu_threads, jobs));
     let next = AtomicUsize::new(0);
     let halted = AtomicBool::new(false);
     let results: Mutex<Vec<Option<RunResult>>> = Mutex::new(vec![None; selected.len()]);

@@ -238,9 +238,10 @@ impl Worker {
     }
 }
 
-/// Makes the child `command` starts receive SIGKILL when this process dies
+/// Makes the child `command` starts receive SIGTERM when this process dies
 /// (Linux; elsewhere a no-op: the worker then stops at its next step, its
-/// stdin closed).
+/// stdin closed). A worker whose parent is gone quits at once at that
+/// signal, recording its run as interrupted.
 fn die_with_parent(command: &mut Command) {
     #[cfg(target_os = "linux")]
     {
@@ -250,7 +251,7 @@ fn die_with_parent(command: &mut Command) {
         // only async-signal-safe functions (prctl, getppid, _exit).
         unsafe {
             command.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
                 // The parent died before the signal was armed.
                 if u32::try_from(libc::getppid()).ok() != Some(parent) {
                     libc::_exit(1);

@@ -102,6 +102,9 @@ pub enum Outcome {
     Interrupted,
     /// Failed, with the reason.
     Failed(String),
+    /// Finished, but its files do not hold together: what, and the remedy.
+    /// Not trained again unless forced.
+    Damaged(String),
     /// The store could not be written (a full disk, a read-only file
     /// system): the run is marked failed if that could still be written, and
     /// resumes from its last checkpoint; no further run is started.
@@ -129,7 +132,10 @@ pub enum Halt {
 impl Outcome {
     /// Whether the run failed (the exit code is then non-zero).
     pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Failed(_) | Outcome::Unwritable { .. })
+        matches!(
+            self,
+            Outcome::Failed(_) | Outcome::Damaged(_) | Outcome::Unwritable { .. }
+        )
     }
 
     /// Words for tables and lines.
@@ -141,6 +147,7 @@ impl Outcome {
             Outcome::Busy => "busy (another exec)".to_owned(),
             Outcome::Interrupted => "interrupted".to_owned(),
             Outcome::Failed(reason) => format!("FAILED: {reason}"),
+            Outcome::Damaged(reason) => format!("DAMAGED: {reason}"),
             Outcome::Unwritable { path, problem } => {
                 format!("FAILED: cannot write {}: {}", path.display(), problem.what())
             }

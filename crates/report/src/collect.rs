@@ -72,8 +72,8 @@ pub struct Missing {
     pub id: String,
     /// Its labels as `key=value` text.
     pub labels: String,
-    /// Its state on disk (`pending`, `failed`, `partial`, `running`, or
-    /// `done` when the summary could not be read).
+    /// Its state on disk (`pending`, `failed`, `partial`, `running`,
+    /// `damaged`).
     pub state: String,
     /// Why, when known (the failure's reason, the unreadable file).
     pub reason: Option<String>,
@@ -167,7 +167,7 @@ pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
         let state = store.state(run);
         if state != RunState::Done {
             let reason = match &state {
-                RunState::Failed(reason) => Some(reason.clone()),
+                RunState::Failed(reason) | RunState::Damaged(reason) => Some(reason.clone()),
                 _ => None,
             };
             missing.push(Missing {

@@ -85,6 +85,9 @@ pub struct Written {
     pub figures: Vec<PathBuf>,
     /// The main comparison table (for the terminal).
     pub main_table: Table,
+    /// Runs whose files do not hold together, left out of the report: id,
+    /// and what is wrong with the remedy.
+    pub damaged: Vec<(String, String)>,
 }
 
 /// Renders the report of the collected runs (pure: no I/O).
@@ -182,6 +185,12 @@ pub fn write(plan: &Plan, store: &RunStore, output: Option<&Path>) -> Result<Wri
         });
     }
     let report = render(plan, &collected);
+    let damaged = collected
+        .missing
+        .iter()
+        .filter(|m| m.state == "damaged")
+        .map(|m| (m.id.clone(), m.reason.clone().unwrap_or_default()))
+        .collect();
     let path = output.map_or_else(|| store.root().join("report.md"), Path::to_owned);
     let folder = path.parent().unwrap_or(Path::new("")).to_owned();
     let io = |source| ReportError::Io {
@@ -195,5 +204,6 @@ pub fn write(plan: &Plan, store: &RunStore, output: Option<&Path>) -> Result<Wri
         figures: report.figures.iter().map(|f| folder.join(&f.file)).collect(),
         path,
         main_table: report.main_table,
+        damaged,
     })
 }

@@ -290,6 +290,7 @@ fn freeze_and_submit(
         libtorch_lib,
         device: options.device,
         cuda_graph: options.cuda_graph,
+        threads: options.threads,
         runs: runs.iter().map(|run| (*run).clone()).collect(),
     };
     manifest::write_json(dir, manifest::MANIFEST, &manifest)?;
@@ -336,6 +337,7 @@ pub fn task(
         force: false,
         device: manifest.device,
         jobs: Some(1),
+        threads: manifest.threads,
         cuda_graph: manifest.cuda_graph,
         folders: Folders {
             base: manifest.base_dir,

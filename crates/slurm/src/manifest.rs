@@ -52,6 +52,9 @@ pub struct Manifest {
     /// Whether CUDA steps replay a captured graph (`--cuda-graph`).
     #[serde(default)]
     pub cuda_graph: CudaGraph,
+    /// `--threads`: libtorch threads per run on the CPU (`None`: the task's cores).
+    #[serde(default)]
+    pub threads: Option<usize>,
     /// The submitted runs; array task `i` trains `runs[i]`.
     pub runs: Vec<PlannedRun>,
 }
@@ -245,6 +248,7 @@ mod tests {
             libtorch_lib: None,
             device: None,
             cuda_graph: CudaGraph::Auto,
+            threads: None,
         }
     }
 

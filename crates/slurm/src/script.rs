@@ -171,6 +171,7 @@ mod tests {
             libtorch_lib: Some(PathBuf::from("/opt/torch/lib")),
             device: None,
             cuda_graph: runner_plan::config::CudaGraph::Auto,
+            threads: None,
             runs: Vec::new(),
         }
     }

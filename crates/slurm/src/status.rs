@@ -162,6 +162,7 @@ pub fn row(id: &str, label: String, stored: &RunState, placed: Option<Placed<'_>
         _ if running => ("running", String::new()),
         RunState::Failed(reason) if queued => ("queued", format!("failed before ({reason}); submitted again")),
         RunState::Failed(reason) => ("failed", reason.clone()),
+        RunState::Damaged(damage) => ("damaged", damage.clone()),
         RunState::Partial if queued => ("queued", "resumes from its checkpoint".to_owned()),
         RunState::Partial => (
             "partial",
@@ -276,6 +277,7 @@ mod tests {
                 libtorch_lib: None,
                 device: None,
                 cuda_graph: runner_plan::config::CudaGraph::Auto,
+                threads: None,
                 runs: Vec::new(),
             },
             jobs,

@@ -6,6 +6,11 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the name of a temporary file holds between the target's name and
+/// the writer's process id.
+const TEMPORARY: &str = ".tmp-";
 
 /// Writes `bytes` to `path` atomically (write, fsync, rename, fsync folder).
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -14,7 +19,11 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = folder.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Unique per write: two threads may write the same file (a run's status
+    // from a second signal while training writes it).
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let nth = WRITES.fetch_add(1, Ordering::Relaxed);
+    let temp = folder.join(format!(".{name}{TEMPORARY}{}-{nth}", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(bytes)?;
@@ -30,6 +39,20 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// Removes the temporary files that writes killed halfway left in
+/// `folder` (call it only while no other process writes there).
+pub fn remove_leftovers(folder: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(TEMPORARY) && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -49,6 +72,28 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["summary.json"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn leftovers_of_killed_writes_are_removed_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("runner-leftovers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [
+            ".summary.json.tmp-77-0",
+            ".position.json.tmp-12",
+            "metrics.csv",
+            ".hidden",
+        ] {
+            std::fs::write(dir.join(name), "x").unwrap();
+        }
+        remove_leftovers(&dir).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".hidden", "metrics.csv"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -27,13 +27,18 @@ pub enum RunFile {
     Predictions,
     /// `summary.json`: the finished run; its presence marks the run done.
     Summary,
-    /// `checkpoint/`: model, optimizer and position, rewritten every epoch.
+    /// `checkpoint/`: model, optimizer, position and manifest, replaced
+    /// whole at every epoch end ([`crate::checkpoint`]).
     Checkpoint,
+    /// `.checkpoint-next/`: a new checkpoint being written.
+    CheckpointNext,
+    /// `.checkpoint-old/`: the previous checkpoint while the new one is switched in.
+    CheckpointOld,
 }
 
 impl RunFile {
     /// What a run's training writes, removed by `runner exec --force`.
-    pub const WRITTEN_BY_TRAINING: [RunFile; 8] = [
+    pub const WRITTEN_BY_TRAINING: [RunFile; 10] = [
         RunFile::Status,
         RunFile::Log,
         RunFile::Data,
@@ -42,10 +47,20 @@ impl RunFile {
         RunFile::Predictions,
         RunFile::Summary,
         RunFile::Checkpoint,
+        RunFile::CheckpointNext,
+        RunFile::CheckpointOld,
     ];
 
+    /// Whether it is a folder.
+    pub fn is_folder(self) -> bool {
+        matches!(
+            self,
+            RunFile::Checkpoint | RunFile::CheckpointNext | RunFile::CheckpointOld
+        )
+    }
+
     /// The file's name in the run folder.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             RunFile::Config => "config.json",
             RunFile::ConfigKdl => "config.kdl",
@@ -58,6 +73,8 @@ impl RunFile {
             RunFile::Predictions => "predictions.json",
             RunFile::Summary => "summary.json",
             RunFile::Checkpoint => "checkpoint",
+            RunFile::CheckpointNext => ".checkpoint-next",
+            RunFile::CheckpointOld => ".checkpoint-old",
         }
     }
 }

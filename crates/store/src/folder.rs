@@ -3,8 +3,9 @@
 //! holds, is the only way to write them.
 //!
 //! In: a folder path (or a claimed run). Out: the records of
-//! [`crate::records`], the learning rates, the dataset summary, the log, the
-//! checkpoint's paths; every read or write that fails names its file.
+//! [`crate::records`], the learning rates, the dataset summary, the log;
+//! every read or write that fails names its file. The checkpoint's reads and
+//! writes are in [`crate::checkpoint`].
 
 use std::fs::File;
 use std::io::Write;
@@ -36,20 +37,6 @@ pub const METRICS_HEADER: [&str; 13] = [
     "seconds",
 ];
 
-/// The paths of a run's checkpoint (its format belongs to training).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckpointFiles {
-    /// The `checkpoint/` folder.
-    pub dir: PathBuf,
-    /// The model's weights (`model.safetensors`).
-    pub model: PathBuf,
-    /// The optimizer's state (`optimizer.safetensors`).
-    pub optimizer: PathBuf,
-    /// Where training stands (`position.json`); a checkpoint is complete
-    /// when it exists.
-    pub position: PathBuf,
-}
-
 /// A run's folder, for reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunFolder {
@@ -70,22 +57,6 @@ impl RunFolder {
     /// The path of one of its files.
     pub fn path(&self, file: RunFile) -> PathBuf {
         self.dir.join(file.name())
-    }
-
-    /// Its checkpoint's paths.
-    pub fn checkpoint(&self) -> CheckpointFiles {
-        let dir = self.path(RunFile::Checkpoint);
-        CheckpointFiles {
-            model: dir.join("model.safetensors"),
-            optimizer: dir.join("optimizer.safetensors"),
-            position: dir.join("position.json"),
-            dir,
-        }
-    }
-
-    /// Whether it holds a complete checkpoint to resume from.
-    pub fn has_checkpoint(&self) -> bool {
-        self.checkpoint().position.exists()
     }
 
     /// The canonical configuration recorded in `config.json`, when readable.
@@ -130,6 +101,44 @@ impl RunFolder {
             .enumerate()
             .map(|(i, row)| row.map_err(|_| format!("{name} is corrupt at line {}", i + 2)))
             .collect()
+    }
+
+    /// Whether a finished run's files hold together: `summary.json` parses,
+    /// and `metrics.csv` holds exactly the summary's epochs (so a row added,
+    /// changed or lost is seen); else what is wrong.
+    pub fn check_finished(&self) -> Result<(), String> {
+        let summary = self.summary()?;
+        let name = RunFile::Metrics.name();
+        let mut reader = csv::Reader::from_path(self.path(RunFile::Metrics)).map_err(|e| format!("{name}: {e}"))?;
+        let header = reader.headers().map_err(|e| format!("{name}: {e}"))?.clone();
+        if header.iter().ne(METRICS_HEADER) {
+            return Err(format!("{name} does not have the columns runner writes"));
+        }
+        let rows = reader
+            .records()
+            .enumerate()
+            .map(|(i, row)| row.map_err(|e| format!("{name} is corrupt at line {}: {e}", i + 2)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let expected = metrics_rows(&summary.epochs);
+        if rows.len() != expected.len() {
+            return Err(format!(
+                "{name} has {} epochs, summary.json {}",
+                rows.len(),
+                expected.len()
+            ));
+        }
+        match rows
+            .iter()
+            .zip(&expected)
+            .position(|(row, want)| row.iter().ne(want.iter().map(String::as_str)))
+        {
+            Some(i) => Err(format!(
+                "{name} line {} is not the summary's epoch {} (edited, or another run's?)",
+                i + 2,
+                i + 1
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The last `n` lines of `log.txt`.
@@ -189,7 +198,7 @@ impl ClaimedRun {
     pub fn reset(&self) -> Result<(), StoreError> {
         for file in RunFile::WRITTEN_BY_TRAINING {
             let path = self.path(file);
-            let removed = if file == RunFile::Checkpoint {
+            let removed = if file.is_folder() {
                 std::fs::remove_dir_all(&path)
             } else {
                 std::fs::remove_file(&path)
@@ -204,26 +213,7 @@ impl ClaimedRun {
 
     /// Writes `metrics.csv`: one row per epoch ([`METRICS_HEADER`]).
     pub fn write_metrics(&self, epochs: &[EpochRecord]) -> Result<(), StoreError> {
-        let optional = |value: Option<f64>| value.map_or(String::new(), |v| v.to_string());
-        let rows = epochs.iter().map(|r| {
-            let greedy = |pick: fn(&crate::metrics::VelocityMetrics) -> f64| optional(r.greedy.as_ref().map(pick));
-            vec![
-                r.epoch.to_string(),
-                r.step.to_string(),
-                r.train_loss.to_string(),
-                r.val_loss.to_string(),
-                optional(r.val_ls_kl),
-                optional(r.val_ce_with_cls),
-                r.val.dist.to_string(),
-                r.val.accuracy.to_string(),
-                r.val.flatness.to_string(),
-                greedy(|m| m.dist),
-                greedy(|m| m.accuracy),
-                greedy(|m| m.flatness),
-                format!("{:.3}", r.seconds),
-            ]
-        });
-        self.write_csv(RunFile::Metrics, &METRICS_HEADER, rows)
+        self.write_csv(RunFile::Metrics, &METRICS_HEADER, metrics_rows(epochs).into_iter())
     }
 
     /// Writes `lr.csv`: the learning rate of each optimizer step, from step 1.
@@ -289,6 +279,32 @@ impl ClaimedRun {
     }
 }
 
+/// The rows of `metrics.csv` for `epochs`, as text.
+fn metrics_rows(epochs: &[EpochRecord]) -> Vec<Vec<String>> {
+    let optional = |value: Option<f64>| value.map_or(String::new(), |v| v.to_string());
+    epochs
+        .iter()
+        .map(|r| {
+            let greedy = |pick: fn(&crate::metrics::VelocityMetrics) -> f64| optional(r.greedy.as_ref().map(pick));
+            vec![
+                r.epoch.to_string(),
+                r.step.to_string(),
+                r.train_loss.to_string(),
+                r.val_loss.to_string(),
+                optional(r.val_ls_kl),
+                optional(r.val_ce_with_cls),
+                r.val.dist.to_string(),
+                r.val.accuracy.to_string(),
+                r.val.flatness.to_string(),
+                greedy(|m| m.dist),
+                greedy(|m| m.accuracy),
+                greedy(|m| m.flatness),
+                format!("{:.3}", r.seconds),
+            ]
+        })
+        .collect()
+}
+
 /// A JSON file, or why it could not be read (naming the file).
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
     let name = path
@@ -327,8 +343,9 @@ mod tests {
         for file in [RunFile::Data, RunFile::Summary] {
             std::fs::write(claimed.path(file), "{}").unwrap();
         }
-        std::fs::create_dir_all(claimed.checkpoint().dir).unwrap();
-        std::fs::write(claimed.checkpoint().position, "{}").unwrap();
+        for file in RunFile::WRITTEN_BY_TRAINING.into_iter().filter(|f| f.is_folder()) {
+            std::fs::create_dir_all(claimed.path(file).join("x")).unwrap();
+        }
         assert_eq!(claimed.learning_rates().unwrap(), [(1, 0.1), (2, 0.2)]);
 
         claimed.reset().unwrap();

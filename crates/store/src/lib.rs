@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod atomic;
+pub mod checkpoint;
 pub mod files;
 pub mod folder;
 pub mod metrics;
@@ -41,6 +42,10 @@ pub enum RunState {
     Failed(String),
     /// Another process holds its lock.
     Running,
+    /// Its files do not hold together (a summary that does not parse,
+    /// metrics that are not the summary's, a checkpoint that does not match
+    /// its manifest): what, and the remedy.
+    Damaged(String),
 }
 
 impl RunState {
@@ -52,6 +57,7 @@ impl RunState {
             RunState::Partial => "partial",
             RunState::Failed(_) => "failed",
             RunState::Running => "running",
+            RunState::Damaged(_) => "damaged",
         }
     }
 }
@@ -73,6 +79,14 @@ pub enum Recorded {
     },
     /// Finished.
     Done,
+}
+
+/// What to do about a damaged run.
+fn remedy(id: &str) -> String {
+    format!(
+        "`runner exec FILE --force --only {}` trains it again",
+        id.chars().take(8).collect::<String>()
+    )
 }
 
 /// A write to the store that failed: which file, and what happened.
@@ -119,16 +133,27 @@ impl StoreProblem {
     }
 
     /// The problem named in an error's text (libtorch and safetensors pass
-    /// the operating system's message on as text only).
+    /// the operating system's error on as text only: its message, or Rust's
+    /// `Debug` form of it).
     pub fn in_text(text: &str) -> Option<StoreProblem> {
-        [
-            (StoreProblem::Full, "(os error 28)"),
-            (StoreProblem::ReadOnly, "(os error 30)"),
-            (StoreProblem::Quota, "(os error 122)"),
-        ]
-        .into_iter()
-        .find(|(_, code)| text.contains(code))
-        .map(|(problem, _)| problem)
+        [StoreProblem::Full, StoreProblem::ReadOnly, StoreProblem::Quota]
+            .into_iter()
+            .find(|problem| {
+                let code = problem.errno();
+                let lower = text.to_lowercase();
+                text.contains(&format!("(os error {code})"))
+                    || text.contains(&format!("code: {code},"))
+                    || lower.contains(problem.what())
+            })
+    }
+
+    /// The operating system's error number for it (Linux).
+    pub fn errno(self) -> i32 {
+        match self {
+            StoreProblem::Full => 28,
+            StoreProblem::ReadOnly => 30,
+            StoreProblem::Quota => 122,
+        }
     }
 
     /// What happened, in the operating system's words.
@@ -190,24 +215,46 @@ impl RunStore {
         if self.is_locked_by_other(&folder) {
             return RunState::Running;
         }
-        if self.is_done(run) {
-            return RunState::Done;
+        match self.finished(run) {
+            Some(Ok(())) => return RunState::Done,
+            Some(Err(damage)) => return RunState::Damaged(damage),
+            None => {}
         }
         match folder.status() {
             Some(Recorded::Failed { reason, .. }) => RunState::Failed(reason),
             _ if folder.has_checkpoint() => RunState::Partial,
-            _ => RunState::Pending,
+            _ => match folder.checkpoint_problem() {
+                Some(problem) => RunState::Damaged(format!(
+                    "its checkpoint cannot be resumed from: {problem}; {}",
+                    remedy(&run.id)
+                )),
+                None => RunState::Pending,
+            },
         }
     }
 
-    /// Whether the run finished: its summary exists and the recorded
-    /// configuration is this run's.
+    /// Whether the run finished and its files hold together.
     pub fn is_done(&self, run: &PlannedRun) -> bool {
+        self.finished(run) == Some(Ok(()))
+    }
+
+    /// `None` when the run has not finished (no summary, or one recorded
+    /// for another configuration); else whether its finished files hold
+    /// together: `summary.json` parses and `metrics.csv` holds exactly its
+    /// epochs. The error says what is wrong and what to do.
+    pub fn finished(&self, run: &PlannedRun) -> Option<Result<(), String>> {
         let folder = self.folder(&run.id);
-        folder
+        let configured = folder
             .recorded_config()
-            .is_some_and(|text| text == run.config.canonical())
-            && folder.path(RunFile::Summary).exists()
+            .is_some_and(|text| text == run.config.canonical());
+        if !configured || !folder.path(RunFile::Summary).exists() {
+            return None;
+        }
+        Some(
+            folder
+                .check_finished()
+                .map_err(|damage| format!("{damage}; {}", remedy(&run.id))),
+        )
     }
 
     /// Creates the run's folder, takes its lock and records its
@@ -229,6 +276,8 @@ impl RunStore {
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
             Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::at(&path)(e)),
         }
+        // Writes killed halfway leave temporary files; no one else writes here now.
+        atomic::remove_leftovers(&dir).map_err(StoreError::at(&dir))?;
         let claimed = ClaimedRun::new(dir, file);
         claimed.write_config(&run.config.canonical(), &write::experiment_file(&self.experiment, run))?;
         Ok(Some(claimed))
@@ -263,6 +312,12 @@ mod tests {
         let text = format!("libtorch: model.safetensors: {full}");
         assert_eq!(StoreProblem::in_text(&text), Some(StoreProblem::Full));
         assert_eq!(StoreProblem::in_text("libtorch: out of memory"), None);
+        let debug = format!("IoError({:?})", std::io::Error::from_raw_os_error(30));
+        assert_eq!(StoreProblem::in_text(&debug), Some(StoreProblem::ReadOnly), "{debug}");
+        assert_eq!(
+            StoreProblem::in_text("basic_ios::clear: No space left on device"),
+            Some(StoreProblem::Full)
+        );
         assert_eq!(StoreProblem::Full.what(), "no space left on device");
         assert_eq!(StoreProblem::ReadOnly.what(), "read-only file system");
     }

@@ -59,6 +59,10 @@ pub struct Summary {
     pub steps: u64,
     /// The device it trained on.
     pub device: String,
+    /// libtorch's CPU threads it trained with, which CPU results depend on
+    /// (0 in summaries older than the field).
+    #[serde(default)]
+    pub threads: usize,
     /// The precision it trained in (empty in summaries older than the field).
     #[serde(default)]
     pub precision: String,

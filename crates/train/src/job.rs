@@ -19,10 +19,10 @@ use runner_data::dataset::{self, DataError};
 use runner_job::{Event, Job, Outcome, Progress, RunResult};
 use runner_plan::config::DevicePreference;
 use runner_store::records::EpochRecord;
-use runner_store::{Recorded, RunStore, StoreError};
+use runner_store::{ClaimedRun, Recorded, RunStore, StoreError};
 
 use crate::environment::describe_device;
-use crate::run::{self as training, TrainError};
+use crate::run::{self as training, Placement, TrainError};
 use crate::torch_panic::catch_panic;
 
 /// Least time between two step events (loss readings are always sent).
@@ -63,30 +63,60 @@ pub fn serve() -> miette::Result<()> {
         flag.store(true, Ordering::SeqCst);
     });
     let flag = Arc::clone(&stop);
+    let current = Arc::new(Current::default());
+    let training = Arc::clone(&current);
+    let parent = std::os::unix::process::parent_id();
     // A Ctrl-C at the terminal (or a scheduler's SIGTERM) reaches the
-    // workers too: stop, and quit at the second, like the parent. `_exit`,
-    // not `exit`: libtorch's threads are still running, and exit's static
-    // destructors would tear down what they use.
+    // workers too: stop at the next step, and quit at the second, like the
+    // parent; so does a parent that died (its death signal is SIGTERM).
+    // ctrlc runs this on its own thread, not in the signal handler.
     let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            // SAFETY: _exit ends the process without running any user code.
-            unsafe { libc::_exit(130) }
+        let orphaned = std::os::unix::process::parent_id() != parent;
+        if flag.swap(true, Ordering::SeqCst) || orphaned {
+            training.quit_at_once();
         }
     });
-    tch::set_num_threads(i32::try_from(job.threads).unwrap_or(1).max(1));
     let events = Events {
         out: Mutex::new(std::io::stdout()),
     };
-    let result = train(&job, &events, &stop);
+    let result = train(&job, &events, &stop, &current);
     events.send(&Event::Finished { result });
     Ok(())
 }
 
-/// Trains `job`'s run under its lock, timed, reporting through `events`.
-pub fn train(job: &Job, events: &Events, stop: &AtomicBool) -> RunResult {
+/// The run this process is training, so that a second signal can record it
+/// as interrupted before the process quits at once.
+#[derive(Debug, Default)]
+pub struct Current(Mutex<Option<Arc<ClaimedRun>>>);
+
+impl Current {
+    fn set(&self, run: Option<Arc<ClaimedRun>>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = run;
+    }
+
+    /// Records the run in training (if any) as interrupted, then ends the
+    /// process with status 130. `_exit`, not `exit`: libtorch's threads are
+    /// still running, and exit's static destructors would free what they
+    /// use (the crashes of R11: SIGSEGV, "corrupted double-linked list").
+    fn quit_at_once(&self) -> ! {
+        if let Ok(current) = self.0.try_lock()
+            && let Some(run) = current.as_ref()
+        {
+            let _ = run.log("stopped at once by a second signal: resumes from its last checkpoint");
+            let _ = run.record(&Recorded::Interrupted);
+        }
+        // SAFETY: _exit ends the process without running any user code.
+        unsafe { libc::_exit(130) }
+    }
+}
+
+/// Trains `job`'s run under its lock, timed, reporting through `events`;
+/// `current` holds the claimed run while it trains.
+pub fn train(job: &Job, events: &Events, stop: &AtomicBool, current: &Current) -> RunResult {
     let started = Instant::now();
     let store = RunStore::new(&job.runs_root, &job.experiment);
-    let (outcome, val_dist) = one(job, &store, events, stop);
+    let (outcome, val_dist) = one(job, &store, events, stop, current);
+    current.set(None);
     RunResult {
         id: job.run.id.clone(),
         label: job.label.clone(),
@@ -146,18 +176,22 @@ impl Progress for EventProgress<'_> {
 }
 
 /// Trains one run under its lock and records how it ended.
-fn one(job: &Job, store: &RunStore, events: &Events, stop: &AtomicBool) -> (Outcome, Option<f64>) {
+fn one(job: &Job, store: &RunStore, events: &Events, stop: &AtomicBool, current: &Current) -> (Outcome, Option<f64>) {
     let run = &job.run;
     let claimed = match store.claim(run) {
-        Ok(Some(claimed)) => claimed,
+        Ok(Some(claimed)) => Arc::new(claimed),
         Ok(None) => return (Outcome::Busy, None),
         // Without the lock, the run's status is not ours to write.
         Err(e) => return (Outcome::of_store_error(e), None),
     };
     // Another process may have finished it since the plan was read.
-    if store.is_done(run) && !job.force {
-        return (Outcome::Skipped, None);
+    match store.finished(run) {
+        _ if job.force => {}
+        Some(Ok(())) => return (Outcome::Skipped, None),
+        Some(Err(damage)) => return (Outcome::Damaged(damage), None),
+        None => {}
     }
+    current.set(Some(Arc::clone(&claimed)));
     let fail = |outcome: Outcome| {
         let reason = outcome.text().trim_start_matches("FAILED: ").to_owned();
         let _ = claimed.log(&format!("failed: {reason}"));
@@ -198,8 +232,12 @@ fn one(job: &Job, store: &RunStore, events: &Events, stop: &AtomicBool) -> (Outc
         Err(e) => return fail(Outcome::Failed(format!("dataset: {e}"))),
     };
     let progress = events.progress();
-    let trained =
-        catch_panic(|| training::train(&run.config, &data, device, job.cuda_graph, &claimed, &progress, stop));
+    let placement = Placement {
+        device,
+        threads: job.threads,
+        cuda_graph: job.cuda_graph,
+    };
+    let trained = catch_panic(|| training::train(&run.config, &data, &placement, &claimed, &progress, stop));
     let checkpoint = claimed.checkpoint().dir;
     match trained {
         Ok(Ok(summary)) => {

@@ -6,8 +6,8 @@
 //! (the learning rate applied at each optimizer step), `predictions.json`
 //! (true, teacher-forced and greedy velocities of a few fixed validation
 //! windows), `data.json` (the dataset's summary: pieces, notes and windows
-//! per split, bin edges), `summary.json`, and `checkpoint/` (model, optimizer, position),
-//! rewritten atomically at every epoch end. A run started again with a
+//! per split, bin edges), `summary.json`, and `checkpoint/` (model, optimizer,
+//! position, manifest), replaced whole at every epoch end. A run started again with a
 //! checkpoint present resumes from it and ends exactly where an uninterrupted
 //! run ends: data order and dropout are seeded per epoch from the run's seed.
 //!
@@ -29,15 +29,16 @@ use super::loss::Criterion;
 use super::optimizer::Optimizer;
 use super::schedule::{self, Clock};
 use super::step::{DeviceWindows, GraphStatus, Recipe, Stepper};
+use crate::environment::describe_device;
 use crate::model;
 use runner_data::TokenWindows;
 use runner_data::dataset::Dataset;
 use runner_job::Progress;
 use runner_plan::config::{CudaGraph, Precision, RunConfig};
-use runner_store::folder::CheckpointFiles;
+use runner_store::checkpoint::{CheckpointError, CheckpointFiles, TrainedWith, store_error_in_text};
 use runner_store::metrics;
 use runner_store::records::{EpochRecord, Example, Summary};
-use runner_store::{ClaimedRun, StoreError, atomic};
+use runner_store::{ClaimedRun, StoreError};
 
 /// Optimizer steps between reads of the running loss.
 pub const LOG_EVERY: u64 = 25;
@@ -65,6 +66,10 @@ pub enum TrainError {
         /// What happened.
         source: std::io::Error,
     },
+    /// The checkpoint does not match its manifest (the message names the
+    /// file and the remedy).
+    #[error("{0}")]
+    Unusable(String),
     /// The checkpoint of an unfinished run cannot be restored into this
     /// model: damaged, or saved by a runner whose model layout differs.
     #[error(
@@ -129,6 +134,18 @@ struct Position {
     lr_log: Vec<f64>,
 }
 
+/// Where and how a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// The libtorch device.
+    pub device: Device,
+    /// libtorch's CPU threads for a run that starts (a resumed run keeps the
+    /// count it started with).
+    pub threads: usize,
+    /// Whether CUDA steps replay a captured graph.
+    pub cuda_graph: CudaGraph,
+}
+
 /// A seed for `(run seed, salt)`: distinct salts give unrelated streams.
 fn mix(seed: i64, salt: i64) -> i64 {
     let mut z = (seed as u64) ^ (salt as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -137,23 +154,51 @@ fn mix(seed: i64, salt: i64) -> i64 {
     ((z ^ (z >> 31)) >> 1) as i64
 }
 
-/// Trains `config` on `data` into the claimed run folder `run`, resuming
-/// from its checkpoint when present, on `device`, replaying a CUDA graph of the step as `cuda_graph`
-/// says (a replayed step computes what an eager one would: `runner bench
-/// train --cuda-graph` checks the losses, within 4e-7 relative in fp32 on an
-/// H100, at up to 4x the speed at small batches, docs/perf.md). `stop` is
-/// polled after every optimizer step: when set, the run checkpoints and
-/// returns [`TrainError::Interrupted`].
+/// Trains `config` on `data` into the claimed run folder `run` as
+/// `placement` says, resuming from its checkpoint when there is one (with
+/// the thread count that checkpoint records, so that the resumed run ends
+/// bitwise as the uninterrupted one). On CUDA a step may replay a CUDA
+/// graph (it computes what an eager one would: `runner bench train
+/// --cuda-graph` checks the losses, within 4e-7 relative in fp32 on an
+/// H100, docs/perf.md). `stop` is polled after every optimizer step: when
+/// set, the run checkpoints and returns [`TrainError::Interrupted`].
 pub fn train(
     config: &RunConfig,
     data: &Dataset,
-    device: Device,
-    cuda_graph: CudaGraph,
+    placement: &Placement,
     run: &ClaimedRun,
     progress: &dyn Progress,
     stop: &AtomicBool,
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
+    let Placement { device, cuda_graph, .. } = *placement;
+    let resume = run.recover_checkpoint().map_err(|e| match e {
+        CheckpointError::Store(e) => TrainError::from(e),
+        unusable => TrainError::Unusable(unusable.to_string()),
+    })?;
+    // CPU results depend on the thread count: a resumed run keeps its own.
+    let threads = match &resume {
+        Some(checkpoint) => {
+            let started_with = &checkpoint.manifest.trained;
+            if started_with.threads != placement.threads {
+                run.log(&format!(
+                    "resuming with the {} libtorch threads it started with (this job was given {})",
+                    started_with.threads, placement.threads
+                ))?;
+            }
+            let kind = |d: &str| d.split([':', ' ']).next().unwrap_or_default().to_owned();
+            if kind(&started_with.device) != kind(&describe_device(device)) {
+                run.log(&format!(
+                    "it started on {}, resumes on {}: its numbers may differ from an uninterrupted run's",
+                    started_with.device,
+                    describe_device(device)
+                ))?;
+            }
+            started_with.threads
+        }
+        None => placement.threads,
+    };
+    tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX).max(1));
     let vocab = &data.vocab;
     let first_velocity = i64::from(vocab.velocity_id(0).expect("velocity 0 is in every vocabulary"));
     let classes = first_velocity..first_velocity + 128;
@@ -178,19 +223,25 @@ pub fn train(
     }
     let total_steps = config.steps(data.train.len());
 
-    let checkpoint = run.checkpoint();
     let mut position = Position::default();
-    if run.has_checkpoint() {
+    if let Some(checkpoint) = &resume {
+        let files = &checkpoint.files;
         let unusable = |reason: String| TrainError::Checkpoint {
-            dir: checkpoint.dir.clone(),
+            dir: files.dir.clone(),
             reason,
         };
-        position = read_json(&checkpoint.position)?;
-        vs.load(&checkpoint.model).map_err(|e| unusable(e.to_string()))?;
-        optimizer
-            .load(&checkpoint.optimizer)
-            .map_err(|e| unusable(e.to_string()))?;
+        position = read_position(&files.position).map_err(unusable)?;
+        vs.load(&files.model).map_err(|e| unusable(e.to_string()))?;
+        optimizer.load(&files.optimizer).map_err(|e| unusable(e.to_string()))?;
     }
+    let save = |position: &Position, vs: &nn::VarStore, optimizer: &Optimizer| {
+        let trained = TrainedWith {
+            step: position.step,
+            threads,
+            device: describe_device(device),
+        };
+        save_checkpoint(run, trained, vs, optimizer, position)
+    };
     progress.start(total_steps, position.step);
 
     let use_autocast = config.train.precision == Precision::Bf16 && device.is_cuda();
@@ -268,7 +319,7 @@ pub fn train(
             if stop.load(Ordering::Relaxed) && b < batches_per_epoch && position.step < total_steps {
                 position.next_batch = b;
                 (position.partial_loss, position.partial_count) = stepper.sums.epoch();
-                save_checkpoint(&checkpoint, &vs, &optimizer, &position)?;
+                save(&position, &vs, &optimizer)?;
                 run.write_learning_rates(&position.lr_log)?;
                 return Err(TrainError::Interrupted { step: position.step });
             }
@@ -302,7 +353,7 @@ pub fn train(
             position.epochs.push(record);
             run.write_metrics(&position.epochs)?;
         }
-        save_checkpoint(&checkpoint, &vs, &optimizer, &position)?;
+        save(&position, &vs, &optimizer)?;
         run.write_learning_rates(&position.lr_log)?;
         if stop.load(Ordering::Relaxed) && position.epoch < config.train.epochs && position.step < total_steps {
             return Err(TrainError::Interrupted { step: position.step });
@@ -327,7 +378,8 @@ pub fn train(
         baseline_bin_centre: metrics::bin_centre_baseline(velocity_edges, &validation_truth),
         parameters: vs.trainable_variables().iter().map(|t| t.numel() as i64).sum(),
         steps: position.step,
-        device: crate::environment::describe_device(device),
+        device: describe_device(device),
+        threads,
         precision: if use_autocast {
             "bf16 autocast".to_owned()
         } else {
@@ -382,39 +434,39 @@ fn write_examples(
     Ok(run.write_predictions(&examples)?)
 }
 
+/// Saves model, optimizer and position as one checkpoint (see
+/// [`runner_store::checkpoint`]); RNG state needs no file, since every
+/// epoch and step reseeds from the run's seed.
 fn save_checkpoint(
-    checkpoint: &CheckpointFiles,
+    run: &ClaimedRun,
+    trained: TrainedWith,
     vs: &nn::VarStore,
     optimizer: &Optimizer,
     position: &Position,
 ) -> Result<(), TrainError> {
-    let io = |source| TrainError::Io {
-        path: checkpoint.dir.clone(),
-        source,
-    };
-    std::fs::create_dir_all(&checkpoint.dir).map_err(io)?;
-    // Model and optimizer go to temporary names first, the position file
-    // last: a checkpoint is complete exactly when position.json names it.
-    let model_tmp = checkpoint.dir.join("model.partial.safetensors");
-    let optimizer_tmp = checkpoint.dir.join("optimizer.partial.safetensors");
-    vs.save(&model_tmp)?;
-    optimizer.save(&optimizer_tmp)?;
-    std::fs::rename(&model_tmp, &checkpoint.model).map_err(io)?;
-    std::fs::rename(&optimizer_tmp, &checkpoint.optimizer).map_err(io)?;
-    let text = serde_json::to_string_pretty(position).expect("a position serialises");
-    atomic::write(&checkpoint.position, text.as_bytes()).map_err(|source| TrainError::Io {
-        path: checkpoint.position.clone(),
-        source,
+    // libtorch and safetensors report a full disk as text only.
+    fn saved(path: &Path, error: impl Into<TrainError>) -> TrainError {
+        let error = error.into();
+        match store_error_in_text(path, &error.to_string()) {
+            Some(store) => TrainError::from(store),
+            None => error,
+        }
+    }
+    run.write_checkpoint(trained, |files: &CheckpointFiles| {
+        vs.save(&files.model).map_err(|e| saved(&files.model, e))?;
+        optimizer
+            .save(&files.optimizer)
+            .map_err(|e| saved(&files.optimizer, e))?;
+        let text = serde_json::to_string_pretty(position).expect("a position serialises");
+        std::fs::write(&files.position, text).map_err(|source| TrainError::Io {
+            path: files.position.clone(),
+            source,
+        })
     })
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| TrainError::Io {
-        path: path.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-    })
+/// The position saved in a checkpoint, or why it cannot be read.
+fn read_position(path: &Path) -> Result<Position, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("position.json: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("position.json is corrupt: {e}"))
 }
