@@ -94,6 +94,7 @@ fn run(command: Command) -> miette::Result<()> {
                 device,
                 jobs: jobs.map(usize::from),
                 threads: threads.map(usize::from),
+                openmp: exec::OpenMp::here(),
                 cuda_graph,
                 folders: folders(&file),
                 runs_root: store.clone(),

@@ -60,6 +60,9 @@ pub struct Options {
     /// libtorch threads per run on the CPU (`--threads`); `None`: the cores
     /// shared evenly between the jobs.
     pub threads: Option<usize>,
+    /// What the workers' OpenMP threads do between parallel regions is
+    /// chosen from ([`schedule::spin_count`]).
+    pub openmp: OpenMp,
     /// Whether CUDA steps replay a captured graph (`--cuda-graph`).
     pub cuda_graph: CudaGraph,
     /// Where the runs' data is: the experiment file's folder (relative
@@ -71,6 +74,51 @@ pub struct Options {
     pub worker: Worker,
     /// The devices and cores the worker sees, for placing runs.
     pub environment: Environment,
+}
+
+/// What decides how the workers' OpenMP threads wait (it changes speed,
+/// never results).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OpenMp {
+    /// The user's environment sets `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT`:
+    /// the workers inherit it.
+    Given,
+    /// Threads of other processes that were ready to run before anything
+    /// trained: the least of five readings of `/proc/stat` 20 ms apart.
+    Runnable(usize),
+    /// Not known (no `/proc/loadavg`): libgomp's default.
+    Unknown,
+}
+
+impl OpenMp {
+    /// What this process's environment and this machine say now (call it
+    /// once, where a command starts).
+    pub fn here() -> OpenMp {
+        if ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some())
+        {
+            return OpenMp::Given;
+        }
+        let readings: Option<Vec<usize>> = (0..5)
+            .map(|i| {
+                if i > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                let stat = std::fs::read_to_string("/proc/stat").ok()?;
+                stat.lines()
+                    .find_map(|line| line.strip_prefix("procs_running "))?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        match readings.and_then(|r| r.into_iter().min()) {
+            // This process was running as it read.
+            Some(running) => OpenMp::Runnable(running.saturating_sub(1)),
+            None => OpenMp::Unknown,
+        }
+    }
 }
 
 /// Why `--only` or `--failed-only` select nothing.

@@ -17,7 +17,7 @@ use runner_plan::{Plan, PlannedRun};
 use runner_store::{RunState, RunStore};
 
 use super::progress::Reporter;
-use super::{Options, label_of, not_started, settled};
+use super::{OpenMp, Options, label_of, not_started, settled};
 
 /// `--jobs` when not given: one per CUDA device when some run goes to CUDA
 /// without naming a device, else one (runs on the CPU share its cores
@@ -46,6 +46,22 @@ pub fn threads_per_job(cores: usize, jobs: usize) -> usize {
     (cores / jobs.max(1)).max(1)
 }
 
+/// OpenMP's idle threads spin this long (`GOMP_SPINCOUNT`) on a busy machine.
+pub const SHORT_SPIN: u64 = 1000;
+
+/// `GOMP_SPINCOUNT` for workers that run `threads` libtorch threads each,
+/// `jobs` at once, on `cores`: [`SHORT_SPIN`] when other processes' runnable
+/// threads leave fewer cores than that, else libgomp's default (300,000 spins).
+/// Measured on 2 cores (docs/perf.md, "A busy machine"): one quickstart
+/// epoch with 2 threads takes 8.9 s quiet and 64.2 s beside two busy
+/// processes with the default, 11.4 s and 24.8 s with 1,000 spins.
+pub fn spin_count(openmp: OpenMp, cores: usize, threads: usize, jobs: usize) -> Option<u64> {
+    match openmp {
+        OpenMp::Runnable(others) if threads > 1 && others + threads * jobs > cores => Some(SHORT_SPIN),
+        OpenMp::Runnable(_) | OpenMp::Given | OpenMp::Unknown => None,
+    }
+}
+
 /// Trains the selected runs in `jobs` worker processes at once.
 pub(super) fn run(
     plan: &Plan,
@@ -60,6 +76,7 @@ pub(super) fn run(
     let threads = options
         .threads
         .unwrap_or_else(|| threads_per_job(options.environment.cpu_threads, jobs));
+    let spin_count = spin_count(options.openmp, options.environment.cpu_threads, threads, jobs);
     let next = AtomicUsize::new(0);
     let halted = AtomicBool::new(false);
     let results: Mutex<Vec<Option<RunResult>>> = Mutex::new(vec![None; selected.len()]);
@@ -86,6 +103,7 @@ pub(super) fn run(
                             label,
                             device: place(options.device.unwrap_or(run.device), slot, cuda_devices),
                             threads,
+                            spin_count,
                             cuda_graph: options.cuda_graph,
                             force: options.force,
                             folders: options.folders.clone(),
@@ -142,6 +160,21 @@ mod tests {
         assert_eq!(place(Auto, 1, 0), Cpu);
         assert_eq!(place(Cpu, 1, 4), Cpu);
         assert_eq!(place(Cuda, 0, 0), Cuda);
+    }
+
+    #[test]
+    fn openmp_spins_briefly_only_where_other_work_competes_for_the_cores() {
+        assert_eq!(spin_count(OpenMp::Runnable(0), 2, 2, 1), None, "quiet");
+        assert_eq!(
+            spin_count(OpenMp::Runnable(2), 2, 2, 1),
+            Some(SHORT_SPIN),
+            "two busy processes"
+        );
+        assert_eq!(spin_count(OpenMp::Runnable(1), 2, 2, 1), Some(SHORT_SPIN));
+        assert_eq!(spin_count(OpenMp::Runnable(1), 16, 4, 2), None, "room left");
+        assert_eq!(spin_count(OpenMp::Runnable(6), 2, 1, 2), None, "one thread never spins");
+        assert_eq!(spin_count(OpenMp::Given, 2, 2, 1), None, "the user's setting is kept");
+        assert_eq!(spin_count(OpenMp::Unknown, 2, 2, 1), None);
     }
 
     #[test]

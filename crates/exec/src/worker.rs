@@ -150,6 +150,9 @@ impl Worker {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(spins) = job.spin_count {
+            command.env("GOMP_SPINCOUNT", spins.to_string());
+        }
         die_with_parent(&mut command);
         let spawned = command.spawn();
         let mut child = match spawned {

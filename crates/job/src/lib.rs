@@ -38,6 +38,9 @@ pub struct Job {
     pub device: DevicePreference,
     /// libtorch CPU threads.
     pub threads: usize,
+    /// `GOMP_SPINCOUNT` for the worker: how long OpenMP's idle threads spin
+    /// before they sleep; `None` leaves libgomp's default (or the user's).
+    pub spin_count: Option<u64>,
     /// Whether CUDA steps replay a captured graph.
     pub cuda_graph: CudaGraph,
     /// Train again even when done.

@@ -338,6 +338,7 @@ pub fn task(
         device: manifest.device,
         jobs: Some(1),
         threads: manifest.threads,
+        openmp: exec::OpenMp::here(),
         cuda_graph: manifest.cuda_graph,
         folders: Folders {
             base: manifest.base_dir,

@@ -216,8 +216,12 @@ fn one(job: &Job, store: &RunStore, events: &Events, stop: &AtomicBool, current:
         Ok(device) => device,
         Err(reason) => return fail(Outcome::Failed(reason)),
     };
+    let spinning = match job.spin_count {
+        Some(spins) => format!(" (the machine is busy: OpenMP threads spin {spins} times, then sleep)"),
+        None => String::new(),
+    };
     let _ = claimed.log(&format!(
-        "{} on {}",
+        "{} on {}{spinning}",
         if resuming { "resuming" } else { "starting" },
         describe_device(device)
     ));
