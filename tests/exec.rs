@@ -620,6 +620,7 @@ fn a_full_disk_stops_with_a_clear_error_keeps_finished_runs_and_resumes_later() 
         echo $? > "$W/full.rc"
         set -e
         "$R" plan "$W/full.kdl" --store "$W/store" > "$W/plan.txt" 2>&1
+        "$R" report "$W/full.kdl" --store "$W/store" > "$W/report.txt" 2>&1 && exit 91
         rm "$W/store/filler"
         cp -a "$W/store/full" "$W/after-full"
         "$R" exec "$W/full.kdl" --store "$W/store" > "$W/again.txt" 2>&1
@@ -647,6 +648,13 @@ fn a_full_disk_stops_with_a_clear_error_keeps_finished_runs_and_resumes_later() 
     assert!(
         words(&full).contains("free space on the disk"),
         "says what to do: {full}"
+    );
+
+    let report = words(&read("report.txt"));
+    assert!(
+        report.contains("the runs store cannot be written: no space left on device")
+            && report.contains("free space on the disk"),
+        "the report says what exec says: {report}"
     );
 
     let after = work.dir.join("after-full");
@@ -757,7 +765,7 @@ fn a_damaged_finished_run_is_reported_everywhere_with_the_remedy() {
     assert_eq!(exec.status.code(), Some(1), "{}", text(&exec));
     let out = words(&text(&exec));
     assert!(
-        out.contains("DAMAGED: metrics.csv has 2 epochs, summary.json 1"),
+        out.contains("DAMAGED: metrics.csv holds 2 epochs, summary.json 1"),
         "{out}"
     );
     assert!(out.contains("DAMAGED: summary.json is corrupt"), "{out}");

@@ -22,7 +22,7 @@ fn load() -> Plan {
 }
 
 /// A fresh store under the test's temporary folder, with every fixture run
-/// copied in as a finished run.
+/// copied in as a finished run (its `metrics.csv` written from its summary).
 fn fixture_store(name: &str, plan: &Plan) -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{name}"));
     let _ = std::fs::remove_dir_all(&root);
@@ -35,7 +35,9 @@ fn fixture_store(name: &str, plan: &Plan) -> PathBuf {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
-        std::fs::write(to.join("config.json"), run.config.canonical()).unwrap();
+        // What runner writes beside the summary: its configuration and metrics.csv.
+        let claimed = RunStore::new(&root, &plan.experiment).claim(run).unwrap().unwrap();
+        claimed.write_metrics(&claimed.summary().unwrap().epochs).unwrap();
     }
     root
 }

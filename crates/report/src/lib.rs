@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use collect::Collected;
 use plots::Figure;
 use runner_plan::Plan;
-use runner_store::RunStore;
+use runner_store::{RunStore, StoreProblem};
 use table::{Cell, Table};
 
 /// Why a report could not be made.
@@ -61,6 +61,38 @@ pub enum ReportError {
     /// A figure could not be drawn.
     #[error(transparent)]
     Plot(#[from] plots::PlotError),
+    /// The disk is full or read-only: what `runner exec` says in that case.
+    #[error("the runs store cannot be written: {} ({})", problem.what(), path.display())]
+    #[diagnostic(code(report::unwritable), help("{help}"))]
+    Unwritable {
+        /// The file.
+        path: PathBuf,
+        /// What happened.
+        problem: StoreProblem,
+        /// What to do.
+        help: String,
+    },
+}
+
+impl ReportError {
+    /// The same error as [`ReportError::Unwritable`] when it is a full
+    /// disk, a read-only file system or a quota (plotters passes the
+    /// operating system's error on as text).
+    fn or_unwritable(self, store: &RunStore) -> ReportError {
+        let found = match &self {
+            ReportError::Io { path, source } => StoreProblem::of(source).map(|p| (path.clone(), p)),
+            ReportError::Plot(e) => StoreProblem::in_text(&e.message).map(|p| (e.path.clone(), p)),
+            _ => None,
+        };
+        match found {
+            Some((path, problem)) => ReportError::Unwritable {
+                path,
+                problem,
+                help: problem.help(store.root().parent().unwrap_or(store.root())),
+            },
+            None => self,
+        }
+    }
 }
 
 /// A report rendered in memory.
@@ -197,9 +229,11 @@ pub fn write(plan: &Plan, store: &RunStore, output: Option<&Path>) -> Result<Wri
         path: path.clone(),
         source,
     };
-    std::fs::create_dir_all(&folder).map_err(io)?;
-    plots::draw(&report.figures, &collected, &report.cells, &folder)?;
-    runner_store::atomic::write(&path, report.markdown.as_bytes()).map_err(io)?;
+    let written = std::fs::create_dir_all(&folder)
+        .map_err(io)
+        .and_then(|()| Ok(plots::draw(&report.figures, &collected, &report.cells, &folder)?))
+        .and_then(|()| runner_store::atomic::write(&path, report.markdown.as_bytes()).map_err(io));
+    written.map_err(|e| e.or_unwritable(store))?;
     Ok(Written {
         figures: report.figures.iter().map(|f| folder.join(&f.file)).collect(),
         path,

@@ -233,29 +233,32 @@ impl ClaimedRun {
         let current = self.path(RunFile::Checkpoint);
         let next = self.dir().join(NEXT);
         let old = self.dir().join(OLD);
-        if !current.exists() {
-            for candidate in [&next, &old] {
-                if candidate.exists() && self.verify(candidate, Check::Hashes).is_ok() {
-                    std::fs::rename(candidate, &current).map_err(StoreError::at(&current))?;
-                    sync_dir(self.dir()).map_err(StoreError::at(self.dir()))?;
-                    break;
-                }
-            }
+        let unusable = |reason: String| CheckpointError::Unusable {
+            dir: current.clone(),
+            reason,
+            run: self.run_id().chars().take(8).collect(),
+        };
+        if current.exists() {
+            // A refused checkpoint is left as it is, and so is what lies beside it.
+            let checkpoint = self.verify(&current, Check::Hashes).map_err(unusable)?;
+            remove_dir(&next)?;
+            remove_dir(&old)?;
+            return Ok(Some(checkpoint));
         }
-        for leftover in [&next, &old] {
-            remove_dir(leftover)?;
+        // Killed while switching: the newest complete checkpoint goes in.
+        let complete = [&next, &old]
+            .into_iter()
+            .find(|candidate| candidate.exists() && self.verify(candidate, Check::Hashes).is_ok());
+        if let Some(candidate) = complete {
+            std::fs::rename(candidate, &current).map_err(StoreError::at(&current))?;
+            sync_dir(self.dir()).map_err(StoreError::at(self.dir()))?;
         }
-        if !current.exists() {
-            return Ok(None);
+        remove_dir(&next)?;
+        remove_dir(&old)?;
+        match complete {
+            Some(_) => self.verify(&current, Check::Sizes).map(Some).map_err(unusable),
+            None => Ok(None),
         }
-        let run = self.run_id();
-        self.verify(&current, Check::Hashes)
-            .map(Some)
-            .map_err(|reason| CheckpointError::Unusable {
-                dir: current,
-                reason,
-                run: run.chars().take(8).collect(),
-            })
     }
 
     /// Writes a new checkpoint: `write` puts its files into the staging
@@ -512,6 +515,9 @@ mod tests {
         );
         assert!(error.contains("`runner exec FILE --force --only abcdef01`"), "{error}");
         assert!(files.optimizer.exists(), "a refused checkpoint is left as it is");
+        std::fs::create_dir(run.dir().join(NEXT)).unwrap();
+        assert!(run.recover_checkpoint().is_err());
+        assert!(run.dir().join(NEXT).exists(), "and so is what lies beside it");
 
         write(&run, 1);
         std::fs::write(files.dir.join("rng.bin"), "x").unwrap();

@@ -122,8 +122,8 @@ impl RunFolder {
         let expected = metrics_rows(&summary.epochs);
         if rows.len() != expected.len() {
             return Err(format!(
-                "{name} has {} epochs, summary.json {}",
-                rows.len(),
+                "{name} holds {}, summary.json {}",
+                runner_plan::show::count(rows.len(), "epoch"),
                 expected.len()
             ));
         }
@@ -328,6 +328,74 @@ mod tests {
         let run = runner_plan::load(&file).unwrap().runs.remove(0);
         std::fs::remove_dir_all(&dir).unwrap();
         run
+    }
+
+    fn summary(epochs: u64) -> Summary {
+        let metrics = crate::metrics::VelocityMetrics {
+            notes: 10,
+            dist: 7.25,
+            accuracy: 0.1,
+            // A split whose true velocities do not vary has no flatness.
+            flatness: f64::NAN,
+        };
+        Summary {
+            epochs: (1..=epochs)
+                .map(|epoch| EpochRecord {
+                    epoch,
+                    step: epoch * 10,
+                    train_loss: 3.0 / epoch as f64,
+                    val_loss: 2.5,
+                    val_ls_kl: Some(1.5),
+                    val_ce_with_cls: None,
+                    val: metrics,
+                    greedy: None,
+                    seconds: 1.234_567,
+                })
+                .collect(),
+            test: None,
+            baseline_mean: metrics,
+            baseline_bin_centre: metrics,
+            parameters: 1,
+            steps: epochs * 10,
+            device: "cpu".to_owned(),
+            threads: 1,
+            precision: "fp32".to_owned(),
+            step: "eager".to_owned(),
+            cuda_graph: Default::default(),
+            seconds: 2.0,
+        }
+    }
+
+    #[test]
+    fn a_finished_run_whose_metrics_are_not_its_summarys_is_told() {
+        let root = std::env::temp_dir().join(format!("runner-finished-{}", std::process::id()));
+        let claimed = RunStore::new(&root, "one").claim(&planned()).unwrap().unwrap();
+        let summary = summary(2);
+        claimed.write_metrics(&summary.epochs).unwrap();
+        claimed.write_summary(&summary).unwrap();
+        assert_eq!(claimed.check_finished(), Ok(()), "NaN reads back as NaN");
+
+        let metrics = claimed.path(RunFile::Metrics);
+        let text = std::fs::read_to_string(&metrics).unwrap();
+        std::fs::write(&metrics, text.replacen("1.5", "1.25", 1)).unwrap();
+        assert_eq!(
+            claimed.check_finished().unwrap_err(),
+            "metrics.csv line 2 is not the summary's epoch 1 (edited, or another run's?)"
+        );
+        claimed.write_metrics(&summary.epochs[..1]).unwrap();
+        assert_eq!(
+            claimed.check_finished().unwrap_err(),
+            "metrics.csv holds 1 epoch, summary.json 2"
+        );
+        std::fs::write(claimed.path(RunFile::Summary), "{\"epochs\": [").unwrap();
+        assert!(
+            claimed
+                .check_finished()
+                .unwrap_err()
+                .starts_with("summary.json is corrupt")
+        );
+        drop(claimed);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub fn serve() -> miette::Result<()> {
         flag.store(true, Ordering::SeqCst);
     });
     let flag = Arc::clone(&stop);
-    let current = Arc::new(Current::default());
+    let current = Arc::new(RunInTraining::default());
     let training = Arc::clone(&current);
     let parent = std::os::unix::process::parent_id();
     // A Ctrl-C at the terminal (or a scheduler's SIGTERM) reaches the
@@ -87,9 +87,9 @@ pub fn serve() -> miette::Result<()> {
 /// The run this process is training, so that a second signal can record it
 /// as interrupted before the process quits at once.
 #[derive(Debug, Default)]
-pub struct Current(Mutex<Option<Arc<ClaimedRun>>>);
+pub struct RunInTraining(Mutex<Option<Arc<ClaimedRun>>>);
 
-impl Current {
+impl RunInTraining {
     fn set(&self, run: Option<Arc<ClaimedRun>>) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = run;
     }
@@ -112,7 +112,7 @@ impl Current {
 
 /// Trains `job`'s run under its lock, timed, reporting through `events`;
 /// `current` holds the claimed run while it trains.
-pub fn train(job: &Job, events: &Events, stop: &AtomicBool, current: &Current) -> RunResult {
+pub fn train(job: &Job, events: &Events, stop: &AtomicBool, current: &RunInTraining) -> RunResult {
     let started = Instant::now();
     let store = RunStore::new(&job.runs_root, &job.experiment);
     let (outcome, val_dist) = one(job, &store, events, stop, current);
@@ -176,7 +176,13 @@ impl Progress for EventProgress<'_> {
 }
 
 /// Trains one run under its lock and records how it ended.
-fn one(job: &Job, store: &RunStore, events: &Events, stop: &AtomicBool, current: &Current) -> (Outcome, Option<f64>) {
+fn one(
+    job: &Job,
+    store: &RunStore,
+    events: &Events,
+    stop: &AtomicBool,
+    current: &RunInTraining,
+) -> (Outcome, Option<f64>) {
     let run = &job.run;
     let claimed = match store.claim(run) {
         Ok(Some(claimed)) => Arc::new(claimed),
