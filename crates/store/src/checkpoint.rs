@@ -341,7 +341,7 @@ fn digest(path: &Path) -> std::io::Result<FileDigest> {
         hasher.update(&buffer[..n]);
         bytes += n as u64;
     }
-    let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let sha256 = runner_data::source::hex(&hasher.finalize());
     Ok(FileDigest { bytes, sha256 })
 }
 

@@ -172,6 +172,7 @@ pub fn train(
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
     let Placement { device, cuda_graph, .. } = *placement;
+    let device_name = describe_device(device);
     let resume = run.recover_checkpoint().map_err(|e| match e {
         CheckpointError::Store(e) => TrainError::from(e),
         unusable => TrainError::Unusable(unusable.to_string()),
@@ -187,11 +188,10 @@ pub fn train(
                 ))?;
             }
             let kind = |d: &str| d.split([':', ' ']).next().unwrap_or_default().to_owned();
-            if kind(&started_with.device) != kind(&describe_device(device)) {
+            if kind(&started_with.device) != kind(&device_name) {
                 run.log(&format!(
                     "it started on {}, resumes on {}: its numbers may differ from an uninterrupted run's",
-                    started_with.device,
-                    describe_device(device)
+                    started_with.device, device_name
                 ))?;
             }
             started_with.threads
@@ -238,7 +238,7 @@ pub fn train(
         let trained = TrainedWith {
             step: position.step,
             threads,
-            device: describe_device(device),
+            device: device_name.clone(),
         };
         save_checkpoint(run, trained, vs, optimizer, position)
     };
@@ -378,7 +378,7 @@ pub fn train(
         baseline_bin_centre: metrics::bin_centre_baseline(velocity_edges, &validation_truth),
         parameters: vs.trainable_variables().iter().map(|t| t.numel() as i64).sum(),
         steps: position.step,
-        device: describe_device(device),
+        device: device_name.clone(),
         threads,
         precision: if use_autocast {
             "bf16 autocast".to_owned()
