@@ -4,7 +4,7 @@
 mod data_support;
 
 use data_support::{Ev, chunk, smf, track_body};
-use runner_data::midi::{MidiConfig, MidiError, MidiFileError, MidiRead, read_midi, read_midi_file};
+use runner_data::midi::{MidiConfig, MidiError, MidiFileError, MidiRead, MidiWarning, read_midi, read_midi_file};
 
 const SUSTAIN: MidiConfig = MidiConfig {
     sustain_threshold: Some(62),
@@ -223,6 +223,11 @@ fn unknown_chunks_are_skipped() {
     let mut bytes = smf(0, 480, &[track_body(&[(0, Ev::On(0, 60, 1))], false)]);
     bytes.extend(chunk(b"XFIH", b"vendor data"));
     assert_eq!(notes(&read(&bytes, &SUSTAIN)), vec![(60, 0.0, 0.0, 1)]);
+    let warnings = read_midi(&bytes, "vendor", &SUSTAIN).unwrap().warnings;
+    assert!(
+        matches!(warnings[..], [MidiWarning::TrailingBytes { length: 19, .. }]),
+        "{warnings:?}"
+    );
 }
 
 #[test]
@@ -270,22 +275,29 @@ fn unusable_files_give_specific_errors() {
                 available: 8 + note().len() - 1,
             },
         ),
-        (
-            "two headers",
-            {
-                let mut b = smf(0, 480, &[note()]);
-                b.extend(chunk(b"MThd", &[0, 0, 0, 1, 1, 224]));
-                b
-            },
-            MidiError::DuplicateHeader {
-                offset: 14 + 8 + note().len(),
-            },
-        ),
     ];
     for (what, bytes, expected) in cases {
         let got = read_midi(&bytes, what, &SUSTAIN);
         assert_eq!(got, Err(expected), "{what}");
     }
+}
+
+#[test]
+fn a_second_header_after_the_tracks_is_read_past_with_a_warning() {
+    // mido and symusic read such a file; so does runner, and says so.
+    let note = track_body(&[(0, Ev::On(0, 60, 64)), (480, Ev::Off(0, 60))], false);
+    let mut bytes = smf(0, 480, std::slice::from_ref(&note));
+    bytes.extend(chunk(b"MThd", &[0, 0, 0, 1, 1, 224]));
+    let read = read_midi(&bytes, "two headers", &SUSTAIN).unwrap();
+    assert_eq!(notes(&read), vec![(60, 0.0, 0.5, 64)]);
+    assert_eq!(
+        read.warnings,
+        vec![MidiWarning::TrailingBytes {
+            offset: 14 + 8 + note.len(),
+            length: 14,
+            tracks: 1
+        }]
+    );
 }
 
 #[test]

@@ -7,11 +7,18 @@
 //!
 //! How the bytes become notes:
 //!
-//! 1. The chunk framing is checked here (header first, every chunk fully
-//!    present, as many tracks as the header declares; unknown chunks are
-//!    skipped as the SMF spec asks). The events of each track are decoded by
-//!    the `midly` crate (running status included) in its strict mode, so a
-//!    malformed event is an error rather than a silently shortened track.
+//! 1. The chunk framing is checked here, as strictly as the major readers
+//!    (mido, symusic, pretty_midi) are and no more. Strict: the file starts
+//!    with a complete, usable `MThd` header, and every chunk up to the last
+//!    track the header declares is fully present, so a file with fewer `MTrk`
+//!    chunks than declared, or one cut inside a track, is an error. Lenient,
+//!    with a [`MidiWarning`] in [`MidiRead::warnings`]: an unknown chunk type
+//!    or a second `MThd` among the tracks is skipped (the SMF spec asks that
+//!    alien chunks be skipped), and whatever follows the last declared track
+//!    (padding, a partial chunk, more chunks, a second file) is ignored. The
+//!    events of each track are decoded by the `midly` crate (running status
+//!    included) in its strict mode, so a malformed event is an error rather
+//!    than a silently shortened track.
 //! 2. Time: with metrical timing (ticks per beat) the tempo events of *all*
 //!    tracks form one tempo map (500,000 µs per beat until the first tempo
 //!    event); with SMPTE timecode timing a tick is `1 / (fps * subframes)`
@@ -99,6 +106,57 @@ pub struct MidiRead {
     pub piece: Piece,
     /// Counts of the reader's decisions (dropped, retriggered, ... notes).
     pub stats: MidiStats,
+    /// The framing oddities that were skipped over, in file order; empty for
+    /// a clean file.
+    pub warnings: Vec<MidiWarning>,
+}
+
+/// Bytes of a readable file that the reader skipped (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum MidiWarning {
+    /// Bytes after the last track the header declares.
+    TrailingBytes {
+        /// Byte offset where the ignored bytes start.
+        offset: usize,
+        /// How many bytes were ignored (to the end of the file).
+        length: usize,
+        /// Tracks the header declares (all of which were read).
+        tracks: u16,
+    },
+    /// A chunk of an unknown type among the tracks.
+    UnknownChunk {
+        /// Byte offset of the chunk.
+        offset: usize,
+        /// Its 4-byte type, non-printable bytes escaped.
+        id: String,
+        /// Its declared body length in bytes.
+        length: usize,
+    },
+    /// A second `MThd` chunk among the tracks.
+    SecondHeader {
+        /// Byte offset of the second header.
+        offset: usize,
+    },
+}
+
+impl std::fmt::Display for MidiWarning {
+    /// One line saying what was ignored and where.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MidiWarning::TrailingBytes { offset, length, tracks } => write!(
+                f,
+                "ignored {length} trailing bytes after the {tracks} declared tracks (from byte {offset})"
+            ),
+            MidiWarning::UnknownChunk { offset, id, length } => {
+                write!(
+                    f,
+                    "ignored an unknown chunk \"{id}\" of {length} bytes at byte {offset}"
+                )
+            }
+            MidiWarning::SecondHeader { offset } => write!(f, "ignored a second MThd header at byte {offset}"),
+        }
+    }
 }
 
 /// Why some bytes are not a usable MIDI performance.
@@ -126,16 +184,10 @@ pub enum MidiError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A second `MThd` chunk after the first.
-    #[error("bad chunk at byte {offset}: a second `MThd` header")]
-    DuplicateHeader {
-        /// Byte offset of the second header.
-        offset: usize,
-    },
     /// Type 2 (sequential) files hold independent songs, not one performance.
     #[error("type 2 (sequential) MIDI files are not supported: they hold separate songs")]
     Sequential,
-    /// The header's track count disagrees with the `MTrk` chunks present.
+    /// The file ends before all the tracks the header declares.
     #[error("the header declares {declared} tracks but the file holds {found}")]
     TrackCount {
         /// Tracks the header declares.
@@ -248,6 +300,7 @@ pub fn read_midi(bytes: &[u8], name: impl Into<String>, config: &MidiConfig) -> 
     Ok(MidiRead {
         piece: Piece::new(name, notes),
         stats,
+        warnings: file.warnings,
     })
 }
 
@@ -260,10 +313,12 @@ enum Timing {
     Timecode(f64),
 }
 
-/// The checked chunk layout of a file: its timing and the body of each track.
+/// The checked chunk layout of a file: its timing, the body of each track,
+/// and what was skipped.
 struct Framed<'a> {
     timing: Timing,
     tracks: Vec<Track<'a>>,
+    warnings: Vec<MidiWarning>,
 }
 
 /// One `MTrk` chunk body and where it starts in the file.
@@ -272,7 +327,9 @@ struct Track<'a> {
     body: &'a [u8],
 }
 
-/// Checks the chunk framing and the header; returns the timing and the tracks.
+/// Checks the header and the chunks up to the last declared track; returns
+/// the timing, the tracks, and a warning for each skipped chunk and for any
+/// bytes after the last track.
 fn frame(bytes: &[u8]) -> Result<Framed<'_>, MidiError> {
     if bytes.is_empty() {
         return Err(MidiError::Empty);
@@ -280,39 +337,7 @@ fn frame(bytes: &[u8]) -> Result<Framed<'_>, MidiError> {
     if !bytes.starts_with(b"MThd") {
         return Err(MidiError::NotMidi);
     }
-    let mut header: Option<&[u8]> = None;
-    let mut tracks = Vec::new();
-    let mut offset = 0usize;
-    while offset < bytes.len() {
-        let rest = bytes.get(offset..).unwrap_or_default();
-        let (Some(id), Some(length)) = (rest.get(0..4), rest.get(4..8)) else {
-            return Err(MidiError::Truncated {
-                offset,
-                needed: 8,
-                available: rest.len(),
-            });
-        };
-        let length = u32::from_be_bytes([length[0], length[1], length[2], length[3]]);
-        let needed = 8 + u64::from(length);
-        let Some(body) = usize::try_from(needed).ok().and_then(|end| rest.get(8..end)) else {
-            return Err(MidiError::Truncated {
-                offset,
-                needed,
-                available: rest.len(),
-            });
-        };
-        match id {
-            b"MThd" if header.is_none() => header = Some(body),
-            b"MThd" => return Err(MidiError::DuplicateHeader { offset }),
-            b"MTrk" => tracks.push(Track {
-                offset: offset + 8,
-                body,
-            }),
-            _ => {} // Alien chunks are skipped, as the SMF spec asks.
-        }
-        offset = offset.saturating_add(body.len() + 8);
-    }
-    let header = header.unwrap_or_default();
+    let (_, header) = chunk_at(bytes, 0)?;
     let field = |at: usize| {
         header
             .get(at..at + 2)
@@ -331,21 +356,69 @@ fn frame(bytes: &[u8]) -> Result<Framed<'_>, MidiError> {
             });
         }
     }
-    if usize::from(declared) != tracks.len() {
-        return Err(MidiError::TrackCount {
-            declared,
-            found: tracks.len(),
+    if format == 0 && declared != 1 {
+        return Err(MidiError::BadHeader {
+            reason: format!("type 0 with {declared} tracks, expected 1"),
         });
     }
-    if format == 0 && tracks.len() != 1 {
-        return Err(MidiError::BadHeader {
-            reason: format!("type 0 with {} tracks, expected 1", tracks.len()),
+    let timing = timing(division)?;
+    let mut tracks = Vec::new();
+    let mut warnings = Vec::new();
+    let mut offset = 8 + header.len();
+    while tracks.len() < usize::from(declared) {
+        if offset >= bytes.len() {
+            return Err(MidiError::TrackCount {
+                declared,
+                found: tracks.len(),
+            });
+        }
+        let (id, body) = chunk_at(bytes, offset)?;
+        match id {
+            b"MTrk" => tracks.push(Track {
+                offset: offset + 8,
+                body,
+            }),
+            b"MThd" => warnings.push(MidiWarning::SecondHeader { offset }),
+            _ => warnings.push(MidiWarning::UnknownChunk {
+                offset,
+                id: id.escape_ascii().to_string(),
+                length: body.len(),
+            }),
+        }
+        offset += 8 + body.len();
+    }
+    if let Some(length) = bytes.len().checked_sub(offset).filter(|&n| n > 0) {
+        warnings.push(MidiWarning::TrailingBytes {
+            offset,
+            length,
+            tracks: declared,
         });
     }
     Ok(Framed {
-        timing: timing(division)?,
+        timing,
         tracks,
+        warnings,
     })
+}
+
+/// The chunk starting at `offset`: its 4-byte type and its body; `Truncated`
+/// when its 8-byte header or its declared body runs past the end of `bytes`.
+fn chunk_at(bytes: &[u8], offset: usize) -> Result<(&[u8; 4], &[u8]), MidiError> {
+    let rest = bytes.get(offset..).unwrap_or_default();
+    let truncated = |needed: u64| MidiError::Truncated {
+        offset,
+        needed,
+        available: rest.len(),
+    };
+    let (Some(id), Some(length)) = (rest.first_chunk::<4>(), rest.get(4..8)) else {
+        return Err(truncated(8));
+    };
+    let needed = 8 + u64::from(u32::from_be_bytes([length[0], length[1], length[2], length[3]]));
+    let body = usize::try_from(needed)
+        .ok()
+        .and_then(|end| rest.get(8..end))
+        .ok_or_else(|| truncated(needed))?;
+    Ok((id, body))
 }
 
 /// Decodes the header's division field.
@@ -614,6 +687,142 @@ fn end_ringing(notes: &mut [TickNote], stats: &mut MidiStats, index: usize, tick
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A chunk: `id`, the body's length (big-endian), the body.
+    fn chunk(id: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let length = u32::try_from(body.len()).unwrap().to_be_bytes();
+        [id.as_slice(), &length, body].concat()
+    }
+
+    /// A track body: `pitch` on at tick 0 and off at tick 96, then end of track.
+    fn note_track(pitch: u8) -> Vec<u8> {
+        chunk(
+            b"MTrk",
+            &[0x00, 0x90, pitch, 64, 0x60, 0x80, pitch, 0, 0x00, 0xFF, 0x2F, 0x00],
+        )
+    }
+
+    /// A type 1 file, 96 ticks per beat, with two tracks: pitch 60, then pitch 64.
+    fn two_tracks() -> Vec<u8> {
+        let header = chunk(b"MThd", &[0, 1, 0, 2, 0, 96]);
+        [header, note_track(60), note_track(64)].concat()
+    }
+
+    fn read(bytes: &[u8]) -> Result<MidiRead, MidiError> {
+        read_midi(bytes, "t", &MidiConfig::default())
+    }
+
+    #[test]
+    fn a_clean_file_has_no_warnings() {
+        let got = read(&two_tracks()).unwrap();
+        assert_eq!(got.piece.notes.len(), 2);
+        assert_eq!(got.warnings, vec![]);
+    }
+
+    #[test]
+    fn trailing_zeros_and_partial_chunks_are_ignored_with_a_warning() {
+        let clean = read(&two_tracks()).unwrap();
+        let end = two_tracks().len();
+        for tail in [vec![0u8; 37], b"MTr".to_vec(), b"MTrk\x00\x00\x01\x00abc".to_vec()] {
+            let bytes = [two_tracks(), tail.clone()].concat();
+            let got = read(&bytes).unwrap();
+            assert_eq!((&got.piece, got.stats), (&clean.piece, clean.stats));
+            let warning = MidiWarning::TrailingBytes {
+                offset: end,
+                length: tail.len(),
+                tracks: 2,
+            };
+            assert_eq!(got.warnings, vec![warning]);
+        }
+        let got = read(&[two_tracks(), vec![0; 37]].concat()).unwrap();
+        assert_eq!(
+            got.warnings[0].to_string(),
+            format!("ignored 37 trailing bytes after the 2 declared tracks (from byte {end})")
+        );
+    }
+
+    #[test]
+    fn a_second_file_after_the_tracks_is_ignored_with_a_warning() {
+        let bytes = [two_tracks(), chunk(b"MThd", &[0, 0, 0, 1, 0, 96]), note_track(70)].concat();
+        let got = read(&bytes).unwrap();
+        assert_eq!(got.piece, read(&two_tracks()).unwrap().piece);
+        assert!(
+            matches!(got.warnings.as_slice(), [MidiWarning::TrailingBytes { offset, .. }] if *offset == two_tracks().len()),
+            "{:?}",
+            got.warnings
+        );
+    }
+
+    #[test]
+    fn unknown_chunks_and_second_headers_among_the_tracks_are_skipped_with_a_warning() {
+        let header = chunk(b"MThd", &[0, 1, 0, 2, 0, 96]);
+        let first = [header, note_track(60)].concat();
+        let alien = chunk(b"XF\x01H", &[7; 120]);
+        let second_header = chunk(b"MThd", &[0, 0, 0, 1, 0, 96]);
+        let bytes = [first.clone(), alien, second_header, note_track(64)].concat();
+        let got = read(&bytes).unwrap();
+        assert_eq!(got.piece, read(&two_tracks()).unwrap().piece);
+        let at = first.len();
+        assert_eq!(
+            got.warnings,
+            vec![
+                MidiWarning::UnknownChunk {
+                    offset: at,
+                    id: "XF\\x01H".to_string(),
+                    length: 120,
+                },
+                MidiWarning::SecondHeader { offset: at + 128 },
+            ]
+        );
+        assert_eq!(
+            got.warnings[0].to_string(),
+            format!("ignored an unknown chunk \"XF\\x01H\" of 120 bytes at byte {at}")
+        );
+        assert_eq!(
+            got.warnings[1].to_string(),
+            format!("ignored a second MThd header at byte {}", at + 128)
+        );
+    }
+
+    #[test]
+    fn missing_or_cut_tracks_and_broken_headers_stay_errors() {
+        let full = two_tracks();
+        let one_track = &full[..full.len() - note_track(64).len()];
+        assert_eq!(read(one_track), Err(MidiError::TrackCount { declared: 2, found: 1 }));
+        // A partial chunk, or an unknown chunk, where the second track should be.
+        let partial = [one_track, b"MTr"].concat();
+        assert!(matches!(read(&partial), Err(MidiError::Truncated { needed: 8, .. })));
+        let alien = [one_track, &chunk(b"XFIH", b"data")].concat();
+        assert_eq!(read(&alien), Err(MidiError::TrackCount { declared: 2, found: 1 }));
+        // The last track's declared length runs past the end of the file.
+        let cut = &full[..full.len() - 1];
+        let at = one_track.len();
+        assert_eq!(
+            read(cut),
+            Err(MidiError::Truncated {
+                offset: at,
+                needed: note_track(64).len() as u64,
+                available: note_track(64).len() - 1,
+            })
+        );
+        // The header chunk runs past the end, or is too short.
+        assert!(matches!(read(&full[..10]), Err(MidiError::Truncated { offset: 0, .. })));
+        let short = [chunk(b"MThd", &[0, 1, 0, 2]), note_track(60), note_track(64)].concat();
+        assert!(matches!(read(&short), Err(MidiError::BadHeader { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn appended_bytes_never_change_the_notes(tail in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let clean = read(&two_tracks()).unwrap();
+            let got = read(&[two_tracks(), tail.clone()].concat());
+            let got = got.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&got.piece, &clean.piece);
+            prop_assert_eq!(got.stats, clean.stats);
+            prop_assert_eq!(got.warnings.len(), usize::from(!tail.is_empty()));
+        }
+    }
 
     fn on(tick: u64, pitch: u8) -> Event {
         Event {
