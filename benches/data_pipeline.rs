@@ -37,7 +37,17 @@ fn main() {
                 bundled.pieces.iter().map(move |p| {
                     let mut piece = p.piece.clone();
                     piece.name = format!("copy_{copy:02}/{}", piece.name);
-                    SourcePiece { piece, split: None }
+                    // Later by `copy` seconds, so that no copy is a duplicate.
+                    for note in &mut piece.notes {
+                        note.start += f64::from(copy);
+                        note.end += f64::from(copy);
+                    }
+                    SourcePiece {
+                        piece,
+                        split: None,
+                        file_sha256: None,
+                        warnings: Vec::new(),
+                    }
                 })
             })
             .collect(),

@@ -16,6 +16,13 @@ const PARTS: &[&[&str]] = &[
         "dataset { source hf-parquet path=\"/data/maestro\"; split column }",
         "dataset { split fractions train=0.7 validation=0.2 test=0.1 seed=3 }",
         "dataset { split files { train \"a.mid\" \"b b.mid\"; test \"c.mid\" } }",
+        "dataset { split k-fold k=4 seed=2; group folder depth=1 }",
+        "dataset { split k-fold k=3 fold=2; group pattern regex=\"^(.+)_take\\\\d\" }",
+    ],
+    &[
+        "",
+        "dataset { duplicates fail; min-velocities 2 }",
+        "dataset { duplicates keep }",
     ],
     &["", "dataset { sustain #false }", "dataset { sustain threshold=40 }"],
     &[

@@ -103,7 +103,7 @@ fn the_write_up_setting_builds_token_windows_from_the_bundled_files() {
         test: 0.1,
         seed: 0,
     };
-    let splits = split(&names, &rule).unwrap();
+    let splits = split(&names, &names, &rule).unwrap();
     let train: Vec<Piece> = splits
         .indices(Split::Train)
         .into_iter()

@@ -12,7 +12,7 @@ use runner_data::cache::{dataset_key, split_key};
 use runner_data::dataset::{self, Dataset, Origin};
 use runner_data::source::{self, Folders, SourceFiles};
 use runner_data::split::Split;
-use runner_plan::config::{BadFiles, Edges, RunConfig, Scheme, Source, Split as SplitRule};
+use runner_plan::config::{BadFiles, Duplicates, Edges, Group, RunConfig, Scheme, Source, Split as SplitRule};
 
 /// FACTS.md: note counts of Maestro_1.mid .. Maestro_10.mid.
 const COUNTS: [usize; 10] = [2367, 12418, 3142, 5551, 14226, 18362, 20450, 11586, 8476, 5323];
@@ -153,6 +153,21 @@ fn variations() -> Vec<(&'static str, RunConfig)> {
             }
         }),
         with("split column", &|r| r.dataset.split = SplitRule::Column),
+        with("split k-fold", &|r| {
+            r.dataset.split = SplitRule::KFold { k: 5, fold: 0, seed: 0 }
+        }),
+        with("split k-fold fold", &|r| {
+            r.dataset.split = SplitRule::KFold { k: 5, fold: 1, seed: 0 }
+        }),
+        with("group folder", &|r| r.dataset.group = Group::Folder { depth: 0 }),
+        with("group pattern", &|r| {
+            r.dataset.group = Group::Pattern {
+                regex: "Maestro_1".into(),
+            }
+        }),
+        with("duplicates fail", &|r| r.dataset.duplicates = Duplicates::Fail),
+        with("duplicates keep", &|r| r.dataset.duplicates = Duplicates::Keep),
+        with("min velocities", &|r| r.dataset.min_velocities = 2),
         with("sustain off", &|r| r.dataset.sustain = None),
         with("sustain 64", &|r| r.dataset.sustain = Some(64)),
         with("bad files", &|r| r.dataset.bad_files = BadFiles::Fail),

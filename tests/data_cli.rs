@@ -4,22 +4,9 @@
 mod data_support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use data_support::TempDir;
-
-fn runner(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("runner starts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use data_support::{TempDir, runner, text};
 
 fn experiment(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,12 +27,15 @@ fn inspect_prints_the_tables_and_caches_the_dataset() {
         "windows: 128 notes every 42 (separate scheme; source vocabulary 6601, target 129)",
         "cache: built and stored as",
         "Splits",
-        "│ all        │ 10     │ 101901 │",
+        "│ all        │ 10     │ 10     │ 101901 │",
         "Bin edges",
         "│ velocity     │ 3    │ 0, 57, 74",
         "Share of notes per bin",
         "Velocity",
         "Skipped files: none",
+        "Duplicates: none",
+        "Warnings (2)",
+        "the validation split holds 1 piece (2367 notes): its metrics rest on little data; `split k-fold`",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in\n{stdout}");
     }
@@ -164,5 +154,5 @@ fn export_writes_a_parquet_that_an_hf_parquet_source_reads() {
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(stdout.contains("source: 1 parquet file in exported"), "{stdout}");
-    assert!(stdout.contains("│ all        │ 10     │ 101901 │"), "{stdout}");
+    assert!(stdout.contains("│ all        │ 10     │ 10     │ 101901 │"), "{stdout}");
 }

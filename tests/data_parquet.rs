@@ -7,7 +7,7 @@ use std::path::Path;
 
 use data_support::{TempDir, pathetique_runs};
 use polars::prelude::*;
-use runner_data::dataset::{self, DataError, assign_splits};
+use runner_data::dataset::{self, DataError, assign};
 use runner_data::export::{EXPORT_FILE, export};
 use runner_data::notes::{Note, Piece};
 use runner_data::parquet::{read_parquet_file, write_parquet_file};
@@ -62,7 +62,12 @@ fn bundled_midi_exports_to_parquet_and_reads_back_identically() {
 
     let files = source::list(&Source::Bundled, &Folders::new(".")).unwrap();
     let midi = source::load(&files, run.dataset.sustain, BadFiles::Fail).unwrap();
-    let splits = assign_splits(&midi.pieces, &run.dataset.split).unwrap();
+    let splits: Vec<Split> = assign(midi.pieces.clone(), &run.dataset)
+        .unwrap()
+        .pieces
+        .iter()
+        .map(|p| p.split)
+        .collect();
     let read = read_parquet_file(&exported.path).unwrap();
     assert!(read.bad_rows.is_empty());
     assert_eq!(read.dropped_notes, 0);

@@ -220,7 +220,8 @@ impl SlurmArgs {
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
     /// Build the dataset (or read it from the cache in the store's .datasets) and print
-    /// pieces, notes and windows per split, bin edges, bin shares, velocities and skipped files.
+    /// groups, pieces, notes and windows per split, bin edges, bin shares, velocities,
+    /// skipped files, duplicates and warnings.
     Inspect {
         /// The experiment file (KDL).
         file: PathBuf,
@@ -230,6 +231,10 @@ pub enum DataCommand {
         /// The runs store whose dataset cache (`.datasets`) to use, as `runner exec --store`.
         #[arg(long, default_value = "runs")]
         store: PathBuf,
+        /// Print JSON: every piece with its group, split, notes, distinct velocities,
+        /// duplicate-of and warnings.
+        #[arg(long)]
+        json: bool,
     },
     /// Write the dataset's pieces, with their splits, as parquet in the HuggingFace maestro layout.
     Export {

@@ -367,9 +367,13 @@ fn data(action: DataCommand) -> miette::Result<()> {
     };
     let folders = folders(file);
     match &action {
-        DataCommand::Inspect { store, .. } => {
+        DataCommand::Inspect { store, json, .. } => {
             let dataset = dataset::build(&chosen.config, &folders, &store.join(".datasets"))?;
-            say_text!("{}", report::render(&dataset));
+            if *json {
+                say_text!("{:#}", report::json(&dataset));
+            } else {
+                say_text!("{}", report::render(&dataset));
+            }
         }
         DataCommand::Export { out, .. } => {
             let exported = export::export(&chosen.config.dataset, &folders, out)?;

@@ -146,3 +146,18 @@ pub fn pathetique_runs() -> Vec<runner_plan::config::RunConfig> {
 pub fn bundled_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bundled")
 }
+
+/// `runner ARGS` in `cwd`, without colours.
+pub fn runner(cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runner starts")
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

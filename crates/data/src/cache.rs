@@ -2,8 +2,9 @@
 //!
 //! [`dataset_key`] hashes (SHA-256) everything that shapes a dataset: a
 //! format version, the kind of source and, for each of its files in sorted
-//! order, its name and the hash of its bytes; the split rule, the sustain
-//! threshold, the bad-file policy, the bin counts and edges, the window and
+//! order, its name and the hash of its bytes; the split rule, the grouping,
+//! the sustain threshold, the bad-file and duplicate policies, the least
+//! number of distinct velocities, the bin counts and edges, the window and
 //! the token scheme. Training-time augmentation is not part of it. Each
 //! split's windows are stored in their own file whose header holds a
 //! [`split_key`] (the dataset key and the split's name, hashed), checked on
@@ -35,7 +36,7 @@ use super::summary::DatasetSummary;
 use runner_plan::config::{BadFiles, DatasetConfig, Quantize, Scheme, Window};
 
 /// Bumped whenever the entry layout or the way datasets are built changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// First bytes of every window file.
 const MAGIC: &[u8; 8] = b"RNRWIN01";
@@ -52,8 +53,11 @@ pub fn dataset_key(files: &SourceFiles, dataset: &DatasetConfig, scheme: Scheme)
         kind: FileKind,
         files: Vec<(&'a str, String)>,
         split: &'a runner_plan::config::Split,
+        group: &'a runner_plan::config::Group,
         sustain: Option<u8>,
         bad_files: BadFiles,
+        duplicates: runner_plan::config::Duplicates,
+        min_velocities: u8,
         quantize: &'a Quantize,
         window: Window,
         scheme: Scheme,
@@ -63,8 +67,11 @@ pub fn dataset_key(files: &SourceFiles, dataset: &DatasetConfig, scheme: Scheme)
         kind: files.kind,
         files: files.files.iter().map(|f| (f.name.as_str(), hex(&f.sha256))).collect(),
         split: &dataset.split,
+        group: &dataset.group,
         sustain: dataset.sustain,
         bad_files: dataset.bad_files,
+        duplicates: dataset.duplicates,
+        min_velocities: dataset.min_velocities,
         quantize: &dataset.quantize,
         window: dataset.window,
         scheme,

@@ -16,16 +16,17 @@
 //! 24 bytes a note, about 170 MB at MAESTRO scale, next to the windows
 //! themselves (8 bytes per note per window it is in).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rayon::prelude::*;
 
 use super::cache::{self, Cache, CacheError, Entry};
+use super::duplicates::{self, Duplicate, Identical};
 use super::encoder::{EncodeError, Vocab};
+use super::group::{self, GroupError};
 use super::notes::Piece;
 use super::quantize::{Bins, Edges, Feature, QuantizeError, Quantizer};
-use super::source::{self, FileKind, Folders, Loaded, SourceError, SourcePiece};
+use super::source::{self, FileKind, Folders, Loaded, Skipped, SourceError, SourcePiece};
 use super::split::{Split, SplitError, SplitRule, split};
 use super::summary::{DatasetSummary, EdgeLists, PieceSummary, SplitSummary, Tally};
 use super::window::{WindowConfig, WindowError};
@@ -103,16 +104,28 @@ pub enum DataError {
         /// What is missing.
         problem: String,
     },
-    /// Two pieces with one name: the same piece could end up in two splits.
-    #[error("piece {name:?} appears twice (in {first} and in {second}); every piece must be in one split only")]
-    DuplicatePiece {
-        /// The name.
-        name: String,
-        /// The split of its first occurrence.
-        first: Split,
-        /// The split of its second.
-        second: Split,
+    /// Pieces that repeat another, with `duplicates fail`.
+    #[error("{count} piece(s) repeat another:\n  {list}")]
+    #[diagnostic(help("remove them from the source, or set `duplicates drop` to keep the first of each by name"))]
+    Duplicates {
+        /// How many.
+        count: usize,
+        /// One line each.
+        list: String,
     },
+    /// Every piece was left out.
+    #[error("no piece is left: {duplicates} left out as duplicates, {few_velocities} for too few distinct velocities")]
+    #[diagnostic(help("lower `min-velocities`"))]
+    NothingKept {
+        /// Left out as duplicates.
+        duplicates: usize,
+        /// Left out by `min-velocities`.
+        few_velocities: usize,
+    },
+    /// The pieces could not be grouped.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Group(#[from] GroupError),
     /// The bin edges could not be made.
     #[error("bin edges: {0}")]
     Quantize(#[from] QuantizeError),
@@ -216,20 +229,36 @@ pub fn from_loaded(
     source: String,
 ) -> Result<Dataset, DataError> {
     let window = WindowConfig::new(dataset.window.length, dataset.window.step)?;
-    let splits = assign_splits(&loaded.pieces, &dataset.split)?;
+    let Assigned {
+        pieces,
+        duplicates,
+        left_out,
+    } = assign(loaded.pieces, dataset)?;
     let mut by_split: [Vec<Piece>; 3] = Default::default();
-    for (piece, split) in loaded.pieces.into_iter().zip(splits) {
-        by_split[split as usize].push(piece.piece);
+    let mut about: [Vec<About>; 3] = Default::default();
+    for piece in pieces {
+        let at = piece.split as usize;
+        about[at].push(About {
+            group: piece.group,
+            velocities: piece.velocities,
+            warnings: piece.warnings,
+        });
+        by_split[at].push(piece.piece);
     }
     let quantizer = quantizer(&dataset.quantize, &by_split[Split::Train as usize])?;
     let encoding = super::DatasetConfig::new(quantizer.clone(), window, scheme)?;
-    let [train, validation, test] = by_split;
-    let (train, train_summary) = encode_split(Split::Train, train, &encoding)?;
-    let (validation, validation_summary) = encode_split(Split::Validation, validation, &encoding)?;
-    let (test, test_summary) = encode_split(Split::Test, test, &encoding)?;
+    let mut summaries = Vec::with_capacity(3);
+    let mut windows = Vec::with_capacity(3);
+    for ((split, pieces), about) in Split::ALL.into_iter().zip(by_split).zip(about) {
+        let (split_windows, summary) = encode_split(split, pieces, about, &encoding)?;
+        windows.push(split_windows);
+        summaries.push(summary);
+    }
+    let mut skipped = loaded.skipped;
+    skipped.extend(left_out);
     let summary = DatasetSummary {
         source,
-        splits: vec![train_summary, validation_summary, test_summary],
+        splits: summaries,
         edges: EdgeLists {
             dstart: quantizer.dstart.as_slice().to_vec(),
             duration: quantizer.duration.as_slice().to_vec(),
@@ -237,9 +266,14 @@ pub fn from_loaded(
         },
         window: dataset.window,
         scheme,
-        skipped: loaded.skipped,
+        skipped,
         dropped_notes: loaded.dropped_notes,
+        duplicates,
+        kept_duplicates: dataset.duplicates == config::Duplicates::Keep,
     };
+    let [train, validation, test]: [TokenWindows; 3] = windows
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one set of windows per split"));
     Ok(Dataset {
         vocab: *encoding.vocab(),
         quantizer,
@@ -251,69 +285,172 @@ pub fn from_loaded(
     })
 }
 
-/// Each piece's split by `rule`, checked so that no piece name is in two splits.
-pub fn assign_splits(pieces: &[SourcePiece], rule: &config::Split) -> Result<Vec<Split>, DataError> {
-    let names: Vec<String> = pieces.iter().map(|p| p.piece.name.clone()).collect();
-    let splits = match rule {
+/// What the summary says about a piece besides its counts.
+struct About {
+    group: String,
+    velocities: usize,
+    warnings: Vec<String>,
+}
+
+/// The pieces a dataset keeps, each with its group and split, and those it
+/// leaves out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assigned {
+    /// The kept pieces, in the order they were loaded.
+    pub pieces: Vec<AssignedPiece>,
+    /// Pieces that repeat another: left out, unless `duplicates keep`.
+    pub duplicates: Vec<Duplicate>,
+    /// Pieces left out for too few distinct velocities.
+    pub left_out: Vec<Skipped>,
+}
+
+/// A kept piece.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignedPiece {
+    /// The notes.
+    pub piece: Piece,
+    /// The group it shares a split with.
+    pub group: String,
+    /// Its split.
+    pub split: Split,
+    /// How many different velocities its notes have.
+    pub velocities: usize,
+    /// What the reader let pass in its file.
+    pub warnings: Vec<String>,
+}
+
+/// Leaves out duplicates and pieces with fewer distinct velocities than
+/// `min-velocities`, groups the rest and assigns every group one split by
+/// the dataset's rule: what building and exporting a dataset share.
+pub fn assign(pieces: Vec<SourcePiece>, dataset: &config::DatasetConfig) -> Result<Assigned, DataError> {
+    let found = duplicates::find(&pieces);
+    if dataset.duplicates == config::Duplicates::Fail && !found.is_empty() {
+        return Err(DataError::Duplicates {
+            count: found.len(),
+            list: found
+                .iter()
+                .map(|(_, d)| format!("{} repeats {} ({})", d.name, d.of, identical_text(d.identical)))
+                .collect::<Vec<_>>()
+                .join("\n  "),
+        });
+    }
+    let mut repeated = vec![false; pieces.len()];
+    if dataset.duplicates != config::Duplicates::Keep {
+        for (i, _) in &found {
+            repeated[*i] = true;
+        }
+    }
+    let min = usize::from(dataset.min_velocities);
+    let mut left_out = Vec::new();
+    let mut kept = Vec::with_capacity(pieces.len());
+    for (piece, repeated) in pieces.into_iter().zip(repeated) {
+        let velocities = distinct_velocities(&piece.piece);
+        if repeated {
+            continue;
+        }
+        if velocities < min {
+            left_out.push(Skipped {
+                what: piece.piece.name.clone(),
+                reason: format!(
+                    "{velocities} distinct velocit{}, fewer than `min-velocities {min}`",
+                    if velocities == 1 { "y" } else { "ies" }
+                ),
+            });
+            continue;
+        }
+        kept.push((piece, velocities));
+    }
+    if kept.is_empty() {
+        return Err(DataError::NothingKept {
+            duplicates: found.len(),
+            few_velocities: left_out.len(),
+        });
+    }
+    let names: Vec<String> = kept.iter().map(|(p, _)| p.piece.name.clone()).collect();
+    let groups = group::group_keys(&names, &dataset.group)?;
+    let given: Vec<Option<Split>> = kept.iter().map(|(p, _)| p.split).collect();
+    let rule = split_rule(&names, &given, &dataset.split)?;
+    let splits = split(&names, &groups, &rule)?;
+    let pieces = kept
+        .into_iter()
+        .zip(groups)
+        .zip(splits.as_slice())
+        .map(|(((piece, velocities), group), &split)| AssignedPiece {
+            piece: piece.piece,
+            group,
+            split,
+            velocities,
+            warnings: piece.warnings,
+        })
+        .collect();
+    Ok(Assigned {
+        pieces,
+        duplicates: found.into_iter().map(|(_, d)| d).collect(),
+        left_out,
+    })
+}
+
+/// `the bytes` / `the notes`.
+fn identical_text(identical: Identical) -> &'static str {
+    match identical {
+        Identical::Bytes => "the same bytes",
+        Identical::Notes => "the same notes",
+    }
+}
+
+/// How many different velocities the notes of `piece` have.
+fn distinct_velocities(piece: &Piece) -> usize {
+    let mut seen = [false; 256];
+    for note in &piece.notes {
+        seen[usize::from(note.velocity)] = true;
+    }
+    seen.iter().filter(|&&s| s).count()
+}
+
+/// The split module's rule for the configured split; `split column` needs
+/// every piece's split value (`given`, aligned with `names`).
+fn split_rule(names: &[String], given: &[Option<Split>], rule: &config::Split) -> Result<SplitRule, DataError> {
+    Ok(match rule {
         &config::Split::Fractions {
             train,
             validation,
             test,
             seed,
-        } => split(
-            &names,
-            &SplitRule::Fractions {
-                train,
-                validation,
-                test,
-                seed,
-            },
-        )?
-        .as_slice()
-        .to_vec(),
+        } => SplitRule::Fractions {
+            train,
+            validation,
+            test,
+            seed,
+        },
         config::Split::Files {
             train,
             validation,
             test,
-        } => split(
-            &names,
-            &SplitRule::Lists {
-                train: train.clone(),
-                validation: validation.clone(),
-                test: test.clone(),
-            },
-        )?
-        .as_slice()
-        .to_vec(),
+        } => SplitRule::Lists {
+            train: train.clone(),
+            validation: validation.clone(),
+            test: test.clone(),
+        },
+        &config::Split::KFold { k, fold, seed } => SplitRule::KFold { k, fold, seed },
         config::Split::Column => {
-            let missing: Vec<&str> = pieces
+            let missing: Vec<&str> = names
                 .iter()
-                .filter(|p| p.split.is_none())
-                .map(|p| p.piece.name.as_str())
+                .zip(given)
+                .filter(|(_, split)| split.is_none())
+                .map(|(name, _)| name.as_str())
                 .collect();
             if let Some(first) = missing.first() {
                 return Err(DataError::NoSplitColumn {
                     problem: format!(
                         "{} of {} pieces have none (first: {first:?})",
                         missing.len(),
-                        pieces.len()
+                        names.len()
                     ),
                 });
             }
-            pieces.iter().filter_map(|p| p.split).collect()
+            SplitRule::Given(given.iter().flatten().copied().collect())
         }
-    };
-    let mut owner: HashMap<&str, Split> = HashMap::with_capacity(names.len());
-    for (name, &split) in names.iter().zip(&splits) {
-        if let Some(first) = owner.insert(name, split) {
-            return Err(DataError::DuplicatePiece {
-                name: name.clone(),
-                first,
-                second: split,
-            });
-        }
-    }
-    Ok(splits)
+    })
 }
 
 /// The bin edges `quantize` asks for; quantiles come from `train` only.
@@ -352,12 +489,14 @@ fn quantizer(quantize: &config::Quantize, train: &[Piece]) -> Result<Quantizer, 
 fn encode_split(
     split: Split,
     pieces: Vec<Piece>,
+    about: Vec<About>,
     config: &super::DatasetConfig,
 ) -> Result<(TokenWindows, SplitSummary), DataError> {
     let bins = config.quantizer().bins();
     let encoded = pieces
         .into_par_iter()
-        .map(|piece| {
+        .zip(about)
+        .map(|(piece, about)| {
             let quantized = config.quantizer().quantize(&piece);
             let mut tally = Tally::new(bins);
             tally.add(&quantized);
@@ -366,6 +505,9 @@ fn encode_split(
                 notes: quantized.len(),
                 windows: windows.len(),
                 name: piece.name,
+                group: about.group,
+                velocities: about.velocities,
+                warnings: about.warnings,
             };
             Ok((summary, tally, windows))
         })
@@ -387,37 +529,125 @@ mod tests {
     use crate::notes::Note;
 
     fn piece(name: &str, split: Option<Split>) -> SourcePiece {
+        piece_with(name, split, 40)
+    }
+
+    /// Ten notes at one pitch, velocities from `first_velocity` up.
+    fn piece_with(name: &str, split: Option<Split>, first_velocity: u8) -> SourcePiece {
         let notes = (0..10)
             .map(|i| Note {
                 pitch: 60,
                 start: f64::from(i),
                 end: f64::from(i) + 0.5,
-                velocity: 40 + i as u8,
+                velocity: first_velocity + i as u8,
             })
             .collect();
         SourcePiece {
             piece: Piece::new(name, notes),
             split,
+            file_sha256: None,
+            warnings: Vec::new(),
         }
+    }
+
+    fn config(split: config::Split) -> config::DatasetConfig {
+        config::DatasetConfig {
+            source: config::Source::Bundled,
+            split,
+            group: config::Group::File,
+            sustain: None,
+            bad_files: config::BadFiles::Skip,
+            duplicates: config::Duplicates::Drop,
+            min_velocities: 0,
+            window: config::Window { length: 4, step: 2 },
+            quantize: config::Quantize {
+                dstart: 3,
+                duration: 3,
+                velocity: 3,
+                edges: config::Edges::Original,
+            },
+            augment: config::Augment {
+                pitch_shift: 0,
+                time_stretch: 0.0,
+                probability: 0.0,
+            },
+        }
+    }
+
+    fn splits_of(assigned: &Assigned) -> Vec<Split> {
+        assigned.pieces.iter().map(|p| p.split).collect()
     }
 
     #[test]
     fn the_split_column_assigns_pieces_and_must_cover_all() {
-        let pieces = [piece("a", Some(Split::Test)), piece("b", Some(Split::Train))];
-        assert_eq!(
-            assign_splits(&pieces, &config::Split::Column).unwrap(),
-            vec![Split::Test, Split::Train]
-        );
-        let partial = [piece("a", Some(Split::Test)), piece("b", None)];
-        let err = assign_splits(&partial, &config::Split::Column).unwrap_err();
+        let pieces = vec![
+            piece_with("a", Some(Split::Test), 1),
+            piece_with("b", Some(Split::Train), 20),
+        ];
+        let assigned = assign(pieces, &config(config::Split::Column)).unwrap();
+        assert_eq!(splits_of(&assigned), vec![Split::Test, Split::Train]);
+        let partial = vec![piece_with("a", Some(Split::Test), 1), piece_with("b", None, 20)];
+        let err = assign(partial, &config(config::Split::Column)).unwrap_err();
         assert!(err.to_string().contains("1 of 2 pieces have none"), "{err}");
     }
 
     #[test]
-    fn one_piece_in_two_splits_is_refused() {
-        let pieces = [piece("a", Some(Split::Train)), piece("a", Some(Split::Validation))];
-        let err = assign_splits(&pieces, &config::Split::Column).unwrap_err();
-        assert!(matches!(err, DataError::DuplicatePiece { .. }), "{err}");
+    fn one_name_in_two_splits_is_refused() {
+        let pieces = vec![
+            piece_with("a", Some(Split::Train), 1),
+            piece_with("a", Some(Split::Validation), 20),
+        ];
+        let err = assign(pieces, &config(config::Split::Column)).unwrap_err();
+        assert!(err.to_string().contains("two pieces are named \"a\""), "{err}");
+    }
+
+    #[test]
+    fn duplicates_are_left_out_and_reported_or_refused() {
+        let pieces = vec![piece("b.mid", None), piece("a.mid", None), piece_with("c.mid", None, 1)];
+        let split = config::Split::Fractions {
+            train: 1.0,
+            validation: 0.0,
+            test: 0.0,
+            seed: 0,
+        };
+        let assigned = assign(pieces.clone(), &config(split.clone())).unwrap();
+        let kept: Vec<&str> = assigned.pieces.iter().map(|p| p.piece.name.as_str()).collect();
+        assert_eq!(kept, ["a.mid", "c.mid"]);
+        assert_eq!(assigned.duplicates.len(), 1);
+        assert_eq!(
+            (assigned.duplicates[0].name.as_str(), assigned.duplicates[0].of.as_str()),
+            ("b.mid", "a.mid")
+        );
+        let mut strict = config(split);
+        strict.duplicates = config::Duplicates::Fail;
+        let err = assign(pieces, &strict).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "1 piece(s) repeat another:\n  b.mid repeats a.mid (the same notes)"
+        );
+    }
+
+    #[test]
+    fn pieces_with_too_few_velocities_can_be_left_out() {
+        let mut constant = piece("flat.mid", None);
+        constant.piece.notes.iter_mut().for_each(|n| n.velocity = 80);
+        let pieces = vec![constant, piece("played.mid", None)];
+        let mut dataset = config(config::Split::Fractions {
+            train: 1.0,
+            validation: 0.0,
+            test: 0.0,
+            seed: 0,
+        });
+        let kept = assign(pieces.clone(), &dataset).unwrap();
+        assert_eq!(kept.pieces.iter().map(|p| p.velocities).collect::<Vec<_>>(), [1, 10]);
+        dataset.min_velocities = 2;
+        let assigned = assign(pieces, &dataset).unwrap();
+        assert_eq!(assigned.pieces.len(), 1);
+        assert_eq!(assigned.left_out[0].what, "flat.mid");
+        assert_eq!(
+            assigned.left_out[0].reason,
+            "1 distinct velocity, fewer than `min-velocities 2`"
+        );
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Export: a dataset configuration in, its pieces as one parquet file out.
 //!
-//! [`export`] loads the pieces the configuration names, assigns their splits
-//! exactly as building the dataset does, and writes them all, with a
+//! [`export`] loads the pieces the configuration names, leaves out and
+//! assigns splits exactly as building the dataset does, and writes them all, with a
 //! `split` column, in the HuggingFace maestro layout
 //! ([`parquet`](super::parquet)) to `dataset.parquet` in the output folder.
 
 use std::path::{Path, PathBuf};
 
-use super::dataset::{DataError, assign_splits};
+use super::dataset::{DataError, assign};
+use super::duplicates::Duplicate;
 use super::parquet::{ParquetError, write_parquet_file};
 use super::source::{self, Folders, Skipped};
 use super::split::Split;
@@ -25,8 +26,10 @@ pub struct Exported {
     pub pieces: [usize; 3],
     /// Notes written.
     pub notes: usize,
-    /// Files and rows left out while loading.
+    /// Files, rows and pieces left out while loading.
     pub skipped: Vec<Skipped>,
+    /// Pieces left out as repeats of another.
+    pub duplicates: Vec<Duplicate>,
 }
 
 /// Why the pieces could not be exported.
@@ -54,12 +57,12 @@ pub enum ExportError {
 pub fn export(dataset: &DatasetConfig, folders: &Folders, out_dir: &Path) -> Result<Exported, ExportError> {
     let files = source::list(&dataset.source, folders).map_err(DataError::from)?;
     let loaded = source::load(&files, dataset.sustain, dataset.bad_files).map_err(DataError::from)?;
-    let splits = assign_splits(&loaded.pieces, &dataset.split)?;
+    let assigned = assign(loaded.pieces, dataset)?;
     std::fs::create_dir_all(out_dir).map_err(|source| ExportError::OutDir {
         path: out_dir.to_path_buf(),
         source,
     })?;
-    let rows: Vec<_> = loaded.pieces.iter().map(|p| &p.piece).zip(splits).collect();
+    let rows: Vec<_> = assigned.pieces.iter().map(|p| (&p.piece, p.split)).collect();
     let path = out_dir.join(EXPORT_FILE);
     write_parquet_file(&path, &rows)?;
     let count = |split: Split| rows.iter().filter(|(_, s)| *s == split).count();
@@ -67,6 +70,7 @@ pub fn export(dataset: &DatasetConfig, folders: &Folders, out_dir: &Path) -> Res
         pieces: Split::ALL.map(count),
         notes: rows.iter().map(|(p, _)| p.notes.len()).sum(),
         path,
-        skipped: loaded.skipped,
+        skipped: loaded.skipped.into_iter().chain(assigned.left_out).collect(),
+        duplicates: assigned.duplicates,
     })
 }

@@ -9,7 +9,9 @@
 //! | find and read | [`source`] | a configured source → its files' hashes, then its [`notes::Piece`]s |
 //! | read | [`midi`] | Standard MIDI File bytes → a [`notes::Piece`] (pedal-extended, seconds) |
 //! | read / write | [`parquet`] | HuggingFace maestro-layout parquet ↔ pieces (with their split) |
-//! | split | [`split`] | piece names → train / validation / test, by piece |
+//! | group | [`group`] | piece names → their groups (file, folder, pattern) |
+//! | deduplicate | [`duplicates`] | pieces → those whose bytes or notes repeat an earlier one |
+//! | split | [`split`] | piece names and groups → train / validation / test, by group |
 //! | quantize | [`quantize`] | a piece + bin [`quantize::Edges`] → [`quantize::QuantizedNote`]s |
 //! | window | [`window`] | a note count → the note ranges of `len`-note windows every `step` |
 //! | encode | [`encoder`] | quantized notes → source / target token ids, and back |
@@ -29,8 +31,10 @@
 
 pub mod cache;
 pub mod dataset;
+pub mod duplicates;
 pub mod encoder;
 pub mod export;
+pub mod group;
 pub mod midi;
 pub mod notes;
 pub mod parquet;

@@ -1,13 +1,15 @@
 //! The dataset summary as text: a [`Dataset`]'s summary in, terminal tables out.
 //!
 //! Pure functions (no I/O) for `runner data inspect` and `runner data
-//! export`: pieces, notes and windows per split, the bin edges in use, the
-//! share of notes in each bin, velocity statistics, and the skipped files.
+//! export`: groups, pieces, notes and windows per split, the bin edges in
+//! use, the share of notes in each bin, velocity statistics, the skipped
+//! files, the duplicates and the data's warnings; and the same as JSON.
 
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use super::dataset::{Dataset, Origin};
+use super::duplicates::Identical;
 use super::export::Exported;
 use super::split::Split;
 use super::summary::{DatasetSummary, SplitSummary};
@@ -38,7 +40,106 @@ pub fn render(dataset: &Dataset) -> String {
         out.push_str(&format!("\n{title}\n{table}\n"));
     }
     out.push_str(&skipped_text(summary));
+    out.push_str(&duplicates_text(summary));
+    out.push_str(&warnings_text(summary));
     out
+}
+
+/// The pieces left out (or kept) as repeats of another, as a table.
+pub fn duplicates_text(summary: &DatasetSummary) -> String {
+    if summary.duplicates.is_empty() {
+        return "\nDuplicates: none\n".to_owned();
+    }
+    let mut builder = Builder::default();
+    builder.push_record(["duplicate", "of", "identical"]);
+    for d in &summary.duplicates {
+        let identical = match d.identical {
+            Identical::Bytes => "bytes",
+            Identical::Notes => "notes",
+        };
+        builder.push_record([d.name.clone(), d.of.clone(), identical.to_owned()]);
+    }
+    let fate = if summary.kept_duplicates { "kept" } else { "left out" };
+    format!(
+        "\nDuplicates ({}, {fate}; the first of each by name stays)\n{}\n",
+        summary.duplicates.len(),
+        styled(builder)
+    )
+}
+
+/// [`DatasetSummary::warnings`], one per line.
+pub fn warnings_text(summary: &DatasetSummary) -> String {
+    let warnings = summary.warnings();
+    if warnings.is_empty() {
+        return "\nWarnings: none\n".to_owned();
+    }
+    let mut out = format!("\nWarnings ({})\n", warnings.len());
+    for warning in warnings {
+        out.push_str(&format!("  - {warning}\n"));
+    }
+    out
+}
+
+/// `runner data inspect --json`: every piece (kept or a duplicate) with
+/// its group, split, notes, windows, distinct velocities, duplicate-of
+/// and warnings; the splits' counts; skipped files; the warnings.
+pub fn json(dataset: &Dataset) -> serde_json::Value {
+    let summary = &dataset.summary;
+    let mut pieces: Vec<serde_json::Value> = summary
+        .splits
+        .iter()
+        .flat_map(|split| {
+            split.pieces.iter().map(|piece| {
+                serde_json::json!({
+                    "name": piece.name,
+                    "group": piece.group,
+                    "split": split.split,
+                    "notes": piece.notes,
+                    "windows": piece.windows,
+                    "velocities": piece.velocities,
+                    "duplicate-of": null,
+                    "warnings": summary.piece_warnings(piece),
+                })
+            })
+        })
+        .collect();
+    for d in summary.duplicates.iter().filter(|_| !summary.kept_duplicates) {
+        pieces.push(serde_json::json!({
+            "name": d.name,
+            "group": null,
+            "split": null,
+            "notes": null,
+            "windows": null,
+            "velocities": null,
+            "duplicate-of": d.of,
+            "identical": d.identical,
+            "warnings": [],
+        }));
+    }
+    pieces.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let splits: Vec<serde_json::Value> = summary
+        .splits
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "split": s.split,
+                "groups": s.groups(),
+                "pieces": s.pieces.len(),
+                "notes": s.notes,
+                "windows": s.windows,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "source": summary.source,
+        "splits": splits,
+        "pieces": pieces,
+        "duplicates": summary.duplicates,
+        "kept-duplicates": summary.kept_duplicates,
+        "skipped": summary.skipped,
+        "dropped-notes": summary.dropped_notes,
+        "warnings": summary.warnings(),
+    })
 }
 
 fn origin(origin: &Origin) -> String {
@@ -61,10 +162,11 @@ fn styled(builder: Builder) -> String {
 /// Pieces, notes and windows per split, and in all.
 pub fn splits_table(summary: &DatasetSummary) -> String {
     let mut builder = Builder::default();
-    builder.push_record(["split", "pieces", "notes", "windows"]);
+    builder.push_record(["split", "groups", "pieces", "notes", "windows"]);
     for s in &summary.splits {
         builder.push_record([
             s.split.to_string(),
+            s.groups().to_string(),
             s.pieces.len().to_string(),
             s.notes.to_string(),
             s.windows.to_string(),
@@ -73,6 +175,7 @@ pub fn splits_table(summary: &DatasetSummary) -> String {
     let total = |f: fn(&SplitSummary) -> usize| summary.splits.iter().map(f).sum::<usize>().to_string();
     builder.push_record([
         "all".to_owned(),
+        total(SplitSummary::groups),
         total(|s| s.pieces.len()),
         total(|s| s.notes),
         total(|s| s.windows),

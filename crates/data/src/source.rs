@@ -80,6 +80,10 @@ pub struct SourcePiece {
     pub piece: Piece,
     /// The value of the row's split column, if any.
     pub split: Option<Split>,
+    /// SHA-256 of its file's bytes, when the file holds this piece alone (MIDI).
+    pub file_sha256: Option<[u8; 32]>,
+    /// What the reader let pass in its file (e.g. trailing bytes).
+    pub warnings: Vec<String>,
 }
 
 /// What a source held.
@@ -382,6 +386,8 @@ fn read_midi(file: &SourceFile, config: &MidiConfig) -> FileRead {
                     notes: read.piece.notes,
                 },
                 split: None,
+                file_sha256: Some(file.sha256),
+                warnings: read.warnings.iter().map(ToString::to_string).collect(),
             }],
             skipped: Vec::new(),
             dropped_notes: read.stats.out_of_range,
@@ -418,6 +424,8 @@ fn read_parquet(file: &SourceFile) -> FileRead {
                 .map(|p| SourcePiece {
                     piece: p.piece,
                     split: p.split,
+                    file_sha256: None,
+                    warnings: Vec::new(),
                 })
                 .collect(),
             skipped: read

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::duplicates::Duplicate;
 use super::quantize::{Bins, QuantizedNote};
 use super::source::Skipped;
 use super::split::Split;
@@ -30,13 +31,105 @@ pub struct DatasetSummary {
     pub skipped: Vec<Skipped>,
     /// Notes dropped because their pitch lies outside the piano range.
     pub dropped_notes: usize,
+    /// Pieces that repeat another (left out unless `kept_duplicates`).
+    #[serde(default)]
+    pub duplicates: Vec<Duplicate>,
+    /// Whether the duplicates were kept (`duplicates keep`).
+    #[serde(default)]
+    pub kept_duplicates: bool,
 }
+
+/// A piece with fewer distinct velocities than this is warned about: a
+/// score's few dynamics marks, not a performance's touch (a real
+/// performance has dozens).
+pub const FEW_VELOCITIES: usize = 8;
+
+/// A validation or test split with fewer pieces than this, or fewer notes
+/// than [`SMALL_SPLIT_NOTES`], is warned about: its metrics rest on too little.
+pub const SMALL_SPLIT_PIECES: usize = 5;
+
+/// See [`SMALL_SPLIT_PIECES`].
+pub const SMALL_SPLIT_NOTES: usize = 10_000;
 
 impl DatasetSummary {
     /// The summary of `split`.
     pub fn split(&self, split: Split) -> Option<&SplitSummary> {
         self.splits.iter().find(|s| s.split == split)
     }
+
+    /// What a researcher should know before trusting results on this data,
+    /// one line each: duplicates left out, pieces with few velocities or
+    /// no window, what the reader let pass, dropped notes, small splits.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !self.duplicates.is_empty() {
+            let first = &self.duplicates[0];
+            warnings.push(format!(
+                "{} duplicate piece{} {} (first: {} repeats {})",
+                self.duplicates.len(),
+                plural(self.duplicates.len()),
+                if self.kept_duplicates {
+                    "kept, as `duplicates keep` asks"
+                } else {
+                    "left out"
+                },
+                first.name,
+                first.of
+            ));
+        }
+        for split in &self.splits {
+            for piece in &split.pieces {
+                for warning in self.piece_warnings(piece) {
+                    warnings.push(format!("{}: {warning}", piece.name));
+                }
+            }
+        }
+        if self.dropped_notes > 0 {
+            warnings.push(format!(
+                "{} note{} outside the piano range (A0 to C8) dropped",
+                self.dropped_notes,
+                plural(self.dropped_notes)
+            ));
+        }
+        for split in self.splits.iter().filter(|s| s.split != Split::Train) {
+            let pieces = split.pieces.len();
+            if pieces < SMALL_SPLIT_PIECES || split.notes < SMALL_SPLIT_NOTES {
+                warnings.push(format!(
+                    "the {} split holds {pieces} piece{} ({} notes): its metrics rest on little data; \
+                     `split k-fold` evaluates on every piece in turn",
+                    split.split,
+                    plural(pieces),
+                    split.notes
+                ));
+            }
+        }
+        warnings
+    }
+}
+
+impl DatasetSummary {
+    /// What is odd about one of its pieces: one velocity or few, no
+    /// window, what the reader let pass.
+    pub fn piece_warnings(&self, piece: &PieceSummary) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if piece.velocities == 1 {
+            warnings.push("every note has the same velocity (`min-velocities 2` leaves such pieces out)".to_owned());
+        } else if piece.velocities > 1 && piece.velocities < FEW_VELOCITIES {
+            warnings.push(format!("only {} distinct velocities", piece.velocities));
+        }
+        if piece.windows == 0 {
+            warnings.push(format!(
+                "{} notes, fewer than one window of {}: it gives no windows",
+                piece.notes, self.window.length
+            ));
+        }
+        warnings.extend(piece.warnings.iter().cloned());
+        warnings
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// The lower bin edges of the three features.
@@ -79,6 +172,25 @@ impl SplitSummary {
             velocity: tally.velocity(),
         }
     }
+
+    /// How many groups its pieces form (a summary from before groups
+    /// were recorded counts each piece as its own).
+    pub fn groups(&self) -> usize {
+        let mut groups: Vec<&str> = self
+            .pieces
+            .iter()
+            .map(|p| {
+                if p.group.is_empty() {
+                    p.name.as_str()
+                } else {
+                    p.group.as_str()
+                }
+            })
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups.len()
+    }
 }
 
 /// One piece in numbers.
@@ -90,6 +202,15 @@ pub struct PieceSummary {
     pub notes: usize,
     /// Its windows.
     pub windows: usize,
+    /// The group it shares a split with.
+    #[serde(default)]
+    pub group: String,
+    /// How many different velocities its notes have.
+    #[serde(default)]
+    pub velocities: usize,
+    /// What the reader let pass in its file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Notes per bin, for each feature.

@@ -42,10 +42,19 @@ pub struct DatasetConfig {
     pub source: Source,
     /// How pieces are assigned to splits.
     pub split: Split,
+    /// Which pieces must share a split.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub group: Group,
     /// Pedal threshold when notes are extended by the sustain pedal.
     pub sustain: Option<u8>,
     /// What to do with a bad MIDI file.
     pub bad_files: BadFiles,
+    /// What to do with pieces identical to another.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub duplicates: Duplicates,
+    /// Pieces with fewer distinct velocities than this are left out (0 keeps all).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub min_velocities: u8,
     /// Windowing.
     pub window: Window,
     /// Quantization.
@@ -98,6 +107,48 @@ pub enum Split {
     },
     /// The parquet's own split column.
     Column,
+    /// One fold of a k-fold cross-validation by group: fold `fold` tests,
+    /// fold `fold + 1 (mod k)` validates, the others train.
+    KFold {
+        /// Number of folds.
+        k: usize,
+        /// The tested fold (the planner makes one run per fold).
+        fold: usize,
+        /// Seed of the shuffle that deals groups into folds.
+        seed: u64,
+    },
+}
+
+/// Which pieces must share a split (see `runner_data::group`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Group {
+    /// Every piece alone.
+    #[default]
+    File,
+    /// Pieces in one folder, cut to its first `depth` components (0: all).
+    Folder {
+        /// Folder components that name the group.
+        depth: usize,
+    },
+    /// Pieces whose names give one match of `regex` (or of its first capture group).
+    Pattern {
+        /// The regular expression.
+        regex: String,
+    },
+}
+
+/// What to do with a piece whose bytes or notes repeat another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Duplicates {
+    /// Keep the first by name, report the others.
+    #[default]
+    Drop,
+    /// Stop with the list.
+    Fail,
+    /// Keep and report them (copies made on purpose, e.g. for timing).
+    Keep,
 }
 
 /// What to do with a corrupt or unreadable MIDI file.

@@ -36,7 +36,7 @@ use runner_spec::{Experiment, Kind, Problem, Span, SpecError};
 pub struct PlannedRun {
     /// Hash of the canonical config (16 hex digits).
     pub id: String,
-    /// What distinguishes this run: (axis or `variant` or `seed`, value).
+    /// What distinguishes this run: (axis or `variant` or `fold` or `seed`, value).
     pub labels: Vec<(String, String)>,
     /// The resolved configuration.
     pub config: RunConfig,
@@ -69,7 +69,7 @@ pub struct Plan {
     pub experiment: String,
     /// Its description.
     pub description: Option<String>,
-    /// The runs, in matrix order, seeds innermost.
+    /// The runs, in matrix order, folds then seeds innermost.
     pub runs: Vec<PlannedRun>,
     /// Cells that resolved to a run already planned.
     pub merged_duplicates: usize,
@@ -126,10 +126,21 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
                 continue;
             }
         };
-        for repeat in 0..experiment.repeats {
+        // `split k-fold` without a `fold`: one run per fold, then per seed.
+        let folds: Vec<Option<usize>> = match resolved.folds {
+            Some(k) => (0..k).map(Some).collect(),
+            None => vec![None],
+        };
+        for (fold, repeat) in folds.iter().flat_map(|&f| (0..experiment.repeats).map(move |r| (f, r))) {
             let mut config = resolved.config.clone();
             config.seed += u64::from(repeat);
             let mut labels = cell.labels.clone();
+            if let Some(fold) = fold {
+                if let config::Split::KFold { fold: slot, .. } = &mut config.dataset.split {
+                    *slot = fold;
+                }
+                labels.push(("fold".to_owned(), fold.to_string()));
+            }
             if experiment.repeats > 1 {
                 labels.push(("seed".to_owned(), config.seed.to_string()));
             }
@@ -230,7 +241,7 @@ pub fn selector_help(selector: &str, runs: &[PlannedRun]) -> String {
 /// the list of them.
 fn suggestion<'a>(selector: &str, labels: impl Iterator<Item = &'a [(String, String)]>) -> String {
     let mut known: Vec<String> = labels
-        .flat_map(|labels| labels.iter().filter(|(k, _)| k != "seed"))
+        .flat_map(|labels| labels.iter().filter(|(k, _)| k != "seed" && k != "fold"))
         .map(|(k, v)| if k == "variant" { v.clone() } else { format!("{k}={v}") })
         .collect();
     known.sort();

@@ -183,6 +183,9 @@ pub struct Resolved {
     pub config: RunConfig,
     /// The device preference.
     pub device: DevicePreference,
+    /// With `split k-fold` and no `fold` given: the number of folds, one
+    /// run each (the planner sets the fold).
+    pub folds: Option<usize>,
 }
 
 /// Applies the overrides in order on top of the defaults and checks the
@@ -212,8 +215,10 @@ pub fn resolve<'a>(
             DevicePreference::Auto
         }
     };
+    let folds = (s.word("dataset.split") == "k-fold" && s.get("dataset.split.fold").is_none())
+        .then(|| s.int("dataset.split.k") as usize);
     if problems.is_empty() {
-        Ok(Resolved { config, device })
+        Ok(Resolved { config, device, folds })
     } else {
         Err(problems)
     }
@@ -428,6 +433,25 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
                 test,
             }
         }
+        "k-fold" => {
+            let k = s.int("dataset.split.k") as usize;
+            let fold = s.opt_int("dataset.split.fold").map_or(0, |f| f as usize);
+            if fold >= k {
+                problems.push(Problem::at(
+                    Kind::OutOfRange {
+                        path: "dataset.split.fold".to_owned(),
+                        range: format!("0..={} (k={k})", k - 1),
+                        value: fold.to_string(),
+                    },
+                    s.span("dataset.split.fold"),
+                ));
+            }
+            Split::KFold {
+                k,
+                fold,
+                seed: s.int("dataset.split.seed") as u64,
+            }
+        }
         "column" => {
             if s.word("dataset.source") != "hf-parquet" {
                 problems.push(Problem::at(Kind::ColumnNeedsParquet, s.span("dataset.split")));
@@ -455,12 +479,19 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
     DatasetConfig {
         source,
         split,
+        group: group(s, problems),
         sustain: (s.bool("dataset.sustain") == Some(true)).then(|| s.int("dataset.sustain.threshold") as u8),
         bad_files: if s.word("dataset.bad-files") == "fail" {
             BadFiles::Fail
         } else {
             BadFiles::Skip
         },
+        duplicates: match s.word("dataset.duplicates") {
+            "fail" => Duplicates::Fail,
+            "keep" => Duplicates::Keep,
+            _ => Duplicates::Drop,
+        },
+        min_velocities: s.int("dataset.min-velocities") as u8,
         window: Window {
             length: s.int("dataset.window.length") as usize,
             step: s.int("dataset.window.step") as usize,
@@ -471,6 +502,33 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
             time_stretch: s.float("dataset.augment.time-stretch"),
             probability: s.float("dataset.augment.probability"),
         },
+    }
+}
+
+/// The `group` rule; a pattern must be given and be a regular expression.
+fn group(s: &Settings, problems: &mut Vec<Problem>) -> Group {
+    match s.word("dataset.group") {
+        "folder" => Group::Folder {
+            depth: s.int("dataset.group.depth") as usize,
+        },
+        "pattern" => {
+            let Some(regex) = s.get("dataset.group.regex").and_then(Value::as_str) else {
+                problems.push(Problem::at(Kind::NoPattern, s.span("dataset.group")));
+                return Group::File;
+            };
+            if let Err(error) = regex::Regex::new(regex) {
+                problems.push(Problem::at(
+                    Kind::BadPattern {
+                        problem: error.to_string(),
+                    },
+                    s.span("dataset.group.regex"),
+                ));
+            }
+            Group::Pattern {
+                regex: regex.to_owned(),
+            }
+        }
+        _ => Group::File,
     }
 }
 

@@ -102,12 +102,20 @@ fn dataset(s: &mut Section<'_>, d: &DatasetConfig) {
                 }
             }),
             Split::Column => s.line(format_args!("split column")),
+            Split::KFold { k, fold, seed } => s.line(format_args!("split k-fold k={k} seed={seed} fold={fold}")),
+        }
+        match &d.group {
+            Group::File => s.line(format_args!("group file")),
+            Group::Folder { depth } => s.line(format_args!("group folder depth={depth}")),
+            Group::Pattern { regex } => s.line(format_args!("group pattern regex={}", text(regex))),
         }
         match d.sustain {
             Some(threshold) => s.line(format_args!("sustain #true threshold={threshold}")),
             None => s.line(format_args!("sustain #false")),
         }
         s.line(format_args!("bad-files {}", word(d.bad_files)));
+        s.line(format_args!("duplicates {}", word(d.duplicates)));
+        s.line(format_args!("min-velocities {}", d.min_velocities));
         s.line(format_args!("window length={} step={}", d.window.length, d.window.step));
         let q = &d.quantize;
         match &q.edges {

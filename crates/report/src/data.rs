@@ -1,8 +1,9 @@
 //! The report's data section: the datasets the runs trained on → Markdown.
 //!
 //! In: the [`DataUsed`] entries collected from the runs' `data.json`. Out:
-//! for each dataset, its source, window, token scheme and bin edges, and a
-//! table of pieces, notes and windows per split (pure; no I/O).
+//! for each dataset, its source, window, token scheme, bin edges and
+//! warnings, and a table of groups, pieces, notes and windows per split
+//! (pure; no I/O).
 
 use super::collect::DataUsed;
 use super::stats;
@@ -53,6 +54,13 @@ fn describe(used: &DataUsed) -> String {
             summary.dropped_notes
         ));
     }
+    let warnings = summary.warnings();
+    if !warnings.is_empty() {
+        text.push_str("- **warnings**:\n");
+        for warning in &warnings {
+            text.push_str(&format!("  - {warning}\n"));
+        }
+    }
     text.push('\n');
     text.push_str(&splits_table(summary).markdown());
     text
@@ -69,6 +77,7 @@ fn scheme_name(scheme: Scheme) -> &'static str {
 fn splits_table(summary: &DatasetSummary) -> Table {
     let header = [
         "split",
+        "groups",
         "pieces",
         "notes",
         "windows",
@@ -88,6 +97,7 @@ fn splits_table(summary: &DatasetSummary) -> Table {
             };
             vec![
                 split.split.to_string(),
+                split.groups().to_string(),
                 split.pieces.len().to_string(),
                 split.notes.to_string(),
                 split.windows.to_string(),
@@ -116,6 +126,10 @@ mod tests {
                 name: name.to_owned(),
                 notes,
                 windows,
+                // `a` and `b` are two performances of one piece.
+                group: if name == "c" { "c".to_owned() } else { "ab/".to_owned() },
+                velocities: 40,
+                warnings: Vec::new(),
             })
             .collect();
         SplitSummary {
@@ -156,6 +170,8 @@ mod tests {
                 scheme,
                 skipped: vec![],
                 dropped_notes: 0,
+                duplicates: vec![],
+                kept_duplicates: false,
             },
             schemes: vec![scheme],
             runs: runs.iter().map(|r| (*r).to_owned()).collect(),
@@ -170,12 +186,17 @@ mod tests {
             "- **source**: 2 MIDI files in data/x\n\
              - **windows**: 128 notes, a new window every 42 notes; token scheme `shared`\n\
              - **bin lower edges**: dstart (s) 0, 0.5; duration (s) 0, 1.25; velocity 0, 64\n\
+             - **warnings**:\n  \
+             - the validation split holds 0 pieces (0 notes): its metrics rest on little data; \
+             `split k-fold` evaluates on every piece in turn\n  \
+             - the test split holds 1 piece (10 notes): its metrics rest on little data; \
+             `split k-fold` evaluates on every piece in turn\n\
              \n\
-             | split | pieces | notes | windows | velocity mean ± std | velocity range |\n\
-             |---|---|---|---|---|---|\n\
-             | train | 2 | 150 | 4 | 65.9 ± 19.5 | 3–120 |\n\
-             | validation | 0 | 0 | 0 | — | — |\n\
-             | test | 1 | 10 | 1 | 65.9 ± 19.5 | 3–120 |\n"
+             | split | groups | pieces | notes | windows | velocity mean ± std | velocity range |\n\
+             |---|---|---|---|---|---|---|\n\
+             | train | 1 | 2 | 150 | 4 | 65.9 ± 19.5 | 3–120 |\n\
+             | validation | 0 | 0 | 0 | 0 | — | — |\n\
+             | test | 1 | 1 | 10 | 1 | 65.9 ± 19.5 | 3–120 |\n"
         );
     }
 

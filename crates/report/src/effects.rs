@@ -2,13 +2,14 @@
 //! interactions of the matrix's factors, and their Markdown.
 //!
 //! In: the frame of [`super::collect`] and its label keys. Out: pure values.
-//! A factor is a label key other than `seed` with at least two values; keys
+//! A factor is a label key other than `seed` and `fold` with at least two values; keys
 //! whose values always go together (a `zip` of axes) form one factor, named
 //! `a + b`, with levels `x/y`. A main effect compares each level of a factor
-//! with its first level (level − first): for every seed, the mean of the
-//! metric over the runs at that level minus the mean over the runs at the
-//! first level; the effect is the mean ± sample std of those per-seed
-//! differences. An interaction of two two-level factors A and B is, per seed,
+//! with its first level (level − first): for every replicate (a seed, on
+//! one fold under k-fold), the mean of the metric over the runs at that
+//! level minus the mean over the runs at the first level; the effect is the
+//! mean ± sample std of those per-replicate differences. An interaction of
+//! two two-level factors A and B is, per replicate,
 //! (A's effect where B is at its second level) − (A's effect where B is at
 //! its first level). Groupings are plain Rust over the frame's columns.
 
@@ -142,9 +143,24 @@ fn one_to_one(a: &[Option<String>], b: &[Option<String>]) -> bool {
     firsts.len() == pairs.len() && seconds.len() == pairs.len()
 }
 
-/// Each row's seed label (`None` for every row without a `seed` column).
+/// Each row's replicate: its `seed` and `fold` labels joined (`None` for
+/// every row with neither), and the distinct replicates. Differences are
+/// paired by replicate: the same seed on the same fold.
 fn seeds(frame: &DataFrame) -> (Vec<Option<String>>, Vec<Option<String>>) {
-    let per_row = collect::strings(frame, "seed");
+    let columns: Vec<Vec<Option<String>>> = table::REPLICATE_KEYS
+        .iter()
+        .map(|key| collect::strings(frame, key))
+        .collect();
+    let per_row: Vec<Option<String>> = (0..frame.height())
+        .map(|row| {
+            let parts: Vec<String> = table::REPLICATE_KEYS
+                .iter()
+                .zip(&columns)
+                .filter_map(|(key, column)| Some(format!("{key}={}", column[row].as_ref()?)))
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        })
+        .collect();
     let mut distinct: Vec<Option<String>> = Vec::new();
     for s in &per_row {
         if !distinct.contains(s) {
@@ -276,15 +292,15 @@ pub fn render(effects: &[Effect], interactions: &[Interaction]) -> String {
         rows.push(row);
     }
     let mut text = String::from(
-        "Each main effect is a difference of means (level − first level), computed per seed and shown as \
-         mean ± std across seeds. An interaction `A × B` is A's effect at B's second level minus A's effect \
+        "Each main effect is a difference of means (level − first level), computed per replicate (a seed, \
+         on one fold under k-fold) and shown as mean ± std across replicates. An interaction `A × B` is A's effect at B's second level minus A's effect \
          at B's first level. Lower is better for loss and distances, higher for accuracy, closer to 1 for \
          flatness.\n\n",
     );
     text.push_str(&Table { header, rows }.markdown());
     text.push('\n');
     let on_val_dist: Vec<&Effect> = effects.iter().filter(|e| e.metric == Metric::ValDist).collect();
-    let seeds = |s: &Spread| format!("{} seed{}", s.n, if s.n == 1 { "" } else { "s" });
+    let seeds = |s: &Spread| format!("{} replicate{}", s.n, if s.n == 1 { "" } else { "s" });
     if let Some(largest) = on_val_dist
         .iter()
         .max_by(|x, y| x.estimate.mean.abs().total_cmp(&y.estimate.mean.abs()))
@@ -398,6 +414,28 @@ mod tests {
         assert!(close(found[0].estimate.mean, 0.0));
         assert!(close(found[0].estimate.std.unwrap(), 2f64.sqrt()));
         assert_eq!(found[0].name(), "schedule × loss");
+    }
+
+    #[test]
+    fn folds_are_replicates_paired_with_their_seed() {
+        // One seed on two folds: fold 0 has the gap 4, fold 1 the gap 8.
+        let frame = DataFrame::new(
+            4,
+            vec![
+                Column::new("schedule".into(), ["noam", "constant", "noam", "constant"].to_vec()),
+                Column::new("fold".into(), ["0", "0", "1", "1"].to_vec()),
+                Column::new("seed".into(), ["0", "0", "0", "0"].to_vec()),
+                Column::new("val_dist".into(), [5.0, 9.0, 6.0, 14.0].to_vec()),
+            ],
+        )
+        .unwrap();
+        let keys = ["schedule", "fold", "seed"].map(str::to_owned);
+        let factors = factors(&frame, &keys);
+        assert_eq!(factors.len(), 1, "fold is not a factor");
+        let effects = main_effects(&frame, &factors);
+        assert_eq!(effects[0].estimate.n, 2);
+        assert!(close(effects[0].estimate.mean, 6.0));
+        assert!(close(effects[0].estimate.std.unwrap(), 8f64.sqrt()));
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
     md.push_str(&main_table.markdown());
     md.push_str(
         "\nFinal-epoch values on the validation split (test dist: the test split, teacher-forced), as mean ± \
-         std across seeds when a cell has several runs. val dist and greedy dist are the mean |predicted − true| \
+         std across replicates (seeds, and folds under k-fold) when a cell has several runs. val dist and greedy dist are the mean |predicted − true| \
          velocity (teacher-forced and greedy-decoded); lower is better for loss and distances, higher for \
          accuracy; flatness is std(predicted) / std(true): 1 when the spread matches, 0 when flat (greedy flatness: of \
          the greedy-decoded predictions, the write-up's \"flat\" picture). The \

@@ -50,10 +50,10 @@ impl Table {
     }
 }
 
-/// Runs that differ only by seed.
+/// Runs that differ only by seed and fold: the replicates of one cell.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
-    /// The labels other than `seed` (empty for an experiment of one cell).
+    /// The labels other than `seed` and `fold` (empty for an experiment of one cell).
     pub labels: Vec<(String, String)>,
     /// The cell's frame rows.
     pub rows: Vec<usize>,
@@ -70,13 +70,21 @@ impl Cell {
     }
 }
 
-/// The label keys other than `seed`.
+/// The label keys that tell replicates of one cell apart: a run's seed
+/// and its cross-validation fold.
+pub const REPLICATE_KEYS: [&str; 2] = ["seed", "fold"];
+
+/// The label keys other than [`REPLICATE_KEYS`].
 pub fn cell_keys(label_keys: &[String]) -> Vec<String> {
-    label_keys.iter().filter(|k| *k != "seed").cloned().collect()
+    label_keys
+        .iter()
+        .filter(|k| !REPLICATE_KEYS.contains(&k.as_str()))
+        .cloned()
+        .collect()
 }
 
-/// The frame's rows grouped by their labels other than `seed`, in order of
-/// first appearance.
+/// The frame's rows grouped by their labels other than `seed` and `fold`,
+/// in order of first appearance.
 pub fn cells(frame: &DataFrame, label_keys: &[String]) -> Vec<Cell> {
     let keys = cell_keys(label_keys);
     let columns: Vec<Vec<Option<String>>> = keys.iter().map(|k| collect::strings(frame, k)).collect();

@@ -184,6 +184,10 @@ pub enum Kind {
     FractionsSum { sum: f64 },
     /// A training fraction of 0.
     NoTrainFraction,
+    /// `group pattern` without `regex`.
+    NoPattern,
+    /// A group pattern that is not a regular expression.
+    BadPattern { problem: String },
     /// Explicit edges without a list.
     NoEdges { name: String },
     /// A bin count the original table lacks.
@@ -231,6 +235,7 @@ impl Kind {
             | Kind::NoClaim
             | Kind::SourceNeedsPath { .. }
             | Kind::NoTrainList
+            | Kind::NoPattern
             | Kind::NoEdges { .. } => "missing-value",
             Kind::TakesOneValue { .. }
             | Kind::TakesNoArguments { .. }
@@ -272,6 +277,7 @@ impl Kind {
             | Kind::FractionsSum { .. }
             | Kind::BinsContradictEdges { .. } => "inconsistent",
             Kind::SplitOverlap { .. } => "overlap",
+            Kind::BadPattern { .. } => "bad-pattern",
         }
     }
 
@@ -346,6 +352,8 @@ impl Kind {
             Kind::MinAbovePeak { .. } => "above the peak".to_owned(),
             Kind::SourceNeedsPath { .. } => "needs path=".to_owned(),
             Kind::NoTrainList => "no training pieces".to_owned(),
+            Kind::NoPattern => "needs `regex`".to_owned(),
+            Kind::BadPattern { .. } => "not a regular expression".to_owned(),
             Kind::SplitOverlap { .. } => "listed twice".to_owned(),
             Kind::ColumnNeedsParquet => "needs a parquet source".to_owned(),
             Kind::FractionsSum { sum } => format!("sums to {sum}"),
@@ -454,6 +462,8 @@ impl fmt::Display for Kind {
                 write!(f, "`source {kind}` needs the folder: `source {kind} path=\"...\"`")
             }
             Kind::NoTrainList => f.write_str("`split files` needs a `train` list"),
+            Kind::NoPattern => f.write_str("`group pattern` needs `regex=\"...\"`, matched against each file's path"),
+            Kind::BadPattern { problem } => write!(f, "the group pattern is not a regular expression: {problem}"),
             Kind::SplitOverlap { file, first, second } => write!(
                 f,
                 "`{file}` is in both `{first}` and `{second}`: splits are by piece and must not overlap"

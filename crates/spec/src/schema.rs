@@ -171,6 +171,18 @@ pub static FIELDS: &[Field] = &[
         "what to do with a corrupt or unreadable MIDI file",
     ),
     field(
+        "dataset.duplicates",
+        Type::Enum(&["drop", "fail", "keep"]),
+        DefaultValue::Str("drop"),
+        "pieces whose bytes or notes repeat another's: keep the first by name and report the rest, stop, or keep all (copies made on purpose)",
+    ),
+    field(
+        "dataset.min-velocities",
+        int(0, 128),
+        DefaultValue::Int(0),
+        "leave out pieces with fewer distinct velocities than this (0 keeps all; 2 drops constant-velocity scores)",
+    ),
+    field(
         "dataset.window.length",
         int(1, 1 << 20),
         DefaultValue::Int(128),
@@ -519,10 +531,63 @@ pub static CHOICES: &[Choice] = &[
                 name: "column",
                 fields: &[],
             },
+            Kind {
+                name: "k-fold",
+                fields: &[
+                    field(
+                        "k",
+                        int(3, 1000),
+                        DefaultValue::Int(5),
+                        "folds: each run tests on one, validates on the next and trains on the rest",
+                    ),
+                    field(
+                        "seed",
+                        int(0, BIG),
+                        DefaultValue::Int(0),
+                        "seed of the shuffle that deals groups into folds",
+                    ),
+                    field(
+                        "fold",
+                        int(0, 999),
+                        DefaultValue::Unset,
+                        "plan this fold only (default: one run per fold, labelled `fold`)",
+                    ),
+                ],
+            },
         ],
         default_kind: "fractions",
         default_overrides: &[],
-        doc: "how pieces (never windows) are split: fractions, explicit file lists, or the parquet's split column",
+        doc: "how groups of pieces (never windows) are split: fractions, explicit file lists, the parquet's split column, or k folds",
+    },
+    Choice {
+        path: "dataset.group",
+        kinds: &[
+            Kind {
+                name: "file",
+                fields: &[],
+            },
+            Kind {
+                name: "folder",
+                fields: &[field(
+                    "depth",
+                    int(0, 64),
+                    DefaultValue::Int(0),
+                    "folder components that name the group (0: the whole folder)",
+                )],
+            },
+            Kind {
+                name: "pattern",
+                fields: &[field(
+                    "regex",
+                    Type::Str,
+                    DefaultValue::Unset,
+                    "regular expression on the path within the source; its match (or first capture group) names the group",
+                )],
+            },
+        ],
+        default_kind: "file",
+        default_overrides: &[],
+        doc: "which pieces must share a split: each file alone, one folder, or one match of a pattern",
     },
     Choice {
         path: "loss",

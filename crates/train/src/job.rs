@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tch::Device;
 
-use runner_data::dataset::{self, DataError};
+use runner_data::dataset::{self, DataError, Origin};
 use runner_job::{Event, Job, Outcome, Progress, RunResult};
 use runner_plan::config::DevicePreference;
 use runner_store::records::EpochRecord;
@@ -241,6 +241,21 @@ fn one(
         }
         Err(e) => return fail(Outcome::Failed(format!("dataset: {e}"))),
     };
+    let warnings = data.summary.warnings();
+    for warning in &warnings {
+        let _ = claimed.log(&format!("data warning: {warning}"));
+    }
+    // Said once, when the dataset is first built; every run's log keeps them.
+    if !warnings.is_empty() && matches!(data.origin, Origin::Built { .. } | Origin::Rebuilt { .. }) {
+        events.line(&format!(
+            "{} {}: the data has {} warning{} (first: {}); `runner data inspect` lists them",
+            &run.id[..8],
+            job.label,
+            warnings.len(),
+            if warnings.len() == 1 { "" } else { "s" },
+            warnings[0]
+        ));
+    }
     let progress = events.progress();
     let placement = Placement {
         device,
