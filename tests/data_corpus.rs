@@ -223,6 +223,16 @@ fn k_folds_plan_one_run_per_fold_and_test_every_group_once() {
         assert_eq!(run["labels"][0], serde_json::json!(["fold", fold.to_string()]));
         let id = run["id"].as_str().unwrap();
         let json = inspect_json(work.path(), &file, &["--run", id]);
+        let small_test = json["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w.as_str().unwrap().starts_with("the test split holds"))
+            .expect("a fold's test split is small");
+        assert!(
+            small_test.as_str().unwrap().ends_with("read it with the other 2 folds"),
+            "{small_test}"
+        );
         let pieces = kept(&json);
         assert!(splits_per_group(&pieces).values().all(|s| s.len() == 1));
         for (group, split) in splits_per_group(&pieces)

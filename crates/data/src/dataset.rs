@@ -270,6 +270,10 @@ pub fn from_loaded(
         dropped_notes: loaded.dropped_notes,
         duplicates,
         kept_duplicates: dataset.duplicates == config::Duplicates::Keep,
+        folds: match dataset.split {
+            config::Split::KFold { k, .. } => Some(k),
+            _ => None,
+        },
     };
     let [train, validation, test]: [TokenWindows; 3] = windows
         .try_into()

@@ -37,6 +37,9 @@ pub struct DatasetSummary {
     /// Whether the duplicates were kept (`duplicates keep`).
     #[serde(default)]
     pub kept_duplicates: bool,
+    /// With `split k-fold`: the number of folds (this is one of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<usize>,
 }
 
 /// A piece with fewer distinct velocities than this is warned about: a
@@ -94,9 +97,12 @@ impl DatasetSummary {
         for split in self.splits.iter().filter(|s| s.split != Split::Train) {
             let pieces = split.pieces.len();
             if pieces < SMALL_SPLIT_PIECES || split.notes < SMALL_SPLIT_NOTES {
+                let advice = match self.folds {
+                    Some(k) => format!("read it with the other {} folds", k - 1),
+                    None => "`split k-fold` evaluates on every piece in turn".to_owned(),
+                };
                 warnings.push(format!(
-                    "the {} split holds {pieces} piece{} ({} notes): its metrics rest on little data; \
-                     `split k-fold` evaluates on every piece in turn",
+                    "the {} split holds {pieces} piece{} ({} notes): its metrics rest on little data; {advice}",
                     split.split,
                     plural(pieces),
                     split.notes

@@ -172,6 +172,7 @@ mod tests {
                 dropped_notes: 0,
                 duplicates: vec![],
                 kept_duplicates: false,
+                folds: None,
             },
             schemes: vec![scheme],
             runs: runs.iter().map(|r| (*r).to_owned()).collect(),
