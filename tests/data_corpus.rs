@@ -71,6 +71,15 @@ fn inspect_json(root: &Path, file: &str, extra: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).expect("inspect --json prints JSON")
 }
 
+/// The `--json` entry of the piece `name`.
+fn piece<'a>(json: &'a Value, name: &str) -> &'a Value {
+    let pieces = json["pieces"].as_array().unwrap();
+    pieces
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no piece {name}"))
+}
+
 /// Each kept piece's (group, split).
 fn kept(json: &Value) -> Vec<(String, String)> {
     json["pieces"]
@@ -121,12 +130,7 @@ fn folder_groups_never_straddle_splits_and_duplicates_are_listed_once() {
         assert_eq!(duplicates[0]["name"], "C1/P4/copy.mid");
         assert_eq!(duplicates[0]["of"], "C0/P0/perf_0.mid");
         assert_eq!(duplicates[0]["identical"], "bytes");
-        let score = json["pieces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "C2/P5/score.mid")
-            .unwrap();
+        let score = piece(&json, "C2/P5/score.mid");
         assert_eq!(score["velocities"], 1);
         assert!(
             score["warnings"][0]
@@ -134,12 +138,7 @@ fn folder_groups_never_straddle_splits_and_duplicates_are_listed_once() {
                 .unwrap()
                 .contains("every note has the same velocity")
         );
-        let padded = json["pieces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "C0/P3/perf_0.mid")
-            .unwrap();
+        let padded = piece(&json, "C0/P3/perf_0.mid");
         assert!(
             padded["warnings"][0]
                 .as_str()

@@ -235,30 +235,23 @@ pub fn from_loaded(
         left_out,
     } = assign(loaded.pieces, dataset)?;
     let mut by_split: [Vec<Piece>; 3] = Default::default();
-    let mut about: [Vec<About>; 3] = Default::default();
+    let mut facts: [Vec<PieceFacts>; 3] = Default::default();
     for piece in pieces {
-        let at = piece.split as usize;
-        about[at].push(About {
-            group: piece.group,
-            velocities: piece.velocities,
-            warnings: piece.warnings,
-        });
-        by_split[at].push(piece.piece);
+        by_split[piece.split as usize].push(piece.piece);
+        facts[piece.split as usize].push(piece.facts);
     }
     let quantizer = quantizer(&dataset.quantize, &by_split[Split::Train as usize])?;
     let encoding = super::DatasetConfig::new(quantizer.clone(), window, scheme)?;
-    let mut summaries = Vec::with_capacity(3);
-    let mut windows = Vec::with_capacity(3);
-    for ((split, pieces), about) in Split::ALL.into_iter().zip(by_split).zip(about) {
-        let (split_windows, summary) = encode_split(split, pieces, about, &encoding)?;
-        windows.push(split_windows);
-        summaries.push(summary);
-    }
+    let [train, validation, test] = by_split;
+    let [train_facts, validation_facts, test_facts] = facts;
+    let (train, train_summary) = encode_split(Split::Train, train, train_facts, &encoding)?;
+    let (validation, validation_summary) = encode_split(Split::Validation, validation, validation_facts, &encoding)?;
+    let (test, test_summary) = encode_split(Split::Test, test, test_facts, &encoding)?;
     let mut skipped = loaded.skipped;
     skipped.extend(left_out);
     let summary = DatasetSummary {
         source,
-        splits: summaries,
+        splits: vec![train_summary, validation_summary, test_summary],
         edges: EdgeLists {
             dstart: quantizer.dstart.as_slice().to_vec(),
             duration: quantizer.duration.as_slice().to_vec(),
@@ -275,9 +268,6 @@ pub fn from_loaded(
             _ => None,
         },
     };
-    let [train, validation, test]: [TokenWindows; 3] = windows
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("one set of windows per split"));
     Ok(Dataset {
         vocab: *encoding.vocab(),
         quantizer,
@@ -287,13 +277,6 @@ pub fn from_loaded(
         summary,
         origin: Origin::Uncached,
     })
-}
-
-/// What the summary says about a piece besides its counts.
-struct About {
-    group: String,
-    velocities: usize,
-    warnings: Vec<String>,
 }
 
 /// The pieces a dataset keeps, each with its group and split, and those it
@@ -313,10 +296,17 @@ pub struct Assigned {
 pub struct AssignedPiece {
     /// The notes.
     pub piece: Piece,
-    /// The group it shares a split with.
-    pub group: String,
     /// Its split.
     pub split: Split,
+    /// What its summary says besides its counts.
+    pub facts: PieceFacts,
+}
+
+/// What a piece's summary says besides its counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PieceFacts {
+    /// The group it shares a split with.
+    pub group: String,
     /// How many different velocities its notes have.
     pub velocities: usize,
     /// What the reader let pass in its file.
@@ -348,10 +338,10 @@ pub fn assign(pieces: Vec<SourcePiece>, dataset: &config::DatasetConfig) -> Resu
     let mut left_out = Vec::new();
     let mut kept = Vec::with_capacity(pieces.len());
     for (piece, repeated) in pieces.into_iter().zip(repeated) {
-        let velocities = distinct_velocities(&piece.piece);
         if repeated {
             continue;
         }
+        let velocities = distinct_velocities(&piece.piece);
         if velocities < min {
             left_out.push(Skipped {
                 what: piece.piece.name.clone(),
@@ -381,10 +371,12 @@ pub fn assign(pieces: Vec<SourcePiece>, dataset: &config::DatasetConfig) -> Resu
         .zip(splits.as_slice())
         .map(|(((piece, velocities), group), &split)| AssignedPiece {
             piece: piece.piece,
-            group,
             split,
-            velocities,
-            warnings: piece.warnings,
+            facts: PieceFacts {
+                group,
+                velocities,
+                warnings: piece.warnings,
+            },
         })
         .collect();
     Ok(Assigned {
@@ -493,14 +485,14 @@ fn quantizer(quantize: &config::Quantize, train: &[Piece]) -> Result<Quantizer, 
 fn encode_split(
     split: Split,
     pieces: Vec<Piece>,
-    about: Vec<About>,
+    facts: Vec<PieceFacts>,
     config: &super::DatasetConfig,
 ) -> Result<(TokenWindows, SplitSummary), DataError> {
     let bins = config.quantizer().bins();
     let encoded = pieces
         .into_par_iter()
-        .zip(about)
-        .map(|(piece, about)| {
+        .zip(facts)
+        .map(|(piece, facts)| {
             let quantized = config.quantizer().quantize(&piece);
             let mut tally = Tally::new(bins);
             tally.add(&quantized);
@@ -509,9 +501,9 @@ fn encode_split(
                 notes: quantized.len(),
                 windows: windows.len(),
                 name: piece.name,
-                group: about.group,
-                velocities: about.velocities,
-                warnings: about.warnings,
+                group: facts.group,
+                velocities: facts.velocities,
+                warnings: facts.warnings,
             };
             Ok((summary, tally, windows))
         })
@@ -578,6 +570,16 @@ mod tests {
         }
     }
 
+    /// Every piece in training.
+    fn all_train() -> config::DatasetConfig {
+        config(config::Split::Fractions {
+            train: 1.0,
+            validation: 0.0,
+            test: 0.0,
+            seed: 0,
+        })
+    }
+
     fn splits_of(assigned: &Assigned) -> Vec<Split> {
         assigned.pieces.iter().map(|p| p.split).collect()
     }
@@ -608,13 +610,7 @@ mod tests {
     #[test]
     fn duplicates_are_left_out_and_reported_or_refused() {
         let pieces = vec![piece("b.mid", None), piece("a.mid", None), piece_with("c.mid", None, 1)];
-        let split = config::Split::Fractions {
-            train: 1.0,
-            validation: 0.0,
-            test: 0.0,
-            seed: 0,
-        };
-        let assigned = assign(pieces.clone(), &config(split.clone())).unwrap();
+        let assigned = assign(pieces.clone(), &all_train()).unwrap();
         let kept: Vec<&str> = assigned.pieces.iter().map(|p| p.piece.name.as_str()).collect();
         assert_eq!(kept, ["a.mid", "c.mid"]);
         assert_eq!(assigned.duplicates.len(), 1);
@@ -622,7 +618,7 @@ mod tests {
             (assigned.duplicates[0].name.as_str(), assigned.duplicates[0].of.as_str()),
             ("b.mid", "a.mid")
         );
-        let mut strict = config(split);
+        let mut strict = all_train();
         strict.duplicates = config::Duplicates::Fail;
         let err = assign(pieces, &strict).unwrap_err();
         assert_eq!(
@@ -636,14 +632,12 @@ mod tests {
         let mut constant = piece("flat.mid", None);
         constant.piece.notes.iter_mut().for_each(|n| n.velocity = 80);
         let pieces = vec![constant, piece("played.mid", None)];
-        let mut dataset = config(config::Split::Fractions {
-            train: 1.0,
-            validation: 0.0,
-            test: 0.0,
-            seed: 0,
-        });
+        let mut dataset = all_train();
         let kept = assign(pieces.clone(), &dataset).unwrap();
-        assert_eq!(kept.pieces.iter().map(|p| p.velocities).collect::<Vec<_>>(), [1, 10]);
+        assert_eq!(
+            kept.pieces.iter().map(|p| p.facts.velocities).collect::<Vec<_>>(),
+            [1, 10]
+        );
         dataset.min_velocities = 2;
         let assigned = assign(pieces, &dataset).unwrap();
         assert_eq!(assigned.pieces.len(), 1);

@@ -103,7 +103,13 @@ pub fn json(dataset: &Dataset) -> serde_json::Value {
             })
         })
         .collect();
-    for d in summary.duplicates.iter().filter(|_| !summary.kept_duplicates) {
+    // Kept duplicates are among the pieces already.
+    let left_out: &[_] = if summary.kept_duplicates {
+        &[]
+    } else {
+        &summary.duplicates
+    };
+    for d in left_out {
         pieces.push(serde_json::json!({
             "name": d.name,
             "group": null,
@@ -289,6 +295,12 @@ pub fn render_export(exported: &Exported) -> String {
         out.push_str(&format!("skipped {} files or rows:\n", exported.skipped.len()));
         for s in &exported.skipped {
             out.push_str(&format!("  {}: {}\n", s.what, s.reason));
+        }
+    }
+    if !exported.duplicates.is_empty() {
+        out.push_str(&format!("{} repeat another piece:\n", exported.duplicates.len()));
+        for d in &exported.duplicates {
+            out.push_str(&format!("  {} repeats {}\n", d.name, d.of));
         }
     }
     out

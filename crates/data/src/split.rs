@@ -26,6 +26,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+use runner_spec::error::count;
+
 /// One of the three splits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -248,8 +250,8 @@ fn by_folds(groups: &[String], k: usize, fold: usize, seed: u64) -> Result<Vec<S
     }
     if k > n {
         return Err(bad(format!(
-            "there are only {n} group{} to deal into {k} folds",
-            if n == 1 { "" } else { "s" }
+            "there are only {} to deal into {k} folds",
+            count(n, "group")
         )));
     }
     if fold >= k {

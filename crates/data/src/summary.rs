@@ -13,6 +13,7 @@ use super::quantize::{Bins, QuantizedNote};
 use super::source::Skipped;
 use super::split::Split;
 use runner_plan::config::{Scheme, Window};
+use runner_spec::error::count;
 
 /// Everything `runner data inspect` shows about a dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,9 +69,8 @@ impl DatasetSummary {
         if !self.duplicates.is_empty() {
             let first = &self.duplicates[0];
             warnings.push(format!(
-                "{} duplicate piece{} {} (first: {} repeats {})",
-                self.duplicates.len(),
-                plural(self.duplicates.len()),
+                "{} {} (first: {} repeats {})",
+                count(self.duplicates.len(), "duplicate piece"),
                 if self.kept_duplicates {
                     "kept, as `duplicates keep` asks"
                 } else {
@@ -89,9 +89,8 @@ impl DatasetSummary {
         }
         if self.dropped_notes > 0 {
             warnings.push(format!(
-                "{} note{} outside the piano range (A0 to C8) dropped",
-                self.dropped_notes,
-                plural(self.dropped_notes)
+                "{} outside the piano range (A0 to C8) dropped",
+                count(self.dropped_notes, "note")
             ));
         }
         for split in self.splits.iter().filter(|s| s.split != Split::Train) {
@@ -102,18 +101,16 @@ impl DatasetSummary {
                     None => "`split k-fold` evaluates on every piece in turn".to_owned(),
                 };
                 warnings.push(format!(
-                    "the {} split holds {pieces} piece{} ({} notes): its metrics rest on little data; {advice}",
+                    "the {} split holds {} ({} notes): its metrics rest on little data; {advice}",
                     split.split,
-                    plural(pieces),
+                    count(pieces, "piece"),
                     split.notes
                 ));
             }
         }
         warnings
     }
-}
 
-impl DatasetSummary {
     /// What is odd about one of its pieces: one velocity or few, no
     /// window, what the reader let pass.
     pub fn piece_warnings(&self, piece: &PieceSummary) -> Vec<String> {
@@ -132,10 +129,6 @@ impl DatasetSummary {
         warnings.extend(piece.warnings.iter().cloned());
         warnings
     }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 /// The lower bin edges of the three features.

@@ -18,6 +18,7 @@ use polars::prelude::DataFrame;
 use super::collect::{self, METRICS};
 use super::stats::Spread;
 use super::table::{self, Table};
+use runner_spec::error::count;
 use runner_spec::file::Metric;
 
 /// One factor of the matrix.
@@ -56,7 +57,7 @@ pub struct Effect {
     pub contrast: Contrast,
     /// On which metric.
     pub metric: Metric,
-    /// Mean ± std of the per-seed differences.
+    /// Mean ± std of the per-replicate differences.
     pub estimate: Spread,
 }
 
@@ -69,7 +70,7 @@ pub struct Interaction {
     pub b: Contrast,
     /// On which metric.
     pub metric: Metric,
-    /// Mean ± std of the per-seed differences of differences.
+    /// Mean ± std of the per-replicate differences.of differences.
     pub estimate: Spread,
 }
 
@@ -146,7 +147,7 @@ fn one_to_one(a: &[Option<String>], b: &[Option<String>]) -> bool {
 /// Each row's replicate: its `seed` and `fold` labels joined (`None` for
 /// every row with neither), and the distinct replicates. Differences are
 /// paired by replicate: the same seed on the same fold.
-fn seeds(frame: &DataFrame) -> (Vec<Option<String>>, Vec<Option<String>>) {
+fn replicates(frame: &DataFrame) -> (Vec<Option<String>>, Vec<Option<String>>) {
     let columns: Vec<Vec<Option<String>>> = table::REPLICATE_KEYS
         .iter()
         .map(|key| collect::strings(frame, key))
@@ -181,18 +182,20 @@ fn mean_where(values: &[Option<f64>], keep: impl Fn(usize) -> bool) -> Option<f6
 
 /// Every factor's main effects on every metric (each level vs the first).
 pub fn main_effects(frame: &DataFrame, factors: &[Factor]) -> Vec<Effect> {
-    let (seed_of, seeds) = seeds(frame);
+    let (replicate_of, replicates) = replicates(frame);
     let mut effects = Vec::new();
     for factor in factors {
         for level in 1..factor.levels.len() {
             for metric in METRICS {
                 let values = collect::numbers(frame, collect::column(metric));
-                let at = |l: usize, seed: &Option<String>| {
-                    mean_where(&values, |r| factor.level_of[r] == Some(l) && seed_of[r] == *seed)
+                let at = |l: usize, replicate: &Option<String>| {
+                    mean_where(&values, |r| {
+                        factor.level_of[r] == Some(l) && replicate_of[r] == *replicate
+                    })
                 };
-                let differences: Vec<f64> = seeds
+                let differences: Vec<f64> = replicates
                     .iter()
-                    .filter_map(|seed| Some(at(level, seed)? - at(0, seed)?))
+                    .filter_map(|replicate| Some(at(level, replicate)? - at(0, replicate)?))
                     .collect();
                 if let Some(estimate) = Spread::of(&differences) {
                     effects.push(Effect {
@@ -213,7 +216,7 @@ pub fn main_effects(frame: &DataFrame, factors: &[Factor]) -> Vec<Effect> {
 
 /// The two-way interactions of every pair of two-level factors on every metric.
 pub fn interactions(frame: &DataFrame, factors: &[Factor]) -> Vec<Interaction> {
-    let (seed_of, seeds) = seeds(frame);
+    let (replicate_of, replicates) = replicates(frame);
     let two_level: Vec<&Factor> = factors.iter().filter(|f| f.levels.len() == 2).collect();
     let contrast = |f: &Factor| Contrast {
         factor: f.name.clone(),
@@ -225,12 +228,12 @@ pub fn interactions(frame: &DataFrame, factors: &[Factor]) -> Vec<Interaction> {
         for b in &two_level[i + 1..] {
             for metric in METRICS {
                 let values = collect::numbers(frame, collect::column(metric));
-                let at = |la: usize, lb: usize, seed: &Option<String>| {
+                let at = |la: usize, lb: usize, replicate: &Option<String>| {
                     mean_where(&values, |r| {
-                        a.level_of[r] == Some(la) && b.level_of[r] == Some(lb) && seed_of[r] == *seed
+                        a.level_of[r] == Some(la) && b.level_of[r] == Some(lb) && replicate_of[r] == *replicate
                     })
                 };
-                let differences: Vec<f64> = seeds
+                let differences: Vec<f64> = replicates
                     .iter()
                     .filter_map(|s| Some((at(1, 1, s)? - at(0, 1, s)?) - (at(1, 0, s)? - at(0, 0, s)?)))
                     .collect();
@@ -300,7 +303,7 @@ pub fn render(effects: &[Effect], interactions: &[Interaction]) -> String {
     text.push_str(&Table { header, rows }.markdown());
     text.push('\n');
     let on_val_dist: Vec<&Effect> = effects.iter().filter(|e| e.metric == Metric::ValDist).collect();
-    let seeds = |s: &Spread| format!("{} replicate{}", s.n, if s.n == 1 { "" } else { "s" });
+    let how_many = |s: &Spread| count(s.n, "replicate");
     if let Some(largest) = on_val_dist
         .iter()
         .max_by(|x, y| x.estimate.mean.abs().total_cmp(&y.estimate.mean.abs()))
@@ -322,7 +325,7 @@ pub fn render(effects: &[Effect], interactions: &[Interaction]) -> String {
             largest.contrast.factor,
             largest.contrast.text(),
             largest.estimate.signed(2),
-            seeds(&largest.estimate),
+            how_many(&largest.estimate),
             100.0 * share
         ));
     }
@@ -332,7 +335,7 @@ pub fn render(effects: &[Effect], interactions: &[Interaction]) -> String {
             effect.contrast.factor,
             effect.contrast.text(),
             effect.estimate.signed(2),
-            seeds(&effect.estimate)
+            how_many(&effect.estimate)
         ));
     }
     for i in interactions.iter().filter(|i| i.metric == Metric::ValDist) {
@@ -340,7 +343,7 @@ pub fn render(effects: &[Effect], interactions: &[Interaction]) -> String {
             "- {}: ({a} | {b}={b1}) − ({a} | {b}={b0}) = {} on val dist ({}).\n",
             i.name(),
             i.estimate.signed(2),
-            seeds(&i.estimate),
+            how_many(&i.estimate),
             a = i.a.text(),
             b = i.b.factor,
             b1 = i.b.level,
