@@ -13,7 +13,7 @@ use super::quantize::{Bins, QuantizedNote};
 use super::source::Skipped;
 use super::split::Split;
 use runner_plan::config::{Scheme, Window};
-use runner_spec::error::count;
+use runner_plan::show::count;
 
 /// Everything `runner data inspect` shows about a dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

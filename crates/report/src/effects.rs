@@ -18,7 +18,7 @@ use polars::prelude::DataFrame;
 use super::collect::{self, METRICS};
 use super::stats::Spread;
 use super::table::{self, Table};
-use runner_spec::error::count;
+use runner_plan::show::count;
 use runner_spec::file::Metric;
 
 /// One factor of the matrix.

@@ -248,11 +248,10 @@ fn one(
     // Said once, when the dataset is first built; every run's log keeps them.
     if !warnings.is_empty() && matches!(data.origin, Origin::Built { .. } | Origin::Rebuilt { .. }) {
         events.line(&format!(
-            "{} {}: the data has {} warning{} (first: {}); `runner data inspect` lists them",
+            "{} {}: the data has {} (first: {}); `runner data inspect` lists them",
             &run.id[..8],
             job.label,
-            warnings.len(),
-            if warnings.len() == 1 { "" } else { "s" },
+            runner_plan::show::count(warnings.len(), "warning"),
             warnings[0]
         ));
     }
