@@ -47,6 +47,7 @@ fn main() {
                         split: None,
                         file_sha256: None,
                         warnings: Vec::new(),
+                        metadata: Default::default(),
                     }
                 })
             })
@@ -60,7 +61,8 @@ fn main() {
     for _ in 0..3 {
         let input = replicated.clone();
         let start = Instant::now();
-        let built = dataset::from_loaded(input, &run.dataset, run.encoder, String::new()).expect("builds");
+        let built =
+            dataset::from_loaded(input, &run.dataset, &Default::default(), run.encoder, String::new()).expect("builds");
         best = best.min(start.elapsed().as_secs_f64());
         windows = built.train.len() + built.validation.len() + built.test.len();
     }

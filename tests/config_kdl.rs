@@ -18,6 +18,9 @@ const PARTS: &[&[&str]] = &[
         "dataset { split files { train \"a.mid\" \"b b.mid\"; test \"c.mid\" } }",
         "dataset { split k-fold k=4 seed=2; group folder depth=1 }",
         "dataset { split k-fold k=3 fold=2; group pattern regex=\"^(.+)_take\\\\d\" }",
+        "dataset { split table path=\"meta/maestro.csv\"; group column name=canonical_title table=\"meta/maestro.csv\" }",
+        "dataset { split table path=\"t.csv\" file-column=file split-column=fold; group column name=\"a b\" table=\"t.csv\" file-column=file }",
+        "dataset { source hf-parquet path=\"/data/maestro\"; group column name=composer }",
     ],
     &[
         "",

@@ -12,6 +12,7 @@ use runner_data::cache::{dataset_key, split_key};
 use runner_data::dataset::{self, Dataset, Origin};
 use runner_data::source::{self, Folders, SourceFiles};
 use runner_data::split::Split;
+use runner_data::table::Tables;
 use runner_plan::config::{BadFiles, Duplicates, Edges, Group, RunConfig, Scheme, Source, Split as SplitRule};
 
 /// FACTS.md: note counts of Maestro_1.mid .. Maestro_10.mid.
@@ -200,10 +201,13 @@ fn the_key_changes_with_every_input_that_shapes_the_dataset() {
     let files = source::list(&Source::Bundled, &Folders::new(".")).unwrap();
     let mut keys = HashSet::new();
     for (name, run) in variations() {
-        assert!(keys.insert(dataset_key(&files, &run.dataset, run.encoder)), "{name}");
+        assert!(
+            keys.insert(dataset_key(&files, &Tables::default(), &run.dataset, run.encoder)),
+            "{name}"
+        );
     }
     let base = pathetique_runs().remove(0);
-    let key = |files: &SourceFiles| dataset_key(files, &base.dataset, base.encoder);
+    let key = |files: &SourceFiles| dataset_key(files, &Tables::default(), &base.dataset, base.encoder);
     // One byte of one file.
     let mut changed = files.clone();
     changed.files[3].sha256[0] ^= 1;
@@ -222,7 +226,12 @@ fn the_key_changes_with_every_input_that_shapes_the_dataset() {
     assert!(!keys.insert(key(&moved)), "folder");
     let mut augmented = base.clone();
     augmented.dataset.augment.pitch_shift = 3;
-    assert!(!keys.insert(dataset_key(&files, &augmented.dataset, augmented.encoder)));
+    assert!(!keys.insert(dataset_key(
+        &files,
+        &Tables::default(),
+        &augmented.dataset,
+        augmented.encoder
+    )));
     // Each split's windows carry a key of their own.
     let k = key(&files);
     let split_keys: HashSet<[u8; 32]> = Split::ALL.iter().map(|&s| split_key(&k, s)).collect();
@@ -249,7 +258,14 @@ fn another_split_rule_never_serves_cached_windows_of_another_split() {
     for (run, cached) in [(base, &a), (reseeded, &b), (base, &build(base, cache.path()))] {
         let files = source::list(&run.dataset.source, &Folders::new(".")).unwrap();
         let loaded = source::load(&files, run.dataset.sustain, run.dataset.bad_files).unwrap();
-        let fresh = dataset::from_loaded(loaded, &run.dataset, run.encoder, cached.summary.source.clone()).unwrap();
+        let fresh = dataset::from_loaded(
+            loaded,
+            &run.dataset,
+            &Tables::default(),
+            run.encoder,
+            cached.summary.source.clone(),
+        )
+        .unwrap();
         same_data(&fresh, cached);
         let train: HashSet<String> = piece_names(cached, Split::Train).into_iter().collect();
         for split in [Split::Validation, Split::Test] {
@@ -302,7 +318,7 @@ fn a_leftover_temporary_folder_is_ignored() {
     let cache = TempDir::new("tmp");
     let run = pathetique_runs().remove(0);
     let files = source::list(&run.dataset.source, &Folders::new(".")).unwrap();
-    let key = dataset_key(&files, &run.dataset, run.encoder);
+    let key = dataset_key(&files, &Tables::default(), &run.dataset, run.encoder);
     // What a build killed half-way leaves: a temporary folder with a partial entry.
     let tmp = cache.path().join(format!(".tmp-{key}-1-0"));
     std::fs::create_dir_all(&tmp).unwrap();

@@ -301,3 +301,147 @@ fn bad_grouping_and_folds_are_refused_clearly() {
         "{nothing}"
     );
 }
+
+/// A metadata table in MAESTRO's CSV layout for the corpus: pieces P0 to
+/// P3 train, P4 validates, P5 and P6 test. It leaves out
+/// `C0/P3/perf_0.mid` and names a file the corpus lacks.
+fn maestro_csv(root: &Path) {
+    let mut csv = String::from("canonical_composer,canonical_title,split,year,midi_filename,audio_filename,duration\n");
+    let split = |piece: u64| match piece {
+        0..=3 => "train",
+        4 => "validation",
+        _ => "test",
+    };
+    for piece in 0..7u64 {
+        let composer = piece % 3;
+        let mut takes: Vec<String> = (0..(1 + piece % 3)).map(|t| format!("perf_{t}.mid")).collect();
+        match piece {
+            3 => takes.clear(),
+            4 => takes.push("copy.mid".to_owned()),
+            5 => takes.push("score.mid".to_owned()),
+            _ => {}
+        }
+        for take in takes {
+            csv.push_str(&format!(
+                "Composer {composer},\"Piece {piece}, Op. {piece}\",{},2018,C{composer}/P{piece}/{take},x.wav,60.5\n",
+                split(piece)
+            ));
+        }
+    }
+    csv.push_str("Composer 9,Lost,train,2004,C9/P9/missing.mid,y.wav,1.0\n");
+    std::fs::write(root.join("maestro.csv"), csv).unwrap();
+}
+
+#[test]
+fn a_maestro_table_gives_the_official_split_and_lists_what_it_does_not_match() {
+    let work = TempDir::new("corpus-table");
+    corpus(work.path());
+    maestro_csv(work.path());
+    let file = experiment(work.path(), "official", "        split table path=\"maestro.csv\"");
+    let json = inspect_json(work.path(), &file, &[]);
+    let official = |name: &str| match name.split('/').nth(1) {
+        Some("P0" | "P1" | "P2" | "P3") => "train",
+        Some("P4") => "validation",
+        _ => "test",
+    };
+    let pieces = json["pieces"].as_array().unwrap();
+    let kept: Vec<&Value> = pieces.iter().filter(|p| p["duplicate-of"].is_null()).collect();
+    assert_eq!(kept.len(), 13, "15 files, less the copy and the file the table lacks");
+    for piece in kept {
+        let name = piece["name"].as_str().unwrap();
+        assert_eq!(piece["split"], official(name), "{name}");
+    }
+    assert_eq!(json["skipped"][0]["what"], "C0/P3/perf_0.mid");
+    assert_eq!(json["skipped"][0]["reason"], "no row in maestro.csv");
+    let warnings: Vec<&str> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings.contains(&"1 piece of the source not in maestro.csv left out (listed with the skipped files)"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.contains(&"1 row of maestro.csv name no file of the source (first: C9/P9/missing.mid)"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_table_column_groups_pieces_over_seeds_and_fractions() {
+    let work = TempDir::new("corpus-column");
+    corpus(work.path());
+    maestro_csv(work.path());
+    for seed in 0..3 {
+        let file = experiment(
+            work.path(),
+            &format!("titles{seed}"),
+            &format!(
+                "        group column name=canonical_title table=\"maestro.csv\"\n        split fractions train=0.5 validation=0.25 test=0.25 seed={seed}"
+            ),
+        );
+        let json = inspect_json(work.path(), &file, &[]);
+        let of = splits_per_group(&kept(&json));
+        assert_eq!(of.len(), 6, "six titles (the table lacks P3's only file): {of:?}");
+        assert!(of.keys().all(|g| g.starts_with("canonical_title=Piece ")), "{of:?}");
+        assert!(of.values().all(|s| s.len() == 1), "a group in two splits: {of:?}");
+    }
+}
+
+#[test]
+fn bad_tables_are_refused_with_the_columns_they_have() {
+    let work = TempDir::new("corpus-bad-table");
+    corpus(work.path());
+    maestro_csv(work.path());
+    // miette wraps lines at 80 columns: compare without spaces.
+    let squeezed = |text: &str| text.replace(['│', ' ', '\n'], "");
+    let check = |name: &str, dataset: &str| {
+        let file = experiment(work.path(), name, dataset);
+        let output = runner(work.path(), &["check", &file]);
+        assert!(!output.status.success(), "{name} passed the check");
+        squeezed(&text(&output.stderr))
+    };
+    let no_column = check("nocolumn", "        split table path=\"maestro.csv\" split-column=fold");
+    assert!(
+        no_column.contains(&squeezed("the metadata table maestro.csv has no column `fold` (asked for by `split-column`); its columns: canonical_composer, canonical_title, split,")),
+        "{no_column}"
+    );
+    let typo = check(
+        "typo",
+        "        group column name=canonical_titel table=\"maestro.csv\"",
+    );
+    assert!(typo.contains(&squeezed("did you mean `canonical_title`?")), "{typo}");
+    let missing = check("missing", "        split table path=\"nope.csv\"");
+    assert!(
+        missing.contains(&squeezed("the metadata table `nope.csv` does not exist")),
+        "{missing}"
+    );
+    let no_table = check("notable", "        group column name=canonical_title");
+    assert!(
+        no_table.contains(&squeezed("`group column` needs `table=\"...\"`")),
+        "{no_table}"
+    );
+    let no_path = check("nopath", "        split table");
+    assert!(
+        no_path.contains(&squeezed("`split table` needs the metadata table")),
+        "{no_path}"
+    );
+
+    std::fs::write(
+        work.path().join("bad-split.csv"),
+        "midi_filename,split\nC0/P0/perf_0.mid,holdout\n",
+    )
+    .unwrap();
+    let file = experiment(work.path(), "badsplit", "        split table path=\"bad-split.csv\"");
+    let output = runner(work.path(), &["data", "inspect", &file]);
+    assert!(!output.status.success());
+    let stderr = squeezed(&text(&output.stderr));
+    assert!(
+        stderr.contains(&squeezed(
+            "has 1 row whose `split` is not train, validation or test: C0/P0/perf_0.mid: \"holdout\""
+        )),
+        "{stderr}"
+    );
+}

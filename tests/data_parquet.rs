@@ -62,7 +62,7 @@ fn bundled_midi_exports_to_parquet_and_reads_back_identically() {
 
     let files = source::list(&Source::Bundled, &Folders::new(".")).unwrap();
     let midi = source::load(&files, run.dataset.sustain, BadFiles::Fail).unwrap();
-    let splits: Vec<Split> = assign(midi.pieces.clone(), &run.dataset)
+    let splits: Vec<Split> = assign(midi.pieces.clone(), &run.dataset, &Default::default())
         .unwrap()
         .pieces
         .iter()
@@ -379,6 +379,9 @@ fn notes_as_a_list_of_structs_and_metadata_in_a_json_source_column_are_read() {
     );
     assert_eq!(read.pieces[1].piece.name, "v2#1");
     assert_eq!(read.pieces[1].split, None);
+    // The JSON's text fields are the rows' metadata (for `group column`).
+    let composer = |i: usize| read.pieces[i].metadata.get("composer").map(String::as_str);
+    assert_eq!((composer(0), composer(1)), (Some("Beethoven"), Some("Chopin")));
 }
 
 #[test]

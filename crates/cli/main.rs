@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{CommandFactory, Parser};
 use cli::{Backend, Cli, Command, DataCommand, SlurmArgs};
 use runner_data::source::{self, Folders};
-use runner_data::{dataset, export, report};
+use runner_data::{dataset, export, report, table};
 use runner_exec::{self as exec, Worker, progress::Bars};
 use runner_job::{Halt, Outcome, say, say_text};
 use runner_plan::config::DevicePreference;
@@ -417,14 +417,29 @@ fn forward(name: &str, rest: Vec<OsString>) -> miette::Result<()> {
     }
 }
 
-/// `runner check`: every file is checked; all problems are printed.
+/// `runner check`: every file is checked, with the metadata tables its
+/// runs name (their columns); all problems are printed.
 fn check(files: &[PathBuf]) -> miette::Result<()> {
     let mut failed = 0;
     for file in files {
         match plan::check(file) {
             Ok(plan) => {
-                let runs = plan.runs.len();
-                say!("{}: ok ({})", file.display(), show::count(runs, "run"));
+                let base = folders(file).base;
+                let mut tables: Vec<_> = plan
+                    .runs
+                    .iter()
+                    .flat_map(|run| table::check(&run.config.dataset, &base))
+                    .collect();
+                let mut seen = std::collections::BTreeSet::new();
+                tables.retain(|problem| seen.insert(problem.to_string()));
+                if tables.is_empty() {
+                    say!("{}: ok ({})", file.display(), show::count(plan.runs.len(), "run"));
+                } else {
+                    failed += 1;
+                    for problem in tables {
+                        eprintln!("{:?}", miette::Report::new(problem));
+                    }
+                }
             }
             Err(error) => {
                 failed += 1;

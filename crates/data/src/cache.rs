@@ -33,6 +33,7 @@ use super::TokenWindows;
 use super::source::{FileKind, SourceFiles, hex};
 use super::split::Split;
 use super::summary::DatasetSummary;
+use super::table::Tables;
 use runner_plan::config::{BadFiles, DatasetConfig, Quantize, Scheme, Window};
 
 /// Bumped whenever the entry layout or the way datasets are built changes.
@@ -45,13 +46,16 @@ const MAGIC: &[u8; 8] = b"RNRWIN01";
 const HEADER_LEN: usize = 64;
 
 /// The hash of everything that shapes a dataset, as 64 hex digits.
-pub fn dataset_key(files: &SourceFiles, dataset: &DatasetConfig, scheme: Scheme) -> String {
+/// `tables` are the metadata tables the config names (their bytes' hashes).
+pub fn dataset_key(files: &SourceFiles, tables: &Tables, dataset: &DatasetConfig, scheme: Scheme) -> String {
     /// What the key covers, serialised as JSON and hashed.
     #[derive(Serialize)]
     struct KeyInput<'a> {
         format: u32,
         kind: FileKind,
         files: Vec<(&'a str, String)>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tables: Vec<(&'a str, String)>,
         split: &'a runner_plan::config::Split,
         group: &'a runner_plan::config::Group,
         sustain: Option<u8>,
@@ -66,6 +70,7 @@ pub fn dataset_key(files: &SourceFiles, dataset: &DatasetConfig, scheme: Scheme)
         format: FORMAT_VERSION,
         kind: files.kind,
         files: files.files.iter().map(|f| (f.name.as_str(), hex(&f.sha256))).collect(),
+        tables: tables.hashes().map(|(name, sha)| (name, hex(sha))).collect(),
         split: &dataset.split,
         group: &dataset.group,
         sustain: dataset.sustain,

@@ -3,9 +3,10 @@
 //!
 //! [`build`] lists and hashes the source files, and returns the cached
 //! dataset when the [cache key](super::cache::dataset_key) is known.
-//! Otherwise it loads the pieces ([`source`]), assigns each
-//! piece to one split ([`assign_splits`]: seeded fractions, named files or
-//! the parquet's split column, never two splits for one piece), makes the
+//! Otherwise it loads the pieces ([`source`]), leaves out duplicates, and
+//! assigns each group of pieces to one split ([`assign`]: seeded fractions
+//! or folds, named files, the parquet's split column or a metadata table's
+//! ([`table`](super::table)), never two splits for one group), makes the
 //! bin edges (fixed, quantiles of the training split only, or explicit),
 //! then quantizes, windows and encodes every piece in parallel, dropping
 //! each piece's notes once it is encoded, and stores the result in the
@@ -28,7 +29,8 @@ use super::notes::Piece;
 use super::quantize::{Bins, Edges, Feature, QuantizeError, Quantizer};
 use super::source::{self, FileKind, Folders, Loaded, Skipped, SourceError, SourcePiece};
 use super::split::{Split, SplitError, SplitRule, split};
-use super::summary::{DatasetSummary, EdgeLists, PieceSummary, SplitSummary, Tally};
+use super::summary::{DatasetSummary, EdgeLists, PieceSummary, SplitSummary, TableJoin, Tally};
+use super::table::{Lookup, TableError, Tables};
 use super::window::{WindowConfig, WindowError};
 use super::{PieceError, TokenWindows, encode_quantized};
 use runner_plan::config::{self, RunConfig, Scheme};
@@ -114,18 +116,37 @@ pub enum DataError {
         list: String,
     },
     /// Every piece was left out.
-    #[error("no piece is left: {duplicates} left out as duplicates, {few_velocities} for too few distinct velocities")]
-    #[diagnostic(help("lower `min-velocities`"))]
+    #[error(
+        "no piece is left: {duplicates} left out as duplicates, {few_velocities} for too few distinct velocities, {no_row} for no row in a metadata table"
+    )]
+    #[diagnostic(help("lower `min-velocities`, or check that the metadata table names the source's files"))]
     NothingKept {
         /// Left out as duplicates.
         duplicates: usize,
         /// Left out by `min-velocities`.
         few_velocities: usize,
+        /// Left out for no row in a metadata table.
+        no_row: usize,
     },
     /// The pieces could not be grouped.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Group(#[from] GroupError),
+    /// A metadata table could not be read or joined.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Table(#[from] TableError),
+    /// `group column` without a table, on rows that lack the column.
+    #[error("`group column name={column}`: no row of the source has a `{column}` value (the rows have: {known})")]
+    #[diagnostic(help("{help}"))]
+    NoMetadata {
+        /// The column asked for.
+        column: String,
+        /// The metadata the rows have, comma-separated.
+        known: String,
+        /// A did-you-mean, or where else a group can come from.
+        help: String,
+    },
     /// The bin edges could not be made.
     #[error("bin edges: {0}")]
     Quantize(#[from] QuantizeError),
@@ -159,7 +180,8 @@ pub enum DataError {
 pub fn build(config: &RunConfig, folders: &Folders, cache_dir: &Path) -> Result<Dataset, DataError> {
     let dataset = &config.dataset;
     let files = source::list(&dataset.source, folders)?;
-    let key = cache::dataset_key(&files, dataset, config.encoder);
+    let tables = Tables::read(dataset, &folders.base)?;
+    let key = cache::dataset_key(&files, &tables, dataset, config.encoder);
     let cache = Cache::new(cache_dir);
     let stale = match cache.load(&key) {
         Ok(Some(entry)) => {
@@ -169,7 +191,7 @@ pub fn build(config: &RunConfig, folders: &Folders, cache_dir: &Path) -> Result<
         Err(corrupt) => Some(corrupt.to_string()),
     };
     let loaded = source::load(&files, dataset.sustain, dataset.bad_files)?;
-    let mut built = from_loaded(loaded, dataset, config.encoder, describe(&files))?;
+    let mut built = from_loaded(loaded, dataset, &tables, config.encoder, describe(&files))?;
     cache.store(&key, &built.summary, [&built.train, &built.validation, &built.test])?;
     built.origin = match stale {
         Some(reason) => Origin::Rebuilt { key, reason },
@@ -184,7 +206,8 @@ pub fn build(config: &RunConfig, folders: &Folders, cache_dir: &Path) -> Result<
 /// missing or not cached yet.
 pub fn cached_summary(config: &RunConfig, folders: &Folders, cache_dir: &Path) -> Option<DatasetSummary> {
     let files = source::list(&config.dataset.source, folders).ok()?;
-    Cache::new(cache_dir).summary(&cache::dataset_key(&files, &config.dataset, config.encoder))
+    let tables = Tables::read(&config.dataset, &folders.base).ok()?;
+    Cache::new(cache_dir).summary(&cache::dataset_key(&files, &tables, &config.dataset, config.encoder))
 }
 
 /// `10 MIDI files in DIR`.
@@ -220,11 +243,12 @@ fn from_entry(entry: Entry, origin: Origin) -> Result<Dataset, DataError> {
     })
 }
 
-/// Builds a dataset from loaded pieces, without the cache; `source` describes
-/// where they came from.
+/// Builds a dataset from loaded pieces and the metadata tables the config
+/// names, without the cache; `source` describes where they came from.
 pub fn from_loaded(
     loaded: Loaded,
     dataset: &config::DatasetConfig,
+    tables: &Tables,
     scheme: Scheme,
     source: String,
 ) -> Result<Dataset, DataError> {
@@ -233,7 +257,8 @@ pub fn from_loaded(
         pieces,
         duplicates,
         left_out,
-    } = assign(loaded.pieces, dataset)?;
+        joins,
+    } = assign(loaded.pieces, dataset, tables)?;
     let mut by_split: [Vec<Piece>; 3] = Default::default();
     let mut facts: [Vec<PieceFacts>; 3] = Default::default();
     for piece in pieces {
@@ -263,6 +288,7 @@ pub fn from_loaded(
         dropped_notes: loaded.dropped_notes,
         duplicates,
         kept_duplicates: dataset.duplicates == config::Duplicates::Keep,
+        tables: joins,
         folds: match dataset.split {
             config::Split::KFold { k, .. } => Some(k),
             _ => None,
@@ -287,8 +313,11 @@ pub struct Assigned {
     pub pieces: Vec<AssignedPiece>,
     /// Pieces that repeat another: left out, unless `duplicates keep`.
     pub duplicates: Vec<Duplicate>,
-    /// Pieces left out for too few distinct velocities.
+    /// Pieces left out for too few distinct velocities, or for no row in
+    /// a metadata table.
     pub left_out: Vec<Skipped>,
+    /// How each metadata table joined the pieces.
+    pub joins: Vec<TableJoin>,
 }
 
 /// A kept piece.
@@ -313,10 +342,16 @@ pub struct PieceFacts {
     pub warnings: Vec<String>,
 }
 
-/// Leaves out duplicates and pieces with fewer distinct velocities than
-/// `min-velocities`, groups the rest and assigns every group one split by
-/// the dataset's rule: what building and exporting a dataset share.
-pub fn assign(pieces: Vec<SourcePiece>, dataset: &config::DatasetConfig) -> Result<Assigned, DataError> {
+/// Leaves out duplicates, pieces with fewer distinct velocities than
+/// `min-velocities` and pieces a metadata table has no row for, groups the
+/// rest and assigns every group one split by the dataset's rule: what
+/// building and exporting a dataset share. `tables` holds the tables the
+/// config names ([`Tables::read`]).
+pub fn assign(
+    pieces: Vec<SourcePiece>,
+    dataset: &config::DatasetConfig,
+    tables: &Tables,
+) -> Result<Assigned, DataError> {
     let found = duplicates::find(&pieces);
     if dataset.duplicates == config::Duplicates::Fail && !found.is_empty() {
         return Err(DataError::Duplicates {
@@ -334,15 +369,36 @@ pub fn assign(pieces: Vec<SourcePiece>, dataset: &config::DatasetConfig) -> Resu
             repeated[*i] = true;
         }
     }
+    let names: Vec<String> = pieces.iter().map(|p| p.piece.name.clone()).collect();
+    let mut joined = join_tables(&names, dataset, tables)?;
     let min = usize::from(dataset.min_velocities);
     let mut left_out = Vec::new();
-    let mut kept = Vec::with_capacity(pieces.len());
-    for (piece, repeated) in pieces.into_iter().zip(repeated) {
+    let (mut few_velocities, mut no_row) = (0, 0);
+    let mut kept_joined = Vec::with_capacity(pieces.len());
+    for ((piece, repeated), (split, group)) in pieces.into_iter().zip(repeated).zip(joined.columns) {
         if repeated {
+            continue;
+        }
+        let missing_from = match (&split, &group, &dataset.split, &dataset.group) {
+            (None, _, config::Split::Table { path, .. }, _) => Some(path.as_str()),
+            (_, None, _, config::Group::Column { table: Some(table), .. }) => Some(table.as_str()),
+            (None, ..) | (_, None, ..) => Some("the metadata table"),
+            _ => None,
+        };
+        if let Some(table) = missing_from {
+            no_row += 1;
+            if let Some(join) = joined.joins.iter_mut().find(|j| j.table == table) {
+                join.files_not_in_table += 1;
+            }
+            left_out.push(Skipped {
+                what: piece.piece.name.clone(),
+                reason: format!("no row in {table}"),
+            });
             continue;
         }
         let velocities = distinct_velocities(&piece.piece);
         if velocities < min {
+            few_velocities += 1;
             left_out.push(Skipped {
                 what: piece.piece.name.clone(),
                 reason: format!(
@@ -352,24 +408,29 @@ pub fn assign(pieces: Vec<SourcePiece>, dataset: &config::DatasetConfig) -> Resu
             });
             continue;
         }
-        kept.push((piece, velocities));
+        kept_joined.push((piece, velocities, split.flatten(), group.flatten()));
     }
-    if kept.is_empty() {
+    if kept_joined.is_empty() {
         return Err(DataError::NothingKept {
             duplicates: found.len(),
-            few_velocities: left_out.len(),
+            few_velocities,
+            no_row,
         });
     }
-    let names: Vec<String> = kept.iter().map(|(p, _)| p.piece.name.clone()).collect();
-    let groups = group::group_keys(&names, &dataset.group)?;
-    let given: Vec<Option<Split>> = kept.iter().map(|(p, _)| p.split).collect();
-    let rule = split_rule(&names, &given, &dataset.split)?;
+    let names: Vec<String> = kept_joined.iter().map(|(p, ..)| p.piece.name.clone()).collect();
+    let column: Vec<Option<String>> = match &dataset.group {
+        config::Group::Column { table: Some(_), .. } => kept_joined.iter().map(|(.., group)| group.clone()).collect(),
+        config::Group::Column { name, table: None, .. } => own_metadata(&kept_joined, name)?,
+        _ => Vec::new(),
+    };
+    let groups = group::group_keys(&names, &dataset.group, &column)?;
+    let rule = split_rule(&kept_joined, &dataset.split, tables)?;
     let splits = split(&names, &groups, &rule)?;
-    let pieces = kept
+    let pieces = kept_joined
         .into_iter()
         .zip(groups)
         .zip(splits.as_slice())
-        .map(|(((piece, velocities), group), &split)| AssignedPiece {
+        .map(|(((piece, velocities, ..), group), &split)| AssignedPiece {
             piece: piece.piece,
             split,
             facts: PieceFacts {
@@ -383,7 +444,113 @@ pub fn assign(pieces: Vec<SourcePiece>, dataset: &config::DatasetConfig) -> Resu
         pieces,
         duplicates: found.into_iter().map(|(_, d)| d).collect(),
         left_out,
+        joins: joined.joins,
     })
+}
+
+/// A piece kept so far, with its count of distinct velocities and its
+/// values in the split table's and the group table's columns.
+type KeptPiece = (SourcePiece, usize, Option<String>, Option<String>);
+
+/// A piece's value in a table's column: `None` when the table has no row
+/// for it, `Some(None)` when its row has no value (or no table is asked).
+type RowValue = Option<Option<String>>;
+
+/// Each piece's row values in the tables the config names.
+struct Joined {
+    /// Per piece: its split value and its group value.
+    columns: Vec<(RowValue, RowValue)>,
+    /// How each table joined.
+    joins: Vec<TableJoin>,
+}
+
+/// Looks up each of `names` in the split table and the group table the
+/// config names (each through [`Table::lookup`](super::table::Table::lookup)).
+fn join_tables(names: &[String], dataset: &config::DatasetConfig, tables: &Tables) -> Result<Joined, DataError> {
+    let mut joins: Vec<TableJoin> = Vec::new();
+    let mut look =
+        |name: &str, file_column: &str, column: &str, fields| -> Result<Vec<RowValue>, DataError> {
+            let Lookup {
+                values,
+                rows_without_file,
+            } = tables.get(name)?.lookup(file_column, column, fields, names)?;
+            if !joins.iter().any(|j| j.table == name) {
+                joins.push(TableJoin {
+                    table: name.to_owned(),
+                    // Counted as pieces are left out (a duplicate is not).
+                    files_not_in_table: 0,
+                    rows_without_file: rows_without_file.len(),
+                    first_row_without_file: rows_without_file.into_iter().next(),
+                });
+            }
+            Ok(values
+                .into_iter()
+                .map(|v| v.map(|v| Some(v).filter(|v| !v.trim().is_empty())))
+                .collect())
+        };
+    let every = || vec![Some(None); names.len()];
+    let split_values = match &dataset.split {
+        config::Split::Table {
+            path,
+            file_column,
+            split_column,
+        } => look(path, file_column, split_column, ["file-column", "split-column"])?,
+        _ => every(),
+    };
+    let group_values = match &dataset.group {
+        config::Group::Column {
+            name,
+            table: Some(table),
+            file_column,
+        } => look(table, file_column, name, ["file-column", "name"])?,
+        _ => every(),
+    };
+    Ok(Joined {
+        columns: split_values.into_iter().zip(group_values).collect(),
+        joins,
+    })
+}
+
+/// Each piece's value of `column` in its own (parquet) metadata; an error
+/// when no piece has one.
+fn own_metadata(pieces: &[KeptPiece], column: &str) -> Result<Vec<Option<String>>, DataError> {
+    let values: Vec<Option<String>> = pieces.iter().map(|(p, ..)| p.metadata.get(column).cloned()).collect();
+    if values.iter().all(Option::is_none) {
+        let known: std::collections::BTreeSet<&str> = pieces
+            .iter()
+            .flat_map(|(p, ..)| p.metadata.keys().map(String::as_str))
+            .collect();
+        return Err(DataError::NoMetadata {
+            column: column.to_owned(),
+            known: if known.is_empty() {
+                "no metadata".to_owned()
+            } else {
+                known.iter().copied().collect::<Vec<_>>().join(", ")
+            },
+            help: runner_plan::show::did_you_mean(column, known.iter().copied())
+                .unwrap_or_else(|| "name a metadata table: `group column name=... table=\"...\"`".to_owned()),
+        });
+    }
+    Ok(values)
+}
+
+/// The splits a metadata table gives the pieces; every value that is not
+/// train, validation or test is reported at once.
+fn table_splits(pieces: &[KeptPiece], column: &str, table: &super::table::Table) -> Result<SplitRule, DataError> {
+    let mut splits = Vec::with_capacity(pieces.len());
+    let mut bad = Vec::new();
+    for (piece, _, value, _) in pieces {
+        let value = value.as_deref().unwrap_or("");
+        match Split::parse(value) {
+            Some(split) => splits.push(split),
+            None => bad.push((piece.piece.name.clone(), value.to_owned())),
+        }
+    }
+    if bad.is_empty() {
+        Ok(SplitRule::Given(splits))
+    } else {
+        Err(table.bad_splits(column, &bad).into())
+    }
 }
 
 /// `the bytes` / `the notes`.
@@ -403,10 +570,11 @@ fn distinct_velocities(piece: &Piece) -> usize {
     seen.iter().filter(|&&s| s).count()
 }
 
-/// The split module's rule for the configured split; `split column` needs
-/// every piece's split value (`given`, aligned with `names`).
-fn split_rule(names: &[String], given: &[Option<Split>], rule: &config::Split) -> Result<SplitRule, DataError> {
+/// The split rule for the kept pieces (with their table values, see
+/// [`assign`]): the config's rule, or the splits a table or the parquet gives.
+fn split_rule(pieces: &[KeptPiece], rule: &config::Split, tables: &Tables) -> Result<SplitRule, DataError> {
     Ok(match rule {
+        config::Split::Table { path, split_column, .. } => table_splits(pieces, split_column, tables.get(path)?)?,
         &config::Split::Fractions {
             train,
             validation,
@@ -429,22 +597,21 @@ fn split_rule(names: &[String], given: &[Option<Split>], rule: &config::Split) -
         },
         &config::Split::KFold { k, fold, seed } => SplitRule::KFold { k, fold, seed },
         config::Split::Column => {
-            let missing: Vec<&str> = names
+            let missing: Vec<&str> = pieces
                 .iter()
-                .zip(given)
-                .filter(|(_, split)| split.is_none())
-                .map(|(name, _)| name.as_str())
+                .filter(|(p, ..)| p.split.is_none())
+                .map(|(p, ..)| p.piece.name.as_str())
                 .collect();
             if let Some(first) = missing.first() {
                 return Err(DataError::NoSplitColumn {
                     problem: format!(
                         "{} of {} pieces have none (first: {first:?})",
                         missing.len(),
-                        names.len()
+                        pieces.len()
                     ),
                 });
             }
-            SplitRule::Given(given.iter().flatten().copied().collect())
+            SplitRule::Given(pieces.iter().filter_map(|(p, ..)| p.split).collect())
         }
     })
 }
@@ -543,6 +710,7 @@ mod tests {
             split,
             file_sha256: None,
             warnings: Vec::new(),
+            metadata: Default::default(),
         }
     }
 
@@ -590,10 +758,10 @@ mod tests {
             piece_with("a", Some(Split::Test), 1),
             piece_with("b", Some(Split::Train), 20),
         ];
-        let assigned = assign(pieces, &config(config::Split::Column)).unwrap();
+        let assigned = assign(pieces, &config(config::Split::Column), &Tables::default()).unwrap();
         assert_eq!(splits_of(&assigned), vec![Split::Test, Split::Train]);
         let partial = vec![piece_with("a", Some(Split::Test), 1), piece_with("b", None, 20)];
-        let err = assign(partial, &config(config::Split::Column)).unwrap_err();
+        let err = assign(partial, &config(config::Split::Column), &Tables::default()).unwrap_err();
         assert!(err.to_string().contains("1 of 2 pieces have none"), "{err}");
     }
 
@@ -603,14 +771,14 @@ mod tests {
             piece_with("a", Some(Split::Train), 1),
             piece_with("a", Some(Split::Validation), 20),
         ];
-        let err = assign(pieces, &config(config::Split::Column)).unwrap_err();
+        let err = assign(pieces, &config(config::Split::Column), &Tables::default()).unwrap_err();
         assert!(err.to_string().contains("two pieces are named \"a\""), "{err}");
     }
 
     #[test]
     fn duplicates_are_left_out_and_reported_or_refused() {
         let pieces = vec![piece("b.mid", None), piece("a.mid", None), piece_with("c.mid", None, 1)];
-        let assigned = assign(pieces.clone(), &all_train()).unwrap();
+        let assigned = assign(pieces.clone(), &all_train(), &Tables::default()).unwrap();
         let kept: Vec<&str> = assigned.pieces.iter().map(|p| p.piece.name.as_str()).collect();
         assert_eq!(kept, ["a.mid", "c.mid"]);
         assert_eq!(assigned.duplicates.len(), 1);
@@ -620,7 +788,7 @@ mod tests {
         );
         let mut strict = all_train();
         strict.duplicates = config::Duplicates::Fail;
-        let err = assign(pieces, &strict).unwrap_err();
+        let err = assign(pieces, &strict, &Tables::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "1 piece(s) repeat another:\n  b.mid repeats a.mid (the same notes)"
@@ -633,13 +801,13 @@ mod tests {
         constant.piece.notes.iter_mut().for_each(|n| n.velocity = 80);
         let pieces = vec![constant, piece("played.mid", None)];
         let mut dataset = all_train();
-        let kept = assign(pieces.clone(), &dataset).unwrap();
+        let kept = assign(pieces.clone(), &dataset, &Tables::default()).unwrap();
         assert_eq!(
             kept.pieces.iter().map(|p| p.facts.velocities).collect::<Vec<_>>(),
             [1, 10]
         );
         dataset.min_velocities = 2;
-        let assigned = assign(pieces, &dataset).unwrap();
+        let assigned = assign(pieces, &dataset, &Tables::default()).unwrap();
         assert_eq!(assigned.pieces.len(), 1);
         assert_eq!(assigned.left_out[0].what, "flat.mid");
         assert_eq!(
@@ -671,5 +839,47 @@ mod tests {
                 bins: 3
             })
         ));
+    }
+
+    #[test]
+    fn a_parquet_rows_own_metadata_can_name_the_groups() {
+        let with = |name: &str, composer: Option<&str>, first_velocity: u8| {
+            let mut piece = piece_with(name, None, first_velocity);
+            if let Some(composer) = composer {
+                piece.metadata.insert("composer".to_owned(), composer.to_owned());
+            }
+            piece
+        };
+        let pieces = || {
+            vec![
+                with("x#0", Some("Chopin"), 1),
+                with("x#1", Some("Chopin"), 20),
+                with("x#2", Some("Liszt"), 40),
+                with("x#3", None, 60),
+            ]
+        };
+        let mut dataset = all_train();
+        dataset.group = config::Group::Column {
+            name: "composer".to_owned(),
+            table: None,
+            file_column: "midi_filename".to_owned(),
+        };
+        let assigned = assign(pieces(), &dataset, &Tables::default()).unwrap();
+        let groups: Vec<&str> = assigned.pieces.iter().map(|p| p.facts.group.as_str()).collect();
+        assert_eq!(groups, ["composer=Chopin", "composer=Chopin", "composer=Liszt", "x#3"]);
+        dataset.group = config::Group::Column {
+            name: "composr".to_owned(),
+            table: None,
+            file_column: "midi_filename".to_owned(),
+        };
+        let err = assign(pieces(), &dataset, &Tables::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`group column name=composr`: no row of the source has a `composr` value (the rows have: composer)"
+        );
+        let DataError::NoMetadata { help, .. } = err else {
+            unreachable!()
+        };
+        assert_eq!(help, "did you mean `composer`?");
     }
 }

@@ -106,6 +106,7 @@ mod tests {
             split: None,
             file_sha256: sha.map(|b| [b; 32]),
             warnings: Vec::new(),
+            metadata: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use super::duplicates::Duplicate;
 use super::parquet::{ParquetError, write_parquet_file};
 use super::source::{self, Folders, Skipped};
 use super::split::Split;
+use super::table::Tables;
 use runner_plan::config::DatasetConfig;
 
 /// The file [`export`] writes in its output folder.
@@ -57,7 +58,8 @@ pub enum ExportError {
 pub fn export(dataset: &DatasetConfig, folders: &Folders, out_dir: &Path) -> Result<Exported, ExportError> {
     let files = source::list(&dataset.source, folders).map_err(DataError::from)?;
     let loaded = source::load(&files, dataset.sustain, dataset.bad_files).map_err(DataError::from)?;
-    let assigned = assign(loaded.pieces, dataset)?;
+    let tables = Tables::read(dataset, &folders.base).map_err(DataError::from)?;
+    let assigned = assign(loaded.pieces, dataset, &tables)?;
     std::fs::create_dir_all(out_dir).map_err(|source| ExportError::OutDir {
         path: out_dir.to_path_buf(),
         source,

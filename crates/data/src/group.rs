@@ -15,6 +15,10 @@
 //!   its own group; a pattern that matches no name at all is an error (it
 //!   is surely a typo).
 //!
+//! - `column name=C`: the piece's value in column `C` of a metadata table
+//!   (or of a parquet row's own metadata), e.g. MAESTRO's
+//!   `canonical_title`. A piece without a value is its own group.
+//!
 //! Parquet rows are named `FILE#row N`: `file` groups them by row, `folder`
 //! by the parquet file's folder.
 
@@ -46,9 +50,19 @@ pub enum GroupError {
     },
 }
 
-/// The group of each piece named in `names`, by `rule`.
-pub fn group_keys(names: &[String], rule: &Group) -> Result<Vec<String>, GroupError> {
+/// The group of each piece named in `names`, by `rule`. For
+/// `Group::Column`, `column` holds each piece's value in the column
+/// (a piece without one is its own group); other rules ignore it.
+pub fn group_keys(names: &[String], rule: &Group, column: &[Option<String>]) -> Result<Vec<String>, GroupError> {
     match rule {
+        Group::Column { name: column_name, .. } => Ok(names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| match column.get(i).cloned().flatten() {
+                Some(value) => format!("{column_name}={value}"),
+                None => name.clone(),
+            })
+            .collect()),
         Group::File => Ok(names.to_vec()),
         &Group::Folder { depth } => Ok(names.iter().map(|name| folder_key(name, depth)).collect()),
         Group::Pattern { regex } => {
@@ -113,7 +127,7 @@ mod tests {
             "Bach/Prelude/a.mid",
             "loose.mid",
         ]);
-        let by = |depth| group_keys(&all, &Group::Folder { depth }).unwrap();
+        let by = |depth| group_keys(&all, &Group::Folder { depth }, &[]).unwrap();
         assert_eq!(
             by(0),
             names(&["Bach/Fugue/", "Bach/Fugue/", "Bach/Prelude/", "loose.mid"])
@@ -126,7 +140,7 @@ mod tests {
     #[test]
     fn a_folder_named_like_a_loose_file_is_another_group() {
         let all = names(&["x/a.mid", "x"]);
-        let keys = group_keys(&all, &Group::Folder { depth: 0 }).unwrap();
+        let keys = group_keys(&all, &Group::Folder { depth: 0 }, &[]).unwrap();
         assert_ne!(keys[0], keys[1]);
     }
 
@@ -143,6 +157,7 @@ mod tests {
             &Group::Pattern {
                 regex: "^(.+)_take".into(),
             },
+            &[],
         )
         .unwrap();
         assert_eq!(captured[0], captured[1]);
@@ -153,6 +168,7 @@ mod tests {
             &Group::Pattern {
                 regex: "op[0-9]+".into(),
             },
+            &[],
         )
         .unwrap();
         assert_eq!(whole[..2], ["~op9".to_owned(), "~op9".to_owned()]);
@@ -161,14 +177,29 @@ mod tests {
     #[test]
     fn a_pattern_that_matches_nothing_is_an_error() {
         let all = names(&["a.mid", "b.mid"]);
-        let err = group_keys(&all, &Group::Pattern { regex: "^Bach/".into() }).unwrap_err();
+        let err = group_keys(&all, &Group::Pattern { regex: "^Bach/".into() }, &[]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "group pattern \"^Bach/\" matches none of the 2 piece names (first: \"a.mid\")"
         );
         assert!(matches!(
-            group_keys(&all, &Group::Pattern { regex: "(".into() }),
+            group_keys(&all, &Group::Pattern { regex: "(".into() }, &[]),
             Err(GroupError::BadPattern { .. })
         ));
+    }
+
+    #[test]
+    fn a_column_groups_by_its_value_and_a_piece_without_one_is_alone() {
+        let all = names(&["2004/a.midi", "2006/b.midi", "2008/c.midi"]);
+        let rule = Group::Column {
+            name: "canonical_title".into(),
+            table: Some("maestro.csv".into()),
+            file_column: "midi_filename".into(),
+        };
+        let values = [Some("Op. 13".to_owned()), Some("Op. 13".to_owned()), None];
+        assert_eq!(
+            group_keys(&all, &rule, &values).unwrap(),
+            names(&["canonical_title=Op. 13", "canonical_title=Op. 13", "2008/c.midi"])
+        );
     }
 }

@@ -43,6 +43,7 @@ pub mod report;
 pub mod source;
 pub mod split;
 pub mod summary;
+pub mod table;
 pub mod window;
 
 use rayon::prelude::*;

@@ -19,6 +19,7 @@
 //! no piano notes is a bad row, reported with its index. A file the parquet
 //! decoder cannot read (even one on which it panics) is an error naming it.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,9 @@ pub struct ParquetPiece {
     pub piece: Piece,
     /// The row's split value, if any.
     pub split: Option<Split>,
+    /// The row's text metadata (its string columns and the string fields
+    /// of a JSON `source` column), for `group column`.
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// A row that was skipped.
@@ -139,6 +143,7 @@ pub fn read_frame(frame: &DataFrame, stem: &str) -> Result<ParquetRead, ParquetP
     let rows = note_rows(notes)?;
     let names = metadata(frame, "midi_filename")?;
     let splits = metadata(frame, "split")?;
+    let mut texts = row_texts(frame);
     let mut read = ParquetRead {
         pieces: Vec::new(),
         bad_rows: Vec::new(),
@@ -163,6 +168,7 @@ pub fn read_frame(frame: &DataFrame, stem: &str) -> Result<ParquetRead, ParquetP
                 read.pieces.push(ParquetPiece {
                     piece: Piece::new(name, notes),
                     split,
+                    metadata: texts.get_mut(row).map(std::mem::take).unwrap_or_default(),
                 });
             }
             Err(reason) => read.bad_rows.push(BadRow { row, reason }),
@@ -173,12 +179,7 @@ pub fn read_frame(frame: &DataFrame, stem: &str) -> Result<ParquetRead, ParquetP
 
 /// A split value as written in the maestro metadata.
 fn parse_split(text: &str) -> Result<Split, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "train" => Ok(Split::Train),
-        "validation" | "valid" | "val" => Ok(Split::Validation),
-        "test" => Ok(Split::Test),
-        _ => Err(format!("split value {text:?} is not train, validation or test")),
-    }
+    Split::parse(text).ok_or_else(|| format!("split value {text:?} is not train, validation or test"))
 }
 
 fn column<'a>(frame: &'a DataFrame, name: &str) -> Result<&'a Series, ParquetProblem> {
@@ -357,6 +358,30 @@ fn metadata(frame: &DataFrame, name: &str) -> Result<Vec<Option<String>>, Parque
         .collect())
 }
 
+/// Each row's text metadata: the frame's string columns, then the string
+/// fields of a JSON `source` column (a column of the same name wins).
+fn row_texts(frame: &DataFrame) -> Vec<BTreeMap<String, String>> {
+    let mut rows = vec![BTreeMap::new(); frame.height()];
+    for column in frame.columns() {
+        let name = column.name().as_str();
+        let Ok(texts) = column.str() else { continue };
+        for (row, text) in texts.iter().enumerate() {
+            let Some(text) = text else { continue };
+            if name == "source"
+                && let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(text)
+            {
+                for (field, value) in fields {
+                    if let serde_json::Value::String(value) = value {
+                        rows[row].entry(field).or_insert(value);
+                    }
+                }
+            }
+            rows[row].insert(name.to_owned(), text.to_owned());
+        }
+    }
+    rows
+}
+
 /// Checks one row's notes (see the module docs); returns the piano notes and
 /// how many were dropped for their pitch.
 fn check_notes(raw: RawNotes) -> Result<(Vec<Note>, usize), String> {
@@ -523,7 +548,10 @@ mod tests {
             read.pieces,
             vec![ParquetPiece {
                 piece,
-                split: Some(Split::Validation)
+                split: Some(Split::Validation),
+                metadata: [("midi_filename", "a.mid"), ("split", "validation")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into()
             }]
         );
     }

@@ -14,6 +14,7 @@
 //!    reported as [`Skipped`] (with [`BadFiles::Skip`]) or stops the load
 //!    ([`BadFiles::Fail`]); nothing panics.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -84,6 +85,8 @@ pub struct SourcePiece {
     pub file_sha256: Option<[u8; 32]>,
     /// What the reader let pass in its file (e.g. trailing bytes).
     pub warnings: Vec<String>,
+    /// A parquet row's text metadata (for `group column`); empty for MIDI.
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// What a source held.
@@ -388,6 +391,7 @@ fn read_midi(file: &SourceFile, config: &MidiConfig) -> FileRead {
                 split: None,
                 file_sha256: Some(file.sha256),
                 warnings: read.warnings.iter().map(ToString::to_string).collect(),
+                metadata: BTreeMap::new(),
             }],
             skipped: Vec::new(),
             dropped_notes: read.stats.out_of_range,
@@ -426,6 +430,7 @@ fn read_parquet(file: &SourceFile) -> FileRead {
                     split: p.split,
                     file_sha256: None,
                     warnings: Vec::new(),
+                    metadata: p.metadata,
                 })
                 .collect(),
             skipped: read

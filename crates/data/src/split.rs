@@ -43,6 +43,16 @@ pub enum Split {
 impl Split {
     /// The three splits in order.
     pub const ALL: [Split; 3] = [Split::Train, Split::Validation, Split::Test];
+
+    /// A split as metadata writes it: any case, `valid` and `val` for validation.
+    pub fn parse(text: &str) -> Option<Split> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "train" => Some(Split::Train),
+            "validation" | "valid" | "val" => Some(Split::Validation),
+            "test" => Some(Split::Test),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Split {

@@ -41,6 +41,22 @@ pub struct DatasetSummary {
     /// With `split k-fold`: the number of folds (this is one of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folds: Option<usize>,
+    /// How each metadata table (`split table`, `group column`) met the source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableJoin>,
+}
+
+/// How a metadata table met the source's pieces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableJoin {
+    /// The table's path as the experiment writes it.
+    pub table: String,
+    /// Pieces the table has no row for (left out, listed with the skipped).
+    pub files_not_in_table: usize,
+    /// Rows that name no piece of the source.
+    pub rows_without_file: usize,
+    /// The first of those rows' file values.
+    pub first_row_without_file: Option<String>,
 }
 
 /// A piece with fewer distinct velocities than this is warned about: a
@@ -62,10 +78,27 @@ impl DatasetSummary {
     }
 
     /// What a researcher should know before trusting results on this data,
-    /// one line each: duplicates left out, pieces with few velocities or
-    /// no window, what the reader let pass, dropped notes, small splits.
+    /// one line each: files and rows a metadata table did not match,
+    /// duplicates left out, pieces with few velocities or no window, what
+    /// the reader let pass, dropped notes, small splits.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
+        for join in &self.tables {
+            if join.files_not_in_table > 0 {
+                warnings.push(format!(
+                    "{} of the source not in {} left out (listed with the skipped files)",
+                    count(join.files_not_in_table, "piece"),
+                    join.table
+                ));
+            }
+            if let Some(first) = &join.first_row_without_file {
+                warnings.push(format!(
+                    "{} of {} name no file of the source (first: {first})",
+                    count(join.rows_without_file, "row"),
+                    join.table
+                ));
+            }
+        }
         if !self.duplicates.is_empty() {
             let first = &self.duplicates[0];
             warnings.push(format!(

@@ -107,6 +107,16 @@ pub enum Split {
     },
     /// The parquet's own split column.
     Column,
+    /// Each file's split from a metadata table (MAESTRO's CSV layout by
+    /// default), joined to the source's files by relative path.
+    Table {
+        /// The CSV file (absolute, or relative to the experiment file).
+        path: String,
+        /// The column naming each row's MIDI file, relative to the source folder.
+        file_column: String,
+        /// The column holding train, validation or test.
+        split_column: String,
+    },
     /// One fold of a k-fold cross-validation by group: fold `fold` tests,
     /// fold `fold + 1 (mod k)` validates, the others train.
     KFold {
@@ -135,6 +145,17 @@ pub enum Group {
     Pattern {
         /// The regular expression.
         regex: String,
+    },
+    /// Pieces with the same value in a column of a metadata table, or of
+    /// the parquet source's own metadata.
+    Column {
+        /// The column whose value names the group.
+        name: String,
+        /// The CSV file (relative to the experiment file); `None`: the
+        /// parquet rows' own metadata.
+        table: Option<String>,
+        /// The table's column naming each row's MIDI file.
+        file_column: String,
     },
 }
 

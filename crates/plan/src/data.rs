@@ -1,5 +1,6 @@
-//! Data folders: the `source midi-dir` / `hf-parquet` paths an experiment
-//! writes, checked for existence (for `runner check`).
+//! Data paths: the `source midi-dir` / `hf-parquet` folders and the
+//! metadata tables (`split table path=`, `group column table=`) an
+//! experiment writes, checked for existence (for `runner check`).
 //!
 //! In: an [`Experiment`]. Out: a problem at every written path that does
 //! not exist, relative ones taken from the experiment file's folder.
@@ -9,7 +10,7 @@ use std::path::Path;
 use runner_spec::value::Value;
 use runner_spec::{Experiment, Kind, Override, Problem};
 
-/// A problem for every `source ... path=` whose path does not exist.
+/// A problem for every data path written that does not exist.
 pub(crate) fn missing_data(experiment: &Experiment) -> Vec<Problem> {
     let folder = experiment
         .path
@@ -30,11 +31,12 @@ pub(crate) fn missing_data(experiment: &Experiment) -> Vec<Problem> {
         .chain(variants)
         .chain(axes)
         .flat_map(source_paths)
-        .filter(|(written, _)| !folder.join(written).exists())
-        .map(|(written, span)| {
+        .filter(|(_, written, _)| !folder.join(written).exists())
+        .map(|(what, written, span)| {
             Problem::at(
                 Kind::MissingData {
                     path: written.to_owned(),
+                    what,
                 },
                 span,
             )
@@ -46,26 +48,33 @@ pub(crate) fn missing_data(experiment: &Experiment) -> Vec<Problem> {
         .collect()
 }
 
-/// The data paths an override writes, with their spans.
-fn source_paths(item: &Override) -> Vec<(&str, runner_spec::Span)> {
+/// The choices whose fields name data paths: (choice, field, what it names).
+const DATA_PATHS: [(&str, &str, &str); 3] = [
+    ("dataset.source", "path", "data folder"),
+    ("dataset.split", "path", "metadata table"),
+    ("dataset.group", "table", "metadata table"),
+];
+
+/// The data paths an override writes, with what they name and their spans.
+fn source_paths(item: &Override) -> Vec<(&'static str, &str, runner_spec::Span)> {
     match item {
-        Override::Choose {
-            path: "dataset.source",
-            fields,
-            ..
-        } => fields
+        Override::Choose { path, fields, .. } => fields
             .iter()
-            .filter_map(|(name, value, span)| match (name, value) {
-                (&"path", Value::Str(path)) => Some((path.as_str(), *span)),
-                _ => None,
+            .filter_map(|(name, value, span)| {
+                let (_, _, what) = DATA_PATHS.iter().find(|(c, f, _)| c == path && f == name)?;
+                Some((*what, value.as_str()?, *span))
             })
             .collect(),
         Override::Tweak {
-            choice: "dataset.source",
-            field: "path",
-            value: Value::Str(path),
+            choice,
+            field,
+            value: Value::Str(written),
             span,
-        } => vec![(path.as_str(), *span)],
+        } => DATA_PATHS
+            .iter()
+            .filter(|(c, f, _)| c == choice && f == field)
+            .map(|(_, _, what)| (*what, written.as_str(), *span))
+            .collect(),
         _ => Vec::new(),
     }
 }

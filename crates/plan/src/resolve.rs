@@ -452,6 +452,17 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
                 seed: s.int("dataset.split.seed") as u64,
             }
         }
+        "table" => Split::Table {
+            path: match s.get("dataset.split.path").and_then(Value::as_str) {
+                Some(path) => path.to_owned(),
+                None => {
+                    problems.push(Problem::at(Kind::TableNeedsPath, s.span("dataset.split")));
+                    String::new()
+                }
+            },
+            file_column: s.word("dataset.split.file-column").to_owned(),
+            split_column: s.word("dataset.split.split-column").to_owned(),
+        },
         "column" => {
             if s.word("dataset.source") != "hf-parquet" {
                 problems.push(Problem::at(Kind::ColumnNeedsParquet, s.span("dataset.split")));
@@ -505,9 +516,25 @@ fn dataset(s: &Settings, problems: &mut Vec<Problem>) -> DatasetConfig {
     }
 }
 
-/// The `group` rule; a pattern must be given and be a regular expression.
+/// The `group` rule; a pattern must be given and be a regular expression,
+/// a column needs its name, and a table unless the source is parquet.
 fn group(s: &Settings, problems: &mut Vec<Problem>) -> Group {
     match s.word("dataset.group") {
+        "column" => {
+            let table = s.get("dataset.group.table").and_then(Value::as_str).map(str::to_owned);
+            if table.is_none() && s.word("dataset.source") != "hf-parquet" {
+                problems.push(Problem::at(Kind::GroupColumnNeedsTable, s.span("dataset.group")));
+            }
+            let Some(name) = s.get("dataset.group.name").and_then(Value::as_str) else {
+                problems.push(Problem::at(Kind::NoColumnName, s.span("dataset.group")));
+                return Group::File;
+            };
+            Group::Column {
+                name: name.to_owned(),
+                table,
+                file_column: s.word("dataset.group.file-column").to_owned(),
+            }
+        }
         "folder" => Group::Folder {
             depth: s.int("dataset.group.depth") as usize,
         },

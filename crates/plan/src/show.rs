@@ -8,7 +8,7 @@ use tabled::settings::Style;
 
 use super::{Plan, PlannedRun};
 
-pub use runner_spec::error::count;
+pub use runner_spec::error::{count, did_you_mean};
 
 /// What the table needs to know about a run beyond its plan.
 pub struct RunFacts {

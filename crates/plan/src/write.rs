@@ -102,12 +102,35 @@ fn dataset(s: &mut Section<'_>, d: &DatasetConfig) {
                 }
             }),
             Split::Column => s.line(format_args!("split column")),
+            Split::Table {
+                path,
+                file_column,
+                split_column,
+            } => s.line(format_args!(
+                "split table path={} file-column={} split-column={}",
+                text(path),
+                text(file_column),
+                text(split_column)
+            )),
             Split::KFold { k, fold, seed } => s.line(format_args!("split k-fold k={k} seed={seed} fold={fold}")),
         }
         match &d.group {
             Group::File => s.line(format_args!("group file")),
             Group::Folder { depth } => s.line(format_args!("group folder depth={depth}")),
             Group::Pattern { regex } => s.line(format_args!("group pattern regex={}", text(regex))),
+            Group::Column {
+                name,
+                table,
+                file_column,
+            } => match table {
+                Some(table) => s.line(format_args!(
+                    "group column name={} table={} file-column={}",
+                    text(name),
+                    text(table),
+                    text(file_column)
+                )),
+                None => s.line(format_args!("group column name={}", text(name))),
+            },
         }
         match d.sustain {
             Some(threshold) => s.line(format_args!("sustain #true threshold={threshold}")),

@@ -173,6 +173,7 @@ mod tests {
                 duplicates: vec![],
                 kept_duplicates: false,
                 folds: None,
+                tables: vec![],
             },
             schemes: vec![scheme],
             runs: runs.iter().map(|r| (*r).to_owned()).collect(),

@@ -152,8 +152,8 @@ pub enum Kind {
     NoSuchAxisValue { axis: String, label: String },
     /// A selector that matches no run.
     NoMatch { selector: String },
-    /// A data folder that does not exist.
-    MissingData { path: String },
+    /// A data folder or metadata table that does not exist.
+    MissingData { path: String, what: &'static str },
     /// An axis over a field the run's kind lacks.
     KindLacksField {
         choice: String,
@@ -180,6 +180,12 @@ pub enum Kind {
     },
     /// `split column` without a parquet source.
     ColumnNeedsParquet,
+    /// `split table` without `path`.
+    TableNeedsPath,
+    /// `group column` without `name`.
+    NoColumnName,
+    /// `group column` without `table` on a source with no metadata of its own.
+    GroupColumnNeedsTable,
     /// Split fractions that do not add up to 1.
     FractionsSum { sum: f64 },
     /// A training fraction of 0.
@@ -236,6 +242,8 @@ impl Kind {
             | Kind::SourceNeedsPath { .. }
             | Kind::NoTrainList
             | Kind::NoPattern
+            | Kind::TableNeedsPath
+            | Kind::NoColumnName
             | Kind::NoEdges { .. } => "missing-value",
             Kind::TakesOneValue { .. }
             | Kind::TakesNoArguments { .. }
@@ -274,6 +282,7 @@ impl Kind {
             | Kind::HeadsDivide { .. }
             | Kind::MinAbovePeak { .. }
             | Kind::ColumnNeedsParquet
+            | Kind::GroupColumnNeedsTable
             | Kind::FractionsSum { .. }
             | Kind::BinsContradictEdges { .. } => "inconsistent",
             Kind::SplitOverlap { .. } => "overlap",
@@ -356,6 +365,9 @@ impl Kind {
             Kind::BadPattern { .. } => "not a regular expression".to_owned(),
             Kind::SplitOverlap { .. } => "listed twice".to_owned(),
             Kind::ColumnNeedsParquet => "needs a parquet source".to_owned(),
+            Kind::TableNeedsPath => "needs path=".to_owned(),
+            Kind::NoColumnName => "needs name=".to_owned(),
+            Kind::GroupColumnNeedsTable => "needs table=".to_owned(),
             Kind::FractionsSum { sum } => format!("sums to {sum}"),
             Kind::NoTrainFraction => "no training data".to_owned(),
             Kind::NoEdges { name } => format!("no {name}-edges"),
@@ -442,7 +454,7 @@ impl fmt::Display for Kind {
             Kind::NoSuchAxis { axis } => write!(f, "no axis `{axis}` in the matrix"),
             Kind::NoSuchAxisValue { axis, label } => write!(f, "axis `{axis}` has no value `{label}`"),
             Kind::NoMatch { selector } => write!(f, "`{selector}` matches no planned run"),
-            Kind::MissingData { path } => write!(f, "the data folder `{path}` does not exist"),
+            Kind::MissingData { path, what } => write!(f, "the {what} `{path}` does not exist"),
             Kind::KindLacksField { choice, field, kind } => write!(
                 f,
                 "`{choice}.{field}` varies, but this run's {choice} `{kind}` has no `{field}`"
@@ -462,6 +474,15 @@ impl fmt::Display for Kind {
                 write!(f, "`source {kind}` needs the folder: `source {kind} path=\"...\"`")
             }
             Kind::NoTrainList => f.write_str("`split files` needs a `train` list"),
+            Kind::TableNeedsPath => f.write_str(
+                "`split table` needs the metadata table: `split table path=\"maestro-v3.0.0.csv\"` (a CSV with a header row)",
+            ),
+            Kind::NoColumnName => {
+                f.write_str("`group column` needs the column that names each group: `group column name=canonical_title`")
+            }
+            Kind::GroupColumnNeedsTable => f.write_str(
+                "`group column` needs `table=\"...\"` (a CSV with a header row): only a parquet source has metadata of its own",
+            ),
             Kind::NoPattern => f.write_str("`group pattern` needs `regex=\"...\"`, matched against each file's path"),
             Kind::BadPattern { problem } => write!(f, "the group pattern is not a regular expression: {problem}"),
             Kind::SplitOverlap { file, first, second } => write!(

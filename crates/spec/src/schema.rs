@@ -532,6 +532,29 @@ pub static CHOICES: &[Choice] = &[
                 fields: &[],
             },
             Kind {
+                name: "table",
+                fields: &[
+                    field(
+                        "path",
+                        Type::Str,
+                        DefaultValue::Unset,
+                        "the metadata table (CSV with a header row), relative to the experiment file",
+                    ),
+                    field(
+                        "file-column",
+                        Type::Str,
+                        DefaultValue::Str("midi_filename"),
+                        "the column naming each row's MIDI file, relative to the source folder",
+                    ),
+                    field(
+                        "split-column",
+                        Type::Str,
+                        DefaultValue::Str("split"),
+                        "the column holding train, validation or test",
+                    ),
+                ],
+            },
+            Kind {
                 name: "k-fold",
                 fields: &[
                     field(
@@ -557,7 +580,7 @@ pub static CHOICES: &[Choice] = &[
         ],
         default_kind: "fractions",
         default_overrides: &[],
-        doc: "how groups of pieces (never windows) are split: fractions, explicit file lists, the parquet's split column, or k folds",
+        doc: "how groups of pieces (never windows) are split: fractions, explicit file lists, the parquet's split column, a metadata table's split column, or k folds",
     },
     Choice {
         path: "dataset.group",
@@ -584,10 +607,33 @@ pub static CHOICES: &[Choice] = &[
                     "regular expression on the path within the source; its match (or first capture group) names the group",
                 )],
             },
+            Kind {
+                name: "column",
+                fields: &[
+                    field(
+                        "name",
+                        Type::Str,
+                        DefaultValue::Unset,
+                        "the column whose value names the group (e.g. canonical_title)",
+                    ),
+                    field(
+                        "table",
+                        Type::Str,
+                        DefaultValue::Unset,
+                        "the metadata table (CSV), relative to the experiment file (default: an hf-parquet source's own metadata)",
+                    ),
+                    field(
+                        "file-column",
+                        Type::Str,
+                        DefaultValue::Str("midi_filename"),
+                        "the table's column naming each row's MIDI file",
+                    ),
+                ],
+            },
         ],
         default_kind: "file",
         default_overrides: &[],
-        doc: "which pieces must share a split: each file alone, one folder, or one match of a pattern",
+        doc: "which pieces must share a split: each file alone, one folder, one match of a pattern, or one value of a metadata column",
     },
     Choice {
         path: "loss",
