@@ -146,8 +146,8 @@ fn check_accepts_the_shipped_experiments() {
     assert!(output.status.success(), "{}", stderr(&output));
     for (file, runs) in [
         ("experiments/ablation.kdl", 24),
-        ("experiments/ablation-cpu.kdl", 16),
-        ("experiments/pathetique-cpu.kdl", 2),
+        ("experiments/ablation-cpu.kdl", 40),
+        ("experiments/pathetique-cpu.kdl", 10),
     ] {
         let line = format!("{file}: ok ({runs} runs)");
         assert!(stdout(&output).contains(&line), "no `{line}` in\n{}", stdout(&output));
