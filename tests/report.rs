@@ -66,38 +66,58 @@ fn report_states_the_hand_computed_numbers() {
     let plan = load();
     let root = fixture_store("numbers", &plan);
     let text = markdown(&plan, &root);
-    // Cell noam / label-smoothing: val ls-kl 1.9 and 2.1 → 2.000 ± 0.141,
-    // val dist 4 and 5 → 4.50 ± 0.71; no run has midi-hf-transformers' loss,
-    // so that column is left out.
+    // Cell noam / label-smoothing: val ls-kl 1.9 and 2.1, std 0.1414, 95%
+    // half-width t(0.975, 1) × 0.1414 / √2 = 12.706 × 0.1 = 1.271; val dist 4
+    // and 5 → 4.50 ± 6.35; no run has midi-hf-transformers' loss, so that
+    // column is left out.
     assert!(
-        text.contains("| noam | label-smoothing | 2 | 2.600 ± 0.141 | 2.000 ± 0.141 | 4.50 ± 0.71 |"),
+        text.contains("| noam | label-smoothing | 2 | 2.600 ± 1.271 | 2.000 ± 1.271 | 4.50 ± 6.35 |"),
         "{text}"
     );
     // Cross-entropy runs have no label-smoothing KL.
     assert!(
-        text.contains("| noam | cross-entropy | 2 | 3.000 ± 0.141 | – | 6.00 ± 0.00 |"),
+        text.contains("| noam | cross-entropy | 2 | 3.000 ± 1.271 | – | 6.00 ± 0.00 |"),
         "{text}"
     );
     assert!(!text.contains("val ce+cls |"), "{text}");
-    // schedule: seed 0 (10+11)/2 − (4+6)/2 = 5.5, seed 1 (12+14)/2 − (5+6)/2 = 7.5.
+    // schedule: seed 0 (10+11)/2 − (4+6)/2 = 5.5, seed 1 (12+14)/2 − (5+6)/2 = 7.5:
+    // mean 6.5, std √2, half-width 12.706 → [−6.21, +19.21].
     assert!(
-        text.contains("**schedule** accounts for most of the gap in val dist: constant − noam = +6.50 ± 1.41"),
+        text.contains(
+            "**schedule** accounts for most of the gap in val dist: constant − noam = +6.50, 95% CI [−6.21, +19.21]"
+        ),
         "{text}"
     );
-    // loss: 1.5 on both seeds.
     assert!(
-        text.contains("- loss: cross-entropy − label-smoothing = +1.50 ± 0.00 on val dist"),
+        text.contains("(2 replicates): the interval includes 0: these replicates do not tell `constant` from `noam`."),
+        "{text}"
+    );
+    // loss: 1.5 on both seeds: an interval of zero width, which excludes 0.
+    assert!(
+        text.contains(
+            "- loss: cross-entropy − label-smoothing = +1.50, 95% CI [+1.50, +1.50] on val dist (2 replicates): \
+             the interval excludes 0, so `cross-entropy` gives a higher (worse) val dist than `label-smoothing`."
+        ),
         "{text}"
     );
     // schedule × loss: seed 0 (11 − 6) − (10 − 4) = −1, seed 1 (14 − 6) − (12 − 5) = +1.
-    assert!(text.contains("= +0.00 ± 1.41 on val dist"), "{text}");
-    // val dist: noam mean 5.25, constant mean 11.75; 11.75 / 5.25 = 2.24 ≥ 2.
+    assert!(text.contains("= +0.00, 95% CI [−12.71, +12.71] on val dist"), "{text}");
+    // val dist: noam 5.25, constant 11.75; 11.75 / 5.25 = 2.24 ≥ 2. Margins
+    // per seed 10.5 − 2 × 5 = 0.5 and 13 − 2 × 5.5 = 2: mean 1.25, std
+    // 1.061, half-width 12.706 × 1.061 / √2 = 9.53.
     assert!(
-        text.contains("- **reproduced**: `expect val-dist \"schedule=noam\""),
+        text.contains("- **not significant**: `expect val-dist \"schedule=noam\""),
         "{text}"
     );
-    assert!(text.contains("other / subject = 2.24"), "{text}");
-    // flatness of constant: (0.2 + 0.25 + 0.3 + 0.25) / 4 = 0.25 < 0.3.
+    assert!(
+        text.contains("`schedule=constant`'s val dist is 2.24 times `schedule=noam`'s (the claim: at least 2)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("is +1.25, 95% CI [−8.28, +10.78] (paired over 2 replicates)"),
+        "{text}"
+    );
+    // flatness of constant: (0.2 + 0.25 + 0.3 + 0.25) / 4 = 0.25, and 0.25 on each seed: below 0.3.
     assert!(text.contains("- **reproduced**: `expect flatness"), "{text}");
     // accuracy of cross-entropy: ≈ 0.04, not above 0.5.
     assert!(text.contains("- **not reproduced**: `expect accuracy"), "{text}");

@@ -468,26 +468,25 @@ struct Joined {
 /// config names (each through [`Table::lookup`](super::table::Table::lookup)).
 fn join_tables(names: &[String], dataset: &config::DatasetConfig, tables: &Tables) -> Result<Joined, DataError> {
     let mut joins: Vec<TableJoin> = Vec::new();
-    let mut look =
-        |name: &str, file_column: &str, column: &str, fields| -> Result<Vec<RowValue>, DataError> {
-            let Lookup {
-                values,
-                rows_without_file,
-            } = tables.get(name)?.lookup(file_column, column, fields, names)?;
-            if !joins.iter().any(|j| j.table == name) {
-                joins.push(TableJoin {
-                    table: name.to_owned(),
-                    // Counted as pieces are left out (a duplicate is not).
-                    files_not_in_table: 0,
-                    rows_without_file: rows_without_file.len(),
-                    first_row_without_file: rows_without_file.into_iter().next(),
-                });
-            }
-            Ok(values
-                .into_iter()
-                .map(|v| v.map(|v| Some(v).filter(|v| !v.trim().is_empty())))
-                .collect())
-        };
+    let mut look = |name: &str, file_column: &str, column: &str, fields| -> Result<Vec<RowValue>, DataError> {
+        let Lookup {
+            values,
+            rows_without_file,
+        } = tables.get(name)?.lookup(file_column, column, fields, names)?;
+        if !joins.iter().any(|j| j.table == name) {
+            joins.push(TableJoin {
+                table: name.to_owned(),
+                // Counted as pieces are left out (a duplicate is not).
+                files_not_in_table: 0,
+                rows_without_file: rows_without_file.len(),
+                first_row_without_file: rows_without_file.into_iter().next(),
+            });
+        }
+        Ok(values
+            .into_iter()
+            .map(|v| v.map(|v| Some(v).filter(|v| !v.trim().is_empty())))
+            .collect())
+    };
     let every = || vec![Some(None); names.len()];
     let split_values = match &dataset.split {
         config::Split::Table {

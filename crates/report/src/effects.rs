@@ -8,7 +8,9 @@
 //! with its first level (level − first): for every replicate (a seed, on
 //! one fold under k-fold), the mean of the metric over the runs at that
 //! level minus the mean over the runs at the first level; the effect is the
-//! mean ± sample std of those per-replicate differences. An interaction of
+//! mean of those per-replicate differences with its 95% confidence interval
+//! (Student's t over the replicates, paired: the same seed on the same
+//! fold on both sides). An interaction of
 //! two two-level factors A and B is, per replicate,
 //! (A's effect where B is at its second level) − (A's effect where B is at
 //! its first level). Groupings are plain Rust over the frame's columns.
@@ -57,7 +59,7 @@ pub struct Effect {
     pub contrast: Contrast,
     /// On which metric.
     pub metric: Metric,
-    /// Mean ± std of the per-replicate differences.
+    /// The per-replicate differences (mean, std, n; its `ci95`).
     pub estimate: Spread,
 }
 
@@ -70,7 +72,7 @@ pub struct Interaction {
     pub b: Contrast,
     /// On which metric.
     pub metric: Metric,
-    /// Mean ± std of the per-replicate differences.of differences.
+    /// The per-replicate differences of differences (mean, std, n; its `ci95`).
     pub estimate: Spread,
 }
 
@@ -144,33 +146,6 @@ fn one_to_one(a: &[Option<String>], b: &[Option<String>]) -> bool {
     firsts.len() == pairs.len() && seconds.len() == pairs.len()
 }
 
-/// Each row's replicate: its `seed` and `fold` labels joined (`None` for
-/// every row with neither), and the distinct replicates. Differences are
-/// paired by replicate: the same seed on the same fold.
-fn replicates(frame: &DataFrame) -> (Vec<Option<String>>, Vec<Option<String>>) {
-    let columns: Vec<Vec<Option<String>>> = table::REPLICATE_KEYS
-        .iter()
-        .map(|key| collect::strings(frame, key))
-        .collect();
-    let per_row: Vec<Option<String>> = (0..frame.height())
-        .map(|row| {
-            let parts: Vec<String> = table::REPLICATE_KEYS
-                .iter()
-                .zip(&columns)
-                .filter_map(|(key, column)| Some(format!("{key}={}", column[row].as_ref()?)))
-                .collect();
-            (!parts.is_empty()).then(|| parts.join(" "))
-        })
-        .collect();
-    let mut distinct: Vec<Option<String>> = Vec::new();
-    for s in &per_row {
-        if !distinct.contains(s) {
-            distinct.push(s.clone());
-        }
-    }
-    (per_row, distinct)
-}
-
 /// The mean of `values` over the rows where `keep` holds.
 fn mean_where(values: &[Option<f64>], keep: impl Fn(usize) -> bool) -> Option<f64> {
     let present: Vec<f64> = (0..values.len())
@@ -182,7 +157,7 @@ fn mean_where(values: &[Option<f64>], keep: impl Fn(usize) -> bool) -> Option<f6
 
 /// Every factor's main effects on every metric (each level vs the first).
 pub fn main_effects(frame: &DataFrame, factors: &[Factor]) -> Vec<Effect> {
-    let (replicate_of, replicates) = replicates(frame);
+    let (replicate_of, replicates) = table::replicates(frame);
     let mut effects = Vec::new();
     for factor in factors {
         for level in 1..factor.levels.len() {
@@ -216,7 +191,7 @@ pub fn main_effects(frame: &DataFrame, factors: &[Factor]) -> Vec<Effect> {
 
 /// The two-way interactions of every pair of two-level factors on every metric.
 pub fn interactions(frame: &DataFrame, factors: &[Factor]) -> Vec<Interaction> {
-    let (replicate_of, replicates) = replicates(frame);
+    let (replicate_of, replicates) = table::replicates(frame);
     let two_level: Vec<&Factor> = factors.iter().filter(|f| f.levels.len() == 2).collect();
     let contrast = |f: &Factor| Contrast {
         factor: f.name.clone(),
@@ -296,9 +271,10 @@ pub fn render(effects: &[Effect], interactions: &[Interaction]) -> String {
     }
     let mut text = String::from(
         "Each main effect is a difference of means (level − first level), computed per replicate (a seed, \
-         on one fold under k-fold) and shown as mean ± std across replicates. An interaction `A × B` is A's effect at B's second level minus A's effect \
-         at B's first level. Lower is better for loss and distances, higher for accuracy, closer to 1 for \
-         flatness.\n\n",
+         on one fold under k-fold: the two sides are paired) and shown as the mean ± the half-width of its 95% \
+         confidence interval (Student's t over the replicates; no interval from one replicate). An interaction \
+         `A × B` is A's effect at B's second level minus A's effect at B's first level. Lower is better for loss \
+         and distances, higher for accuracy, closer to 1 for flatness.\n\n",
     );
     text.push_str(&Table { header, rows }.markdown());
     text.push('\n');
@@ -324,25 +300,34 @@ pub fn render(effects: &[Effect], interactions: &[Interaction]) -> String {
             "**{}** {verb} in val dist: {} = {} ({}, {:.0}% of the summed main effects).\n\n",
             largest.contrast.factor,
             largest.contrast.text(),
-            largest.estimate.signed(2),
+            with_interval(&largest.estimate),
             how_many(&largest.estimate),
             100.0 * share
         ));
     }
     for effect in &on_val_dist {
         text.push_str(&format!(
-            "- {}: {} = {} on val dist ({}).\n",
+            "- {}: {} = {} on val dist ({}): {}.\n",
             effect.contrast.factor,
             effect.contrast.text(),
-            effect.estimate.signed(2),
-            how_many(&effect.estimate)
+            with_interval(&effect.estimate),
+            how_many(&effect.estimate),
+            meaning(&effect.estimate, &effect.contrast.level, &effect.contrast.reference)
         ));
     }
     for i in interactions.iter().filter(|i| i.metric == Metric::ValDist) {
+        let depends = match i.estimate.ci95() {
+            Some(ci) if ci.above(0.0) || ci.below(0.0) => format!(
+                "the interval excludes 0: the effect of {} on val dist depends on {}",
+                i.a.factor, i.b.factor
+            ),
+            Some(_) => "the interval includes 0: no interaction is shown".to_owned(),
+            None => "one replicate gives no interval".to_owned(),
+        };
         text.push_str(&format!(
-            "- {}: ({a} | {b}={b1}) − ({a} | {b}={b0}) = {} on val dist ({}).\n",
+            "- {}: ({a} | {b}={b1}) − ({a} | {b}={b0}) = {} on val dist ({}): {depends}.\n",
             i.name(),
-            i.estimate.signed(2),
+            with_interval(&i.estimate),
             how_many(&i.estimate),
             a = i.a.text(),
             b = i.b.factor,
@@ -351,6 +336,31 @@ pub fn render(effects: &[Effect], interactions: &[Interaction]) -> String {
         ));
     }
     text
+}
+
+/// `+6.50, 95% CI [−6.21, +19.21]` (the estimate alone from one replicate).
+fn with_interval(estimate: &Spread) -> String {
+    let mean = super::stats::signed(estimate.mean, 2);
+    match estimate.ci95() {
+        Some(ci) => format!("{mean}, 95% CI {}", ci.text(2)),
+        None => mean,
+    }
+}
+
+/// What a val-dist difference `level − reference` means, in words.
+fn meaning(estimate: &Spread, level: &str, reference: &str) -> String {
+    let direction = if estimate.mean > 0.0 {
+        "higher (worse)"
+    } else {
+        "lower (better)"
+    };
+    match estimate.ci95() {
+        Some(ci) if ci.above(0.0) || ci.below(0.0) => {
+            format!("the interval excludes 0, so `{level}` gives a {direction} val dist than `{reference}`")
+        }
+        Some(_) => format!("the interval includes 0: these replicates do not tell `{level}` from `{reference}`"),
+        None => "one replicate gives no interval".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -465,7 +475,9 @@ mod tests {
         let factors = factors(&frame, &keys());
         let text = render(&main_effects(&frame, &factors), &interactions(&frame, &factors));
         assert!(
-            text.contains("**schedule** accounts for most of the gap in val dist: constant − noam = +6.50 ± 1.41"),
+            text.contains(
+                "**schedule** accounts for most of the gap in val dist: constant − noam = +6.50, 95% CI [−6.21, +19.21]"
+            ),
             "{text}"
         );
     }

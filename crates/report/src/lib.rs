@@ -140,8 +140,9 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
     md.push_str("\n## Results\n\n");
     md.push_str(&main_table.markdown());
     md.push_str(
-        "\nFinal-epoch values on the validation split (test dist: the test split, teacher-forced), as mean ± \
-         std across replicates (seeds, and folds under k-fold) when a cell has several runs. val dist and greedy dist are the mean |predicted − true| \
+        "\nFinal-epoch values on the validation split (test dist: the test split, teacher-forced), as the mean \
+         ± the half-width of its 95% confidence interval (Student's t over the cell's replicates: seeds, and folds \
+         under k-fold) when a cell has several runs; a single run has no interval. val dist and greedy dist are the mean |predicted − true| \
          velocity (teacher-forced and greedy-decoded); lower is better for loss and distances, higher for \
          accuracy; flatness is std(predicted) / std(true): 1 when the spread matches, 0 when flat (greedy flatness: of \
          the greedy-decoded predictions, the write-up's \"flat\" picture). The \

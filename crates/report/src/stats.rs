@@ -1,7 +1,12 @@
 //! Summary statistics for the report: a list of numbers → a [`Spread`]
-//! (mean, sample standard deviation, count) and its fixed-precision text.
+//! (mean, sample standard deviation, count, the 95% confidence interval of
+//! the mean by Student's t) and its fixed-precision text; Welch's interval
+//! for a difference of two independent means.
 
-/// The mean and spread of a few numbers (usually one per seed).
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+/// The mean and spread of a few numbers (one per replicate: a seed, or a
+/// fold under k-fold).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spread {
     /// Their mean.
@@ -11,6 +16,43 @@ pub struct Spread {
     pub std: Option<f64>,
     /// How many numbers.
     pub n: usize,
+}
+
+/// A 95% confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    /// Its lower end.
+    pub low: f64,
+    /// Its upper end.
+    pub high: f64,
+}
+
+impl Interval {
+    /// `[−1.20, +3.40]` with `decimals` digits.
+    pub fn text(&self, decimals: usize) -> String {
+        format!("[{}, {}]", signed(self.low, decimals), signed(self.high, decimals))
+    }
+
+    /// `[1.20, 3.40]`, without signs (for values rather than differences).
+    pub fn plain(&self, decimals: usize) -> String {
+        format!("[{}, {}]", fixed(self.low, decimals), fixed(self.high, decimals))
+    }
+
+    /// Whether it lies wholly above `x`.
+    pub fn above(&self, x: f64) -> bool {
+        self.low > x
+    }
+
+    /// Whether it lies wholly below `x`.
+    pub fn below(&self, x: f64) -> bool {
+        self.high < x
+    }
+}
+
+/// The two-sided 95% critical value of Student's t with `df` degrees of
+/// freedom (any real df > 0, as Welch's are); NaN otherwise.
+pub fn t95(df: f64) -> f64 {
+    StudentsT::new(0.0, 1.0, df).map_or(f64::NAN, |t| t.inverse_cdf(0.975))
 }
 
 impl Spread {
@@ -25,24 +67,65 @@ impl Spread {
         Some(Spread { mean, std, n })
     }
 
-    /// `mean ± std` (just the mean for one number) with `decimals` digits.
+    /// The half-width of the mean's 95% confidence interval (Student's t
+    /// with n − 1 degrees of freedom); `None` for a single number.
+    pub fn half_width(&self) -> Option<f64> {
+        let std = self.std?;
+        Some(t95((self.n - 1) as f64) * std / (self.n as f64).sqrt())
+    }
+
+    /// The mean's 95% confidence interval; `None` for a single number.
+    pub fn ci95(&self) -> Option<Interval> {
+        let half = self.half_width()?;
+        Some(Interval {
+            low: self.mean - half,
+            high: self.mean + half,
+        })
+    }
+
+    /// `mean ± half-width of the 95% CI` (just the mean for one number)
+    /// with `decimals` digits.
     pub fn text(&self, decimals: usize) -> String {
-        match self.std {
-            Some(std) => format!("{} ± {}", fixed(self.mean, decimals), fixed(std, decimals)),
+        match self.half_width() {
+            Some(half) => format!("{} ± {}", fixed(self.mean, decimals), fixed(half, decimals)),
             None => fixed(self.mean, decimals),
         }
     }
 
     /// Like [`Spread::text`], with an explicit sign on the mean (for differences).
     pub fn signed(&self, decimals: usize) -> String {
-        let body = fixed(self.mean.abs(), decimals);
-        let zero = body.chars().all(|c| c == '0' || c == '.');
-        let mean = format!("{}{body}", if self.mean < 0.0 && !zero { "−" } else { "+" });
-        match self.std {
-            Some(std) => format!("{mean} ± {}", fixed(std, decimals)),
+        let mean = signed(self.mean, decimals);
+        match self.half_width() {
+            Some(half) => format!("{mean} ± {}", fixed(half, decimals)),
             None => mean,
         }
     }
+}
+
+/// `a − factor × b` for the means of two independent samples, with
+/// Welch's 95% confidence interval (Welch–Satterthwaite degrees of
+/// freedom); no interval when either sample has a single number.
+pub fn welch(a: &Spread, b: &Spread, factor: f64) -> (f64, Option<Interval>) {
+    let difference = a.mean - factor * b.mean;
+    let (Some(sa), Some(sb)) = (a.std, b.std) else {
+        return (difference, None);
+    };
+    let va = sa * sa / a.n as f64;
+    let vb = factor * factor * sb * sb / b.n as f64;
+    let variance = va + vb;
+    let half = if variance == 0.0 {
+        0.0
+    } else {
+        let df = variance * variance / (va * va / (a.n - 1) as f64 + vb * vb / (b.n - 1) as f64);
+        t95(df) * variance.sqrt()
+    };
+    (
+        difference,
+        Some(Interval {
+            low: difference - half,
+            high: difference + half,
+        }),
+    )
 }
 
 /// `value` with `decimals` digits; never `-0.00`.
@@ -55,23 +138,70 @@ pub fn fixed(value: f64, decimals: usize) -> String {
     }
 }
 
+/// `value` with an explicit sign (`+1.50`, `−0.25`; zero is `+0.00`).
+pub fn signed(value: f64, decimals: usize) -> String {
+    let body = fixed(value.abs(), decimals);
+    let zero = body.chars().all(|c| c == '0' || c == '.');
+    format!("{}{body}", if value < 0.0 && !zero { "−" } else { "+" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sample_standard_deviation() {
+    fn sample_standard_deviation_and_its_interval() {
         let s = Spread::of(&[5.5, 7.5]).unwrap();
         assert_eq!(s.mean, 6.5);
         assert!((s.std.unwrap() - 2f64.sqrt()).abs() < 1e-12);
-        assert_eq!(s.text(2), "6.50 ± 1.41");
-        assert_eq!(s.signed(1), "+6.5 ± 1.4");
+        // t(0.975, 1) = 12.706: half-width 12.706 × √2 / √2.
+        assert_eq!(s.text(2), "6.50 ± 12.71");
+        assert_eq!(s.signed(1), "+6.5 ± 12.7");
+        assert_eq!(s.ci95().unwrap().text(2), "[−6.21, +19.21]");
+    }
+
+    #[test]
+    fn t_quantiles_match_known_values() {
+        // Two-sided 95% critical values, computed with mpmath's incomplete beta.
+        let known = [
+            (1.0, 12.7062047362),
+            (2.0, 4.30265272975),
+            (2.5, 3.574654842),
+            (4.0, 2.7764451052),
+            (7.3, 2.34506673655),
+            (30.0, 2.0422724563),
+            (120.0, 1.97993040508),
+            (1000.0, 1.96233908083),
+        ];
+        for (df, t) in known {
+            assert!((t95(df) - t).abs() < 1e-6, "df {df}: {} vs {t}", t95(df));
+        }
+        assert!(t95(0.0).is_nan());
+    }
+
+    #[test]
+    fn welch_interval_of_a_difference() {
+        let a = Spread::of(&[10.0, 12.0, 11.0, 14.0]).unwrap();
+        let b = Spread::of(&[4.0, 5.0, 6.0, 6.0]).unwrap();
+        let (difference, interval) = welch(&a, &b, 2.0);
+        // 11.75 − 2 × 5.25; variances 2.9167/4 and 4 × 0.9167/4; df ≈ 5.93.
+        assert!((difference - 1.25).abs() < 1e-12);
+        let interval = interval.unwrap();
+        let half = (interval.high - interval.low) / 2.0;
+        let variance = 2.916_666_666_666_667 / 4.0 + 4.0 * 0.916_666_666_666_666_6 / 4.0;
+        let df = variance * variance
+            / ((2.916_666_666_666_667f64 / 4.0).powi(2) / 3.0 + (0.916_666_666_666_666_6f64).powi(2) / 3.0);
+        assert!((half - t95(df) * variance.sqrt()).abs() < 1e-9, "{half}");
+        assert!((5.0..7.0).contains(&df), "{df}");
+        let one = Spread::of(&[3.0]).unwrap();
+        assert_eq!(welch(&a, &one, 1.0), (8.75, None));
     }
 
     #[test]
     fn one_number_has_no_spread_and_no_negative_zero() {
         let s = Spread::of(&[-0.0001]).unwrap();
         assert_eq!(s.std, None);
+        assert_eq!(s.ci95(), None);
         assert_eq!(s.text(2), "0.00");
         assert_eq!(Spread::of(&[]), None);
     }

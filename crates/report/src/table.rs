@@ -2,8 +2,8 @@
 //!
 //! In: the frame of [`super::collect`] (and the plan for the experiment's
 //! declaration). Out: pure values — the main comparison per cell (runs
-//! grouped by their labels other than `seed`, mean ± sample std across
-//! seeds), hardware and time per run, the missing runs — and their text.
+//! grouped by their labels other than `seed` and `fold`, mean ± the
+//! half-width of its 95% confidence interval across those replicates), hardware and time per run, the missing runs — and their text.
 //! Groupings are computed in plain Rust over the frame's columns.
 
 use polars::prelude::DataFrame;
@@ -74,6 +74,30 @@ impl Cell {
 /// and its cross-validation fold.
 pub const REPLICATE_KEYS: [&str; 2] = ["seed", "fold"];
 
+/// Each row's replicate: its `seed` and `fold` labels joined (`None` for
+/// every row with neither), and the distinct replicates. Differences are
+/// paired by replicate: the same seed on the same fold.
+pub fn replicates(frame: &DataFrame) -> (Vec<Option<String>>, Vec<Option<String>>) {
+    let columns: Vec<Vec<Option<String>>> = REPLICATE_KEYS.iter().map(|key| collect::strings(frame, key)).collect();
+    let per_row: Vec<Option<String>> = (0..frame.height())
+        .map(|row| {
+            let parts: Vec<String> = REPLICATE_KEYS
+                .iter()
+                .zip(&columns)
+                .filter_map(|(key, column)| Some(format!("{key}={}", column[row].as_ref()?)))
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        })
+        .collect();
+    let mut distinct: Vec<Option<String>> = Vec::new();
+    for s in &per_row {
+        if !distinct.contains(s) {
+            distinct.push(s.clone());
+        }
+    }
+    (per_row, distinct)
+}
+
 /// The label keys other than [`REPLICATE_KEYS`].
 pub fn cell_keys(label_keys: &[String]) -> Vec<String> {
     label_keys
@@ -106,6 +130,31 @@ pub fn cells(frame: &DataFrame, label_keys: &[String]) -> Vec<Cell> {
     cells
 }
 
+/// Which way a metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    /// Losses and distances.
+    Lower,
+    /// Accuracy.
+    Higher,
+    /// Flatness: 1 when the predicted spread matches the true one.
+    CloserToOne,
+}
+
+/// Which way `metric` improves.
+pub fn better(metric: Metric) -> Better {
+    match metric {
+        Metric::Accuracy => Better::Higher,
+        Metric::Flatness | Metric::GreedyFlatness => Better::CloserToOne,
+        Metric::ValLoss
+        | Metric::ValLsKl
+        | Metric::ValCeWithCls
+        | Metric::ValDist
+        | Metric::GreedyDist
+        | Metric::TestDist => Better::Lower,
+    }
+}
+
 /// Decimals shown for a metric.
 pub fn decimals(metric: Metric) -> usize {
     match metric {
@@ -136,7 +185,8 @@ pub fn spread(values: &[Option<f64>], rows: &[usize]) -> Option<Spread> {
 }
 
 /// The main comparison: one row per cell, each reported metric's final
-/// value as mean ± std across seeds, and the two baselines.
+/// value as the mean ± the half-width of its 95% confidence interval
+/// across replicates, and the two baselines.
 pub fn main_table(frame: &DataFrame, label_keys: &[String]) -> Table {
     let keys = cell_keys(label_keys);
     let mut header: Vec<String> = keys.clone();
