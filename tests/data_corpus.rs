@@ -364,7 +364,7 @@ fn a_maestro_table_gives_the_official_split_and_lists_what_it_does_not_match() {
         "{warnings:?}"
     );
     assert!(
-        warnings.contains(&"1 row of maestro.csv name no file of the source (first: C9/P9/missing.mid)"),
+        warnings.contains(&"1 row of maestro.csv names no file of the source (first: C9/P9/missing.mid)"),
         "{warnings:?}"
     );
 }

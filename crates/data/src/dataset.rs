@@ -98,6 +98,7 @@ pub enum DataError {
     Source(#[from] SourceError),
     /// The split rule does not fit the pieces.
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Split(#[from] SplitError),
     /// `split column` without a split value for every piece.
     #[error("`split column` needs a split value for every piece: {problem}")]

@@ -103,7 +103,7 @@ pub enum SplitRule {
 
 /// Why pieces could not be split; [`SplitError::Problems`] collects every
 /// problem found, not just the first.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
 pub enum SplitError {
     /// Fractions that are negative, not finite or do not sum to 1.
     #[error("split fractions {train}/{validation}/{test} must be >= 0 and sum to 1")]
@@ -125,6 +125,9 @@ pub enum SplitError {
     },
     /// Problems with the piece names, the lists or the groups.
     #[error("cannot split the pieces:\n  {}", .0.join("\n  "))]
+    #[diagnostic(help(
+        "a split that is given (file lists, the parquet's split column, a metadata table) must name each piece once and keep every group in one split: correct it, or group more finely (e.g. `group file`)"
+    ))]
     Problems(Vec<String>),
 }
 

@@ -93,9 +93,10 @@ impl DatasetSummary {
             }
             if let Some(first) = &join.first_row_without_file {
                 warnings.push(format!(
-                    "{} of {} name no file of the source (first: {first})",
+                    "{} of {} {} no file of the source (first: {first})",
                     count(join.rows_without_file, "row"),
-                    join.table
+                    join.table,
+                    if join.rows_without_file == 1 { "names" } else { "name" }
                 ));
             }
         }
