@@ -78,10 +78,38 @@ impl DatasetSummary {
     }
 
     /// What a researcher should know before trusting results on this data,
-    /// one line each: files and rows a metadata table did not match,
-    /// duplicates left out, pieces with few velocities or no window, what
-    /// the reader let pass, dropped notes, small splits.
+    /// one line each: [`DatasetSummary::content_warnings`], then the small
+    /// splits.
     pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = self.content_warnings();
+        for split in self.small_splits() {
+            let advice = match self.folds {
+                Some(k) => format!("read it with the other {} folds", k - 1),
+                None => "`split k-fold` evaluates on every piece in turn".to_owned(),
+            };
+            warnings.push(format!(
+                "the {} split holds {} ({} notes): its metrics rest on little data; {advice}",
+                split.split,
+                count(split.pieces.len(), "piece"),
+                split.notes
+            ));
+        }
+        warnings
+    }
+
+    /// The validation and test splits under [`SMALL_SPLIT_PIECES`] pieces
+    /// or [`SMALL_SPLIT_NOTES`] notes.
+    pub fn small_splits(&self) -> Vec<&SplitSummary> {
+        self.splits
+            .iter()
+            .filter(|s| s.split != Split::Train && (s.pieces.len() < SMALL_SPLIT_PIECES || s.notes < SMALL_SPLIT_NOTES))
+            .collect()
+    }
+
+    /// The warnings about the data itself, one line each: files and rows a
+    /// metadata table did not match, duplicates left out, pieces with few
+    /// velocities or no window, what the reader let pass, dropped notes.
+    pub fn content_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         for join in &self.tables {
             if join.files_not_in_table > 0 {
@@ -126,21 +154,6 @@ impl DatasetSummary {
                 "{} outside the piano range (A0 to C8) dropped",
                 count(self.dropped_notes, "note")
             ));
-        }
-        for split in self.splits.iter().filter(|s| s.split != Split::Train) {
-            let pieces = split.pieces.len();
-            if pieces < SMALL_SPLIT_PIECES || split.notes < SMALL_SPLIT_NOTES {
-                let advice = match self.folds {
-                    Some(k) => format!("read it with the other {} folds", k - 1),
-                    None => "`split k-fold` evaluates on every piece in turn".to_owned(),
-                };
-                warnings.push(format!(
-                    "the {} split holds {} ({} notes): its metrics rest on little data; {advice}",
-                    split.split,
-                    count(pieces, "piece"),
-                    split.notes
-                ));
-            }
         }
         warnings
     }

@@ -2,17 +2,23 @@
 //!
 //! In: the [`DataUsed`] entries collected from the runs' `data.json`. Out:
 //! for each dataset, its source, window, token scheme, bin edges and
-//! warnings, and a table of groups, pieces, notes and windows per split
-//! (pure; no I/O).
+//! warnings, and a table of groups, pieces, notes and windows per split;
+//! the folds of one k-fold split as one table, a row per fold (pure; no
+//! I/O).
 
 use super::collect::DataUsed;
 use super::stats;
 use super::table::Table;
+use runner_data::split::Split;
 use runner_data::summary::DatasetSummary;
 use runner_plan::config::Scheme;
+use runner_plan::show;
 
 /// The data section's Markdown (without its heading).
 pub fn render(datasets: &[DataUsed]) -> String {
+    if let Some(text) = folds(datasets) {
+        return text;
+    }
     match datasets {
         [] => "No finished run recorded its dataset (`data.json`).\n".to_owned(),
         [only] => describe(only),
@@ -24,29 +30,134 @@ pub fn render(datasets: &[DataUsed]) -> String {
     }
 }
 
-/// One dataset: a few facts, then the table of its splits.
-fn describe(used: &DataUsed) -> String {
-    let summary = &used.summary;
-    let list = |edges: &[f64]| edges.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ");
-    let mut text = format!("- **source**: {}\n", summary.source);
+/// The folds of one k-fold split (several datasets, each a fold, of one
+/// source and window): the shared facts once, then a row per fold with
+/// its test pieces; `None` for anything else.
+fn folds(datasets: &[DataUsed]) -> Option<String> {
+    let first = &datasets.first()?.summary;
+    let k = first.folds?;
+    let one_split = datasets.len() > 1
+        && datasets.len() <= k
+        && datasets.iter().all(|d| {
+            d.summary.folds == Some(k) && d.summary.source == first.source && d.summary.window == first.window
+        });
+    if !one_split {
+        return None;
+    }
+    let mut schemes: Vec<Scheme> = Vec::new();
+    for scheme in datasets.iter().flat_map(|d| &d.schemes) {
+        if !schemes.contains(scheme) {
+            schemes.push(*scheme);
+        }
+    }
+    let mut text = format!("- **source**: {}\n", first.source);
+    text.push_str(&windows_line(first, &schemes));
+    if datasets.iter().all(|d| d.summary.edges == first.edges) {
+        text.push_str(&edges_line(first));
+    } else {
+        text.push_str("- **bin lower edges**: each fold's own, from its training split\n");
+    }
     text.push_str(&format!(
+        "- **folds**: {k} (`split k-fold`), {} with finished runs: each fold tests on its own groups, validates on the next fold's and trains on the rest\n",
+        datasets.len()
+    ));
+    // Each warning once, with the runs whose fold has it.
+    let mut warned: Vec<(String, Vec<&str>)> = Vec::new();
+    for d in datasets {
+        for warning in d.summary.content_warnings() {
+            match warned.iter_mut().find(|(w, _)| *w == warning) {
+                Some((_, runs)) => runs.extend(d.runs.iter().map(String::as_str)),
+                None => warned.push((warning, d.runs.iter().map(String::as_str).collect())),
+            }
+        }
+    }
+    let small: Vec<&runner_data::summary::SplitSummary> =
+        datasets.iter().flat_map(|d| d.summary.small_splits()).collect();
+    if !warned.is_empty() || !small.is_empty() {
+        text.push_str("- **warnings**:\n");
+        for (warning, runs) in &warned {
+            text.push_str(&format!("  - {warning} (runs {})\n", runs.join(", ")));
+        }
+        if let (Some(fewest), Some(most)) = (small.iter().map(|s| s.notes).min(), small.iter().map(|s| s.notes).max()) {
+            text.push_str(&format!(
+                "  - {} of the folds' validation and test splits are small ({} to {} notes, under {} pieces or {} notes): one fold's metrics rest on little data, so the results below read the folds together, as replicates\n",
+                small.len(),
+                fewest,
+                most,
+                runner_data::summary::SMALL_SPLIT_PIECES,
+                runner_data::summary::SMALL_SPLIT_NOTES
+            ));
+        }
+    }
+    let split_cell = |d: &DataUsed, split| {
+        d.summary.splits.iter().find(|s| s.split == split).map_or_else(
+            || "—".to_owned(),
+            |s| format!("{}, {} notes", show::count(s.pieces.len(), "piece"), s.notes),
+        )
+    };
+    let rows = datasets
+        .iter()
+        .map(|d| {
+            let tested: Vec<&str> = d
+                .summary
+                .splits
+                .iter()
+                .filter(|s| s.split == Split::Test)
+                .flat_map(|s| s.pieces.iter().map(|p| p.name.as_str()))
+                .collect();
+            vec![
+                d.runs.join(", "),
+                split_cell(d, Split::Train),
+                split_cell(d, Split::Validation),
+                split_cell(d, Split::Test),
+                tested.join(", "),
+            ]
+        })
+        .collect();
+    let table = Table {
+        header: ["runs", "train", "validation", "test", "test pieces"]
+            .map(str::to_owned)
+            .to_vec(),
+        rows,
+    };
+    text.push('\n');
+    text.push_str(&table.markdown());
+    Some(text)
+}
+
+/// `- **windows**: 32 notes, a new window every 16 notes; token scheme `separate``.
+fn windows_line(summary: &DatasetSummary, schemes: &[Scheme]) -> String {
+    format!(
         "- **windows**: {} notes, a new window every {} notes; token scheme{} {}\n",
         summary.window.length,
         summary.window.step,
-        if used.schemes.len() == 1 { "" } else { "s" },
-        used.schemes
+        if schemes.len() == 1 { "" } else { "s" },
+        schemes
             .iter()
             .map(|s| format!("`{}`", scheme_name(*s)))
             .collect::<Vec<_>>()
             .join(", ")
-    ));
+    )
+}
+
+/// `- **bin lower edges**: dstart (s) ...; duration (s) ...; velocity ...`.
+fn edges_line(summary: &DatasetSummary) -> String {
+    let list = |edges: &[f64]| edges.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ");
     let edges = &summary.edges;
-    text.push_str(&format!(
+    format!(
         "- **bin lower edges**: dstart (s) {}; duration (s) {}; velocity {}\n",
         list(&edges.dstart),
         list(&edges.duration),
         list(&edges.velocity)
-    ));
+    )
+}
+
+/// One dataset: a few facts, then the table of its splits.
+fn describe(used: &DataUsed) -> String {
+    let summary = &used.summary;
+    let mut text = format!("- **source**: {}\n", summary.source);
+    text.push_str(&windows_line(summary, &used.schemes));
+    text.push_str(&edges_line(summary));
     if !summary.skipped.is_empty() || summary.dropped_notes > 0 {
         text.push_str(&format!(
             "- **left out**: {} file(s) or row(s); {} note(s) outside the piano range\n",
@@ -115,7 +226,6 @@ fn splits_table(summary: &DatasetSummary) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runner_data::split::Split;
     use runner_data::summary::{BinCounts, EdgeLists, PieceSummary, SplitSummary, VelocityStats};
     use runner_plan::config::Window;
 
@@ -218,5 +328,36 @@ mod tests {
     #[test]
     fn no_dataset_is_said_plainly() {
         assert!(render(&[]).contains("No finished run recorded its dataset"));
+    }
+
+    #[test]
+    fn the_folds_of_one_split_are_one_table_with_their_test_pieces() {
+        let fold = |runs: &[&str], test: &str| {
+            let mut used = used(Scheme::Separate, runs);
+            used.summary.folds = Some(3);
+            used.summary.splits[2].pieces[0].name = test.to_owned();
+            used
+        };
+        let text = render(&[fold(&["aaaa1111", "bbbb2222"], "c"), fold(&["cccc3333"], "d")]);
+        assert!(!text.contains("###"), "{text}");
+        assert!(
+            text.contains("- **folds**: 3 (`split k-fold`), 2 with finished runs: each fold tests on its own groups"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| runs | train | validation | test | test pieces |\n|---|---|---|---|---|\n\
+                 | aaaa1111, bbbb2222 | 2 pieces, 150 notes | 0 pieces, 0 notes | 1 piece, 10 notes | c |\n\
+                 | cccc3333 | 2 pieces, 150 notes | 0 pieces, 0 notes | 1 piece, 10 notes | d |\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  - 4 of the folds' validation and test splits are small (0 to 10 notes, under 5 pieces or 10000 notes): \
+                 one fold's metrics rest on little data, so the results below read the folds together, as replicates\n"
+            ),
+            "{text}"
+        );
     }
 }
