@@ -425,13 +425,7 @@ fn check(files: &[PathBuf]) -> miette::Result<()> {
         match plan::check(file) {
             Ok(plan) => {
                 let base = folders(file).base;
-                let mut tables: Vec<_> = plan
-                    .runs
-                    .iter()
-                    .flat_map(|run| table::check(&run.config.dataset, &base))
-                    .collect();
-                let mut seen = std::collections::BTreeSet::new();
-                tables.retain(|problem| seen.insert(problem.to_string()));
+                let tables = table::check(plan.runs.iter().map(|run| &run.config.dataset), &base);
                 if tables.is_empty() {
                     say!("{}: ok ({})", file.display(), show::count(plan.runs.len(), "run"));
                 } else {

@@ -153,16 +153,23 @@ impl Tables {
     }
 }
 
-/// Reads the tables `dataset` names and checks that they have the columns
-/// it asks for, without the source (for `runner check`): every problem.
-pub fn check(dataset: &DatasetConfig, base: &Path) -> Vec<TableError> {
-    let mut problems = Vec::new();
-    let mut checked: Vec<&str> = Vec::new();
-    for (name, columns) in named_columns(dataset) {
-        if checked.contains(&name) {
-            continue;
+/// Reads each table the `datasets` name once and checks that it has the
+/// columns they ask for, without the source (for `runner check`): every
+/// problem, each once.
+pub fn check<'a>(datasets: impl IntoIterator<Item = &'a DatasetConfig>, base: &Path) -> Vec<TableError> {
+    let mut asked: BTreeMap<&str, Vec<(&str, &'static str)>> = BTreeMap::new();
+    for dataset in datasets {
+        for (name, columns) in named_columns(dataset) {
+            let wanted = asked.entry(name).or_default();
+            for column in columns {
+                if !wanted.contains(&column) {
+                    wanted.push(column);
+                }
+            }
         }
-        checked.push(name);
+    }
+    let mut problems = Vec::new();
+    for (name, columns) in asked {
         match Table::read(name, &base.join(name)) {
             Ok(table) => problems.extend(columns.iter().filter_map(|(c, field)| table.column(c, field).err())),
             Err(error) => problems.push(error),

@@ -86,11 +86,7 @@ impl Side {
     /// The spread of its per-replicate values after `f`.
     fn spread(&self, f: impl Fn(f64) -> f64) -> Spread {
         let values: Vec<f64> = self.replicates.values().map(|&v| f(v)).collect();
-        Spread::of(&values).unwrap_or(Spread {
-            mean: f64::NAN,
-            std: None,
-            n: 0,
-        })
+        spread_of(&values)
     }
 
     /// Its value: the mean over its replicates.
@@ -263,11 +259,7 @@ fn margin(a: &Side, b: &Side, f: fn(f64) -> f64, ratio: f64) -> (f64, Option<Int
             .zip(b.replicates.values())
             .map(|(&x, &y)| f(x) - ratio * f(y))
             .collect();
-        let spread = Spread::of(&per).unwrap_or(Spread {
-            mean: f64::NAN,
-            std: None,
-            n: 0,
-        });
+        let spread = spread_of(&per);
         let how = format!("paired over {}", count(spread.n, "replicate"));
         return (spread.mean, spread.ci95(), how);
     }
@@ -278,6 +270,16 @@ fn margin(a: &Side, b: &Side, f: fn(f64) -> f64, ratio: f64) -> (f64, Option<Int
         None => "one replicate on a side gives no interval".to_owned(),
     };
     (estimate, interval, how)
+}
+
+/// The spread of `values`; a NaN mean of no values when there are none
+/// (a side always has at least one run, so this is only a guard).
+fn spread_of(values: &[f64]) -> Spread {
+    Spread::of(values).unwrap_or(Spread {
+        mean: f64::NAN,
+        std: None,
+        n: 0,
+    })
 }
 
 /// The metric's values per replicate over the runs `selection` picks, or
