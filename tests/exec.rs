@@ -55,12 +55,13 @@ impl Work {
         self.command(args, store).output().unwrap()
     }
 
-    /// The only run folder of an experiment in a store.
+    /// The run folders of an experiment in a store (those holding a
+    /// `config.json`: not `tensorboard/`).
     fn run_dirs(&self, store: &str, experiment: &str) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.dir.join(store).join(experiment))
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.is_dir())
+            .filter(|p| p.join("config.json").is_file())
             .collect();
         dirs.sort();
         dirs
@@ -236,10 +237,12 @@ fn a_killed_run_resumes_and_ends_like_an_uninterrupted_one() {
     let mut child = work.command(&["exec", file], "killed").spawn().unwrap();
     let started = Instant::now();
     let position = loop {
+        // The experiment's folder holds `tensorboard/` beside the run's.
         let found = std::fs::read_dir(work.dir.join("killed/kill"))
             .ok()
-            .and_then(|mut dirs| dirs.find_map(|d| d.ok().map(|d| d.path().join("checkpoint/position.json"))))
-            .filter(|p| p.exists());
+            .and_then(|mut dirs| {
+                dirs.find_map(|d| Some(d.ok()?.path().join("checkpoint/position.json")).filter(|p| p.exists()))
+            });
         if let Some(path) = found {
             break path;
         }

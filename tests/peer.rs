@@ -10,7 +10,11 @@
 //! `safetensors` (scripts/setup installs them): without it the test fails.
 //!
 //! Also: `runner model logits` agrees with what training saved in
-//! `predictions.json`, and refuses bad input with a clear error.
+//! `predictions.json`, and refuses bad input with a clear error; `runner
+//! export` writes the T5 run as a HuggingFace checkpoint that
+//! `T5ForConditionalGeneration.from_pretrained` loads and that gives the
+//! same logits (`tests/peer/hf_export.py`), documents every tensor of the
+//! vanilla run, and refuses bad input.
 
 mod common;
 
@@ -18,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::{text, tiny_experiment};
+use common::{python, text, tiny_experiment};
 use runner_data::dataset;
 use runner_data::source::Folders;
 use runner_plan::config::{DecoderInput, RunConfig};
@@ -141,38 +145,9 @@ fn logits(run: &Path, ids: &Path) -> (serde_json::Value, PathBuf) {
     (serde_json::from_slice(&output.stdout).unwrap(), path)
 }
 
-/// The Python of the set-up's torch environment, checked to import what the
-/// peers need.
-fn python() -> PathBuf {
-    let home = std::env::var_os("RUNNER_TORCH_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("RUNNER_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-                std::env::var_os("XDG_CACHE_HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
-                    .join("runner")
-            });
-            cache.join("torch-2.11.0")
-        });
-    let python = home.join("bin").join("python");
-    let check = Command::new(&python)
-        .args(["-c", "import torch, transformers, safetensors"])
-        .output();
-    match check {
-        Ok(output) if output.status.success() => python,
-        Ok(output) => panic!(
-            "{} cannot import torch, transformers and safetensors; run scripts/setup\n{}",
-            python.display(),
-            text(&output)
-        ),
-        Err(error) => panic!("no Python at {} ({error}); run scripts/setup", python.display()),
-    }
-}
-
 /// Runs the peer `script` on a run, its ids and runner's output; its report.
 fn peer(script: &str, run: &Path, ids: &Path, logits: &Path) -> String {
-    let output = Command::new(python())
+    let output = Command::new(python(&["torch", "transformers", "safetensors"]))
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer").join(script))
         .args([run, ids, logits])
         .output()
@@ -340,4 +315,194 @@ fn bad_input_is_a_clear_error() {
     assert!(said.contains("logits [2, 32, 129]"), "{said}");
     assert!(said.contains("greedy 1: "), "{said}");
     assert!(said.contains("over 64 positions"), "{said}");
+}
+
+/// `runner export ARGS..`, run from the test's folder.
+fn export(args: &[&str]) -> Output {
+    runner(&[&["export"], args].concat())
+}
+
+/// An empty folder `name` under the test's root (emptied when it exists).
+fn fresh(trained: &Trained, name: &str) -> PathBuf {
+    let dir = trained.root.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The name and shape of every tensor in a safetensors file, read from its header.
+fn safetensors_shapes(path: &Path) -> std::collections::BTreeMap<String, Vec<u64>> {
+    let bytes = std::fs::read(path).unwrap();
+    let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + length]).unwrap();
+    header
+        .into_iter()
+        .filter(|(name, _)| name != "__metadata__")
+        .map(|(name, facts)| (name, serde_json::from_value(facts["shape"].clone()).unwrap()))
+        .collect()
+}
+
+#[test]
+fn t5_exports_a_huggingface_checkpoint_with_runners_logits() {
+    let trained = trained();
+    let dir = fresh(trained, "export-t5");
+    let output = export(&[trained.t5.to_str().unwrap(), "--hf", dir.to_str().unwrap()]);
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("wrote a HuggingFace T5 checkpoint"), "{said}");
+    assert!(said.contains("from_pretrained"), "{said}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model_type"], "t5");
+    assert_eq!(config["vocab_size"], 2506);
+    assert_eq!(config["runner"]["velocity_ids"], serde_json::json!([2378, 2506]));
+    assert_eq!(config["runner"]["decoder_prefix"], serde_json::json!([0, 0]));
+    // HF's names: q, k, v apart, and the tied tables only as shared.weight.
+    let shapes = safetensors_shapes(&dir.join("model.safetensors"));
+    assert_eq!(shapes["encoder.block.1.layer.0.SelfAttention.k.weight"], [16, 16]);
+    assert_eq!(shapes["decoder.block.0.layer.1.EncDecAttention.v.weight"], [16, 16]);
+    assert!(
+        !shapes.keys().any(|name| name.contains("qkv") || name.contains(".kv.")),
+        "{shapes:?}"
+    );
+
+    let ids = trained.root.join("export-t5-ids.json");
+    write_ids(trained, &trained.t5, 3, &ids);
+    let (_, logits_path) = logits(&trained.t5, &ids);
+    let report = peer("hf_export.py", &dir, &ids, &logits_path);
+    println!("{report}");
+    assert!(report.contains("hf_export: pass"), "{report}");
+
+    // The same run by a prefix of its id, looked up in the store: the same files.
+    let id = trained.t5.file_name().unwrap().to_str().unwrap();
+    let by_id = fresh(trained, "export-t5-by-id");
+    let store = trained.root.join("runs");
+    let output = export(&[
+        &id[..6],
+        "--store",
+        store.to_str().unwrap(),
+        "--hf",
+        by_id.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    for file in ["config.json", "model.safetensors"] {
+        assert!(
+            std::fs::read(dir.join(file)).unwrap() == std::fs::read(by_id.join(file)).unwrap(),
+            "{file} differs"
+        );
+    }
+}
+
+#[test]
+fn vanilla_export_documents_every_tensor() {
+    let trained = trained();
+    let dir = fresh(trained, "export-vanilla");
+    let output = export(&[trained.vanilla.to_str().unwrap(), "--hf", dir.to_str().unwrap()]);
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("runner-vanilla.json"), "{said}");
+    let layout: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("runner-vanilla.json")).unwrap()).unwrap();
+    assert_eq!(layout["format"], "runner-vanilla");
+    assert_eq!(layout["architecture"]["encoder_layers"], 2);
+    assert_eq!(layout["runner"]["velocity_ids"], serde_json::json!([1, 129]));
+    assert_eq!(layout["runner"]["decoder_prefix"], serde_json::json!([0]));
+    assert_eq!(layout["runner"]["vocabulary"]["source_size"], 2377);
+    let listed: std::collections::BTreeMap<String, Vec<u64>> = layout["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tensor| {
+            let description = tensor["description"].as_str().unwrap();
+            assert!(description.len() > 10, "{tensor}");
+            let shape = serde_json::from_value(tensor["shape"].clone()).unwrap();
+            (tensor["name"].as_str().unwrap().to_owned(), shape)
+        })
+        .collect();
+    let written = safetensors_shapes(&dir.join("model.safetensors"));
+    assert_eq!(listed, written);
+    // runner's own names: the checkpoint's tensors, no more and no fewer.
+    assert_eq!(
+        written,
+        safetensors_shapes(&trained.vanilla.join("checkpoint/model.safetensors"))
+    );
+    assert_eq!(written["decoder.layers.1.self_attn.qkv.weight"], [48, 16]);
+}
+
+#[test]
+fn export_refuses_bad_input() {
+    let trained = trained();
+    let dir = trained.root.join("bad-export");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A run whose run never trained, and a T5 run that HF's T5 does not compute.
+    let untrained = dir.join("untrained");
+    std::fs::create_dir_all(&untrained).unwrap();
+    std::fs::copy(trained.t5.join("config.json"), untrained.join("config.json")).unwrap();
+    let post_norm = dir.join("post-norm");
+    std::fs::create_dir_all(post_norm.join("checkpoint")).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(trained.t5.join("config.json")).unwrap()).unwrap();
+    config["model"]["norm"] = "post".into();
+    config["model"]["tie-embeddings"] = false.into();
+    std::fs::write(post_norm.join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(
+        trained.t5.join("checkpoint/model.safetensors"),
+        post_norm.join("checkpoint/model.safetensors"),
+    )
+    .unwrap();
+    // A store where two run ids start with `ab`.
+    let store = dir.join("store");
+    for run in ["exp/abc1", "exp/abd2"] {
+        std::fs::create_dir_all(store.join(run)).unwrap();
+        std::fs::write(store.join(run).join("config.json"), "{}").unwrap();
+    }
+    let full = dir.join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::write(full.join("notes.txt"), "mine").unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+
+    let out = dir.join("out");
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    let t5 = path(&trained.t5);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec![path(&dir)], "is not a run folder (it has no config.json)"),
+        (vec![path(&untrained)], "has not been trained"),
+        (vec![path(&dir.join("nothing/here"))], "there is no folder"),
+        (
+            vec!["ffffzz".into(), "--store".into(), path(&store)],
+            "has an id starting with `ffffzz`",
+        ),
+        (
+            vec!["ab".into(), "--store".into(), path(&store)],
+            "`ab` is the start of 2 run ids in",
+        ),
+        (vec!["ab".into(), "--store".into(), path(&store)], "exp/abc1, exp/abd2"),
+        (
+            vec![path(&post_norm)],
+            "HuggingFace's T5 cannot express this run: `norm post`",
+        ),
+        (vec![path(&post_norm)], "`tie-embeddings #false`"),
+        (vec![t5.clone(), "--hf".into(), path(&full)], "is not empty"),
+        (vec![t5.clone(), "--hf".into(), path(&full)], "--force"),
+        (vec![t5.clone(), "--hf".into(), path(&file)], "is not a folder"),
+        (vec![t5.clone(), "--hf".into(), path(&file.join("sub"))], "cannot write"),
+    ];
+    for (mut args, expected) in cases {
+        if !args.contains(&"--hf".to_owned()) {
+            args.extend(["--hf".to_owned(), path(&out)]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = export(&args);
+        let said = words(&text(&output));
+        assert_eq!(output.status.code(), Some(1), "{expected}: {said}");
+        assert!(said.contains(expected), "expected {expected:?} in:\n{said}");
+        assert!(!said.contains("panicked"), "{said}");
+    }
+    // Nothing was written for a refused run.
+    assert!(!out.exists());
+    // --force writes into the full folder and leaves the other file.
+    let output = export(&[&t5, "--hf", &path(&full), "--force"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(full.join("model.safetensors").is_file() && full.join("notes.txt").is_file());
 }

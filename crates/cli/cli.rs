@@ -15,11 +15,14 @@ Examples:
   runner exec experiments/pathetique.kdl      train every run (CUDA when present)
   runner exec experiments/ablation.kdl --backend slurm --partition gpu --gpus-per-run 1
                                               hand the runs to Slurm as one job array
-  runner status experiments/ablation.kdl      each run's state, with what Slurm says about it
+  runner status experiments/ablation.kdl      each run's state, epoch, metrics and ETA (and Slurm's word)
   runner report experiments/pathetique.kdl    collate results into runs/<experiment>/report.md
   runner data inspect experiments/quickstart.kdl
   runner model logits runs/quickstart/<id> --ids ids.json --json
                                               a trained run's logits and greedy picks on given ids
+  runner predict <id> piece.midi --out predicted/
+                                              a finished run's velocities for a MIDI file, as MIDI
+  runner export <id> --hf hf/<id>/            a T5 run as a HuggingFace checkpoint
   runner info                                 libtorch version, CUDA devices, CPU threads
   runner bench train --batch 16,64            training throughput of the write-up model";
 
@@ -99,10 +102,14 @@ pub enum Command {
         #[command(flatten)]
         slurm: SlurmArgs,
     },
-    /// Show each run's state: the runs store's, merged with what Slurm says about submitted runs.
+    /// Show each run's state (the runs store's, merged with what Slurm says about submitted
+    /// runs), epochs done, latest metrics, and the ETA of runs training now.
     Status {
         /// The experiment file (KDL).
         file: PathBuf,
+        /// Print the status as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
         /// The runs store (default: runs/ in the current folder).
         #[arg(long, value_name = "DIR", default_value = "runs")]
         store: PathBuf,
@@ -151,6 +158,22 @@ pub enum Command {
     #[command(disable_help_flag = true)]
     Model {
         /// `logits` and its arguments, handed to runner-worker.
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, value_name = "ARGS")]
+        args: Vec<OsString>,
+    },
+    /// Predict every note's velocity in MIDI files with a finished run, written as MIDI files
+    /// (`runner predict --help`).
+    #[command(disable_help_flag = true)]
+    Predict {
+        /// RUN INPUT... --out DIR, handed to runner-worker.
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, value_name = "ARGS")]
+        args: Vec<OsString>,
+    },
+    /// Write a trained run's weights for other tools: a T5 run as a HuggingFace checkpoint, a
+    /// vanilla run's with a JSON file that documents them (`runner export --help`).
+    #[command(disable_help_flag = true)]
+    Export {
+        /// RUN --hf DIR, handed to runner-worker.
         #[arg(allow_hyphen_values = true, trailing_var_arg = true, value_name = "ARGS")]
         args: Vec<OsString>,
     },

@@ -124,10 +124,15 @@ fn run(command: Command) -> miette::Result<()> {
             }
             train(&plan, &selected, &store, &options)
         }
-        Command::Status { file, store } => {
+        Command::Status { file, json, store } => {
             let plan = plan::load(&file)?;
             let store = RunStore::new(&store, &plan.experiment);
-            say!("{}", runner_slurm::status::status(&plan, &store));
+            let status = runner_slurm::status::status(&plan, &store);
+            if json {
+                say!("{}", status.json());
+            } else {
+                say!("{status}");
+            }
             Ok(())
         }
         Command::SlurmTask { manifest, index } => {
@@ -149,6 +154,8 @@ fn run(command: Command) -> miette::Result<()> {
         Command::Data { action } => data(action),
         Command::Bench { args } => forward("bench", args),
         Command::Model { args } => forward("model", args),
+        Command::Export { args } => forward("export", args),
+        Command::Predict { args } => forward("predict", args),
         Command::SlurmReport { manifest } => {
             let manifest = runner_slurm::manifest::Manifest::read(&manifest)?;
             let store = RunStore::new(&manifest.store, &manifest.plan.experiment);

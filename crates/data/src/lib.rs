@@ -9,6 +9,7 @@
 //! | find and read | [`source`] | a configured source → its files' hashes, then its [`notes::Piece`]s |
 //! | read | [`midi`] | Standard MIDI File bytes → a [`notes::Piece`] (pedal-extended, seconds) |
 //! | read / write | [`parquet`] | HuggingFace maestro-layout parquet ↔ pieces (with their split) |
+//! | predict on | [`performance`] | MIDI or parquet files → pieces that can be written back with other velocities |
 //! | group | [`group`] | piece names → their groups (file, folder, pattern) |
 //! | deduplicate | [`duplicates`] | pieces → those whose bytes or notes repeat an earlier one |
 //! | split | [`split`] | piece names and groups → train / validation / test, by group |
@@ -38,6 +39,7 @@ pub mod group;
 pub mod midi;
 pub mod notes;
 pub mod parquet;
+pub mod performance;
 pub mod quantize;
 pub mod report;
 pub mod source;

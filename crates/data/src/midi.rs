@@ -109,6 +109,9 @@ pub struct MidiRead {
     /// The framing oddities that were skipped over, in file order; empty for
     /// a clean file.
     pub warnings: Vec<MidiWarning>,
+    /// For each note of `piece` (same order), the byte offset in the file of
+    /// its note-on's velocity byte: what [`set_velocities`] rewrites.
+    pub velocity_offsets: Vec<usize>,
 }
 
 /// Bytes of a readable file that the reader skipped (see the module docs).
@@ -282,12 +285,13 @@ pub fn read_midi(bytes: &[u8], name: impl Into<String>, config: &MidiConfig) -> 
     let mut notes = Vec::with_capacity(raw_notes.len());
     for raw in raw_notes {
         if PIANO_PITCHES.contains(&raw.pitch) {
-            notes.push(Note {
+            let note = Note {
                 pitch: raw.pitch,
                 start: clock.seconds(raw.start),
                 end: clock.seconds(raw.end),
                 velocity: raw.velocity,
-            });
+            };
+            notes.push((note, raw.velocity_offset));
         } else {
             stats.out_of_range += 1;
         }
@@ -297,11 +301,116 @@ pub fn read_midi(bytes: &[u8], name: impl Into<String>, config: &MidiConfig) -> 
             out_of_range: stats.out_of_range,
         });
     }
+    // Piece::new's order (stable, by start then pitch), kept with the offsets;
+    // Piece::new keeps notes already in that order as they are.
+    notes.sort_by(|(a, _), (b, _)| a.start.total_cmp(&b.start).then(a.pitch.cmp(&b.pitch)));
+    let (notes, velocity_offsets) = notes.into_iter().unzip();
     Ok(MidiRead {
         piece: Piece::new(name, notes),
         stats,
         warnings: file.warnings,
+        velocity_offsets,
     })
+}
+
+/// Why velocities could not be written into a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetVelocityError {
+    /// Not one velocity per offset.
+    #[error("{velocities} velocities for {notes} notes")]
+    Count {
+        /// Notes (offsets) given.
+        notes: usize,
+        /// Velocities given.
+        velocities: usize,
+    },
+    /// An offset past the end or at a byte no velocity can be (0, or a
+    /// status byte): the offsets are not of these bytes.
+    #[error("byte {offset} is not the velocity of a note-on")]
+    NotAVelocity {
+        /// The offset.
+        offset: usize,
+    },
+}
+
+/// The file `bytes` with the velocity byte at each of `offsets` (from
+/// [`MidiRead::velocity_offsets`] of the same bytes) set to the matching
+/// entry of `velocities`, clamped to 1..=127: a note-on of velocity 0 would
+/// be a note-off. Every other byte (timing, pedal, other events, running
+/// status) is kept as it is, so the file reads back as the same notes.
+pub fn set_velocities(bytes: &[u8], offsets: &[usize], velocities: &[u8]) -> Result<Vec<u8>, SetVelocityError> {
+    if offsets.len() != velocities.len() {
+        return Err(SetVelocityError::Count {
+            notes: offsets.len(),
+            velocities: velocities.len(),
+        });
+    }
+    let mut out = bytes.to_vec();
+    for (&offset, &velocity) in offsets.iter().zip(velocities) {
+        match out.get_mut(offset) {
+            // A velocity byte of a sounding note-on is 1..=127.
+            Some(byte) if (1..=127).contains(byte) => *byte = velocity.clamp(1, 127),
+            _ => return Err(SetVelocityError::NotAVelocity { offset }),
+        }
+    }
+    Ok(out)
+}
+
+/// Ticks per beat of the files [`write_piece`] writes; at its fixed 120
+/// beats per minute a tick is 1/960 s.
+const WRITE_TICKS_PER_BEAT: u16 = 480;
+
+/// A type-0 Standard MIDI File of `piece`'s notes on channel 0 at 120 beats
+/// per minute (a tick is 1/960 s, so times are rounded to about 1 ms), for
+/// pieces that come without a file of their own (parquet rows). Notes are
+/// already pedal-extended, so it has no pedal events.
+pub fn write_piece(piece: &Piece) -> Vec<u8> {
+    use midly::num::{u4, u7, u15, u28};
+    use midly::{Format, Header, Smf, Timing as SmfTiming, TrackEvent};
+    let ticks_per_second = f64::from(WRITE_TICKS_PER_BEAT) * 2.0;
+    let tick = |seconds: f64| (seconds.max(0.0) * ticks_per_second).round() as u64;
+    // (tick, off before on at one tick, pitch, velocity)
+    let mut events: Vec<(u64, u8, u8, u8)> = Vec::with_capacity(2 * piece.notes.len());
+    for note in &piece.notes {
+        events.push((tick(note.start), 1, note.pitch, note.velocity.clamp(1, 127)));
+        events.push((tick(note.end).max(tick(note.start)), 0, note.pitch, 0));
+    }
+    events.sort_by_key(|&(at, order, ..)| (at, order));
+    let mut track = Vec::with_capacity(events.len() + 1);
+    let mut last = 0u64;
+    for (at, _, pitch, velocity) in events {
+        let delta = u28::new(u32::try_from(at - last).unwrap_or(u32::MAX).min(0x0FFF_FFFF));
+        last = at;
+        let message = if velocity == 0 {
+            MidiMessage::NoteOff {
+                key: u7::new(pitch & 0x7F),
+                vel: u7::new(0),
+            }
+        } else {
+            MidiMessage::NoteOn {
+                key: u7::new(pitch & 0x7F),
+                vel: u7::new(velocity),
+            }
+        };
+        track.push(TrackEvent {
+            delta,
+            kind: TrackEventKind::Midi {
+                channel: u4::new(0),
+                message,
+            },
+        });
+    }
+    track.push(TrackEvent {
+        delta: u28::new(0),
+        kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
+    });
+    let smf = Smf {
+        header: Header::new(Format::SingleTrack, SmfTiming::Metrical(u15::new(WRITE_TICKS_PER_BEAT))),
+        tracks: vec![track],
+    };
+    let mut bytes = Vec::new();
+    smf.write_std(&mut bytes).expect("writing to memory does not fail");
+    bytes
 }
 
 /// How ticks become seconds, as the header says.
@@ -458,9 +567,18 @@ struct Event {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum EventKind {
-    On { pitch: u8, velocity: u8 },
-    Off { pitch: u8 },
-    Pedal { value: u8 },
+    /// `velocity_offset`: where its velocity byte is in the file.
+    On {
+        pitch: u8,
+        velocity: u8,
+        velocity_offset: usize,
+    },
+    Off {
+        pitch: u8,
+    },
+    Pedal {
+        value: u8,
+    },
 }
 
 /// A tempo change: from `tick` on, a beat lasts `us_per_beat` microseconds.
@@ -482,6 +600,8 @@ fn decode_tracks(tracks: &[Track<'_>]) -> Result<(Vec<Event>, Vec<Tempo>, u64), 
         loop {
             let offset = track.offset + (track.body.len() - iter.unread().len());
             let Some(event) = iter.next() else { break };
+            // A channel event ends with its last data byte: a note-on's velocity.
+            let last_byte = track.offset + (track.body.len() - iter.unread().len()).saturating_sub(1);
             let event = event.map_err(|err| MidiError::Malformed {
                 track: index,
                 offset,
@@ -495,6 +615,7 @@ fn decode_tracks(tracks: &[Track<'_>]) -> Result<(Vec<Event>, Vec<Tempo>, u64), 
                         MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => EventKind::On {
                             pitch: key.as_int(),
                             velocity: vel.as_int(),
+                            velocity_offset: last_byte,
                         },
                         MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => {
                             EventKind::Off { pitch: key.as_int() }
@@ -602,6 +723,7 @@ struct TickNote {
     start: u64,
     end: u64,
     velocity: u8,
+    velocity_offset: usize,
 }
 
 /// Pairs note-ons with their ends (see the module docs for the rules).
@@ -619,7 +741,11 @@ fn pair_notes(events: &[Event], end_tick: u64, sustain_threshold: Option<u8>) ->
     for event in events {
         let channel = usize::from(event.channel & 0x0F);
         match event.kind {
-            EventKind::On { pitch, velocity } => {
+            EventKind::On {
+                pitch,
+                velocity,
+                velocity_offset,
+            } => {
                 let k = key(event.channel, pitch);
                 if let Some(index) = ringing[k].take() {
                     end_ringing(&mut notes, &mut stats, index, event.tick);
@@ -634,6 +760,7 @@ fn pair_notes(events: &[Event], end_tick: u64, sustain_threshold: Option<u8>) ->
                     start: event.tick,
                     end: event.tick,
                     velocity,
+                    velocity_offset,
                 });
             }
             EventKind::Off { pitch } => {
@@ -711,6 +838,86 @@ mod tests {
 
     fn read(bytes: &[u8]) -> Result<MidiRead, MidiError> {
         read_midi(bytes, "t", &MidiConfig::default())
+    }
+
+    #[test]
+    fn velocities_are_rewritten_in_place_and_read_back_on_the_same_notes() {
+        // Track 2 uses running status for its note-off-as-note-on.
+        let running = chunk(
+            b"MTrk",
+            &[
+                0x00, 0x90, 62, 50, 0x10, 0xB0, 64, 127, 0x20, 0x90, 62, 0, 0x00, 0xFF, 0x2F, 0x00,
+            ],
+        );
+        let bytes = [
+            chunk(b"MThd", &[0, 1, 0, 3, 0, 96]),
+            note_track(60),
+            note_track(64),
+            running,
+        ]
+        .concat();
+        let before = read(&bytes).unwrap();
+        let notes: Vec<(u8, u8)> = before.piece.notes.iter().map(|n| (n.pitch, n.velocity)).collect();
+        assert_eq!(notes, [(60, 64), (62, 50), (64, 64)]);
+        let written = set_velocities(&bytes, &before.velocity_offsets, &[1, 0, 127]).unwrap();
+        let changed: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] != written[i]).collect();
+        assert_eq!(changed.len(), 3, "only the velocity bytes change");
+        let after = read(&written).unwrap();
+        let velocities: Vec<u8> = after.piece.notes.iter().map(|n| n.velocity).collect();
+        assert_eq!(velocities, [1, 1, 127], "0 is written as 1, which stays a note-on");
+        for (a, b) in before.piece.notes.iter().zip(&after.piece.notes) {
+            assert_eq!((a.pitch, a.start, a.end), (b.pitch, b.start, b.end));
+        }
+        assert_eq!(
+            set_velocities(&bytes, &before.velocity_offsets, &[1]),
+            Err(SetVelocityError::Count {
+                notes: 3,
+                velocities: 1
+            })
+        );
+        // Byte 23 is a note-on status (0x90); the last offset is past the end.
+        for offset in [23, bytes.len()] {
+            assert_eq!(
+                set_velocities(&bytes, &[offset], &[1]),
+                Err(SetVelocityError::NotAVelocity { offset })
+            );
+        }
+    }
+
+    #[test]
+    fn a_written_piece_reads_back_within_a_tick() {
+        let piece = Piece::new(
+            "p",
+            vec![
+                Note {
+                    pitch: 60,
+                    start: 0.0,
+                    end: 0.5,
+                    velocity: 40,
+                },
+                Note {
+                    pitch: 64,
+                    start: 0.25,
+                    end: 1.0,
+                    velocity: 100,
+                },
+                Note {
+                    pitch: 60,
+                    start: 0.5,
+                    end: 0.75,
+                    velocity: 70,
+                },
+            ],
+        );
+        let back = read(&write_piece(&piece)).unwrap().piece;
+        assert_eq!(back.notes.len(), 3);
+        for (a, b) in piece.notes.iter().zip(&back.notes) {
+            assert_eq!((a.pitch, a.velocity), (b.pitch, b.velocity));
+            assert!(
+                (a.start - b.start).abs() < 1e-3 && (a.end - b.end).abs() < 1e-3,
+                "{a:?} {b:?}"
+            );
+        }
     }
 
     #[test]
@@ -828,7 +1035,11 @@ mod tests {
         Event {
             tick,
             channel: 0,
-            kind: EventKind::On { pitch, velocity: 80 },
+            kind: EventKind::On {
+                pitch,
+                velocity: 80,
+                velocity_offset: 0,
+            },
         }
     }
     fn off(tick: u64, pitch: u8) -> Event {

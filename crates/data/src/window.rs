@@ -58,6 +58,52 @@ impl WindowConfig {
     }
 }
 
+/// Windows that give every note of a piece exactly one prediction
+/// (`runner predict`): where the windows are, and which window and position
+/// each note's prediction is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cover {
+    /// The windows' note ranges, each `len` notes, in order.
+    pub windows: Vec<Range<usize>>,
+    /// For each note, `(window, position in it)`.
+    pub owner: Vec<(usize, usize)>,
+}
+
+/// Covers a piece of `notes` notes with `len`-note windows, or `None` when
+/// it is shorter than one window. Windows start every `len / 2` notes (at
+/// least 1), and one more ends at the last note when they do not reach it.
+/// Where windows overlap, a note takes the prediction of the window whose
+/// centre is nearest to it (the earlier one on a tie), so that it is read
+/// with context on both sides wherever the piece has some.
+pub fn cover(notes: usize, len: usize) -> Option<Cover> {
+    if len == 0 || notes < len {
+        return None;
+    }
+    let stride = (len / 2).max(1);
+    let mut starts: Vec<usize> = (0..=(notes - len) / stride).map(|i| i * stride).collect();
+    if starts.last().is_some_and(|&last| last + len < notes) {
+        starts.push(notes - len);
+    }
+    // Twice the distance from note i to the centre of the window at `start`.
+    let off_centre = |i: usize, start: usize| (2 * i + 1).abs_diff(2 * start + len);
+    let mut owner = Vec::with_capacity(notes);
+    let mut first = 0; // the first window that may still contain note i
+    for i in 0..notes {
+        while starts[first] + len <= i {
+            first += 1;
+        }
+        let best = (first..starts.len())
+            .take_while(|&w| starts[w] <= i)
+            .min_by_key(|&w| (off_centre(i, starts[w]), w))
+            .expect("some window holds every note");
+        owner.push((best, i - starts[best]));
+    }
+    Some(Cover {
+        windows: starts.into_iter().map(|start| start..start + len).collect(),
+        owner,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,7 +133,39 @@ mod tests {
         assert_eq!(WindowConfig::new(1, 0), Err(WindowError::ZeroStep));
     }
 
+    #[test]
+    fn a_cover_reads_each_note_from_the_window_it_is_most_central_in() {
+        let c = cover(10, 4).unwrap();
+        assert_eq!(c.windows, vec![0..4, 2..6, 4..8, 6..10]);
+        let windows: Vec<usize> = c.owner.iter().map(|&(w, _)| w).collect();
+        assert_eq!(windows, [0, 0, 0, 1, 1, 2, 2, 3, 3, 3]);
+        assert_eq!(cover(3, 4), None, "shorter than a window");
+        assert_eq!(cover(4, 4).unwrap().windows, vec![0..4]);
+        // 7 notes in windows of 4 every 2: 0..4, 2..6, then 3..7 ends at the last note.
+        assert_eq!(cover(7, 4).unwrap().windows, vec![0..4, 2..6, 3..7]);
+    }
+
     proptest! {
+        #[test]
+        fn a_cover_gives_every_note_one_prediction_inside_its_window(len in 1usize..40, notes in 0usize..400) {
+            match cover(notes, len) {
+                None => prop_assert!(notes < len),
+                Some(c) => {
+                    prop_assert_eq!(c.owner.len(), notes);
+                    for (i, &(w, at)) in c.owner.iter().enumerate() {
+                        prop_assert_eq!(c.windows[w].len(), len);
+                        prop_assert!(c.windows[w].end <= notes);
+                        prop_assert_eq!(c.windows[w].start + at, i);
+                    }
+                    prop_assert_eq!(c.windows.last().unwrap().end, notes);
+                    // Every window is used by some note.
+                    for w in 0..c.windows.len() {
+                        prop_assert!(c.owner.iter().any(|&(o, _)| o == w), "window {} unused", w);
+                    }
+                }
+            }
+        }
+
         #[test]
         fn windows_are_full_in_range_and_maximal(len in 1usize..50, step in 1usize..50, notes in 0usize..500) {
             let w = WindowConfig::new(len, step).unwrap();

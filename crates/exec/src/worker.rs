@@ -200,6 +200,11 @@ impl Worker {
                             progress.step(step, lr, loss);
                         }
                     }
+                    Ok(Event::Evaluating { epoch }) => {
+                        if let Some(progress) = &progress {
+                            progress.evaluating(epoch);
+                        }
+                    }
                     Ok(Event::Epoch { record }) => {
                         if let Some(progress) = &progress {
                             progress.epoch(&record);

@@ -77,6 +77,11 @@ pub enum Event {
         /// The running loss, when read.
         loss: Option<f64>,
     },
+    /// Training stops to evaluate the epoch just trained.
+    Evaluating {
+        /// The epoch (1-based).
+        epoch: u64,
+    },
     /// An epoch was evaluated.
     Epoch {
         /// Its metrics.
@@ -229,6 +234,8 @@ pub trait Progress {
     fn start(&self, total: u64, done: u64);
     /// An optimizer step finished; `loss` is present whenever it was read.
     fn step(&self, step: u64, lr: f64, loss: Option<f64>);
+    /// Evaluation of `epoch` starts (by default, nothing is shown).
+    fn evaluating(&self, _epoch: u64) {}
     /// An epoch was evaluated.
     fn epoch(&self, record: &EpochRecord);
 }

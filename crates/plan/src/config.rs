@@ -480,6 +480,17 @@ pub enum Argmax {
     Vocabulary,
 }
 
+/// [`EvaluateConfig::listen`] when the file does not say: 4 pieces.
+fn default_listen() -> usize {
+    4
+}
+
+/// Whether `listen` is the default (left out of the canonical form, so that
+/// runs planned before the field existed keep their ids).
+fn is_default_listen(listen: &usize) -> bool {
+    *listen == default_listen()
+}
+
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
@@ -533,6 +544,9 @@ pub struct EvaluateConfig {
     pub test: bool,
     /// Validation windows whose predictions are saved.
     pub examples: usize,
+    /// Test pieces written as MIDI (true and greedy velocities) at the end.
+    #[serde(default = "default_listen", skip_serializing_if = "is_default_listen")]
+    pub listen: usize,
     /// Which ids predictions choose among.
     #[serde(default, skip_serializing_if = "is_default")]
     pub argmax: Argmax,

@@ -348,6 +348,7 @@ fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
             greedy: s.bool("evaluate.greedy").unwrap_or(true),
             test: s.bool("evaluate.test").unwrap_or(true),
             examples: s.int("evaluate.examples") as usize,
+            listen: s.int("evaluate.listen") as usize,
             argmax: if s.word("evaluate.argmax") == "vocabulary" {
                 Argmax::Vocabulary
             } else {

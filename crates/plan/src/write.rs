@@ -260,6 +260,7 @@ fn evaluate(s: &mut Section<'_>, e: &EvaluateConfig) {
         s.line(format_args!("greedy #{}", e.greedy));
         s.line(format_args!("test #{}", e.test));
         s.line(format_args!("examples {}", e.examples));
+        s.line(format_args!("listen {}", e.listen));
         s.line(format_args!("argmax {}", word(e.argmax)));
     });
 }

@@ -1,22 +1,27 @@
 //! `runner status`: each run's state in the runs store, merged with what
-//! Slurm says about the array task that was last submitted for it.
+//! Slurm says about the array task that was last submitted for it, with how
+//! far it trained and what it scored last.
 //!
 //! In: a plan and its store. Out: a [`Status`] — one [`Row`] per planned
-//! run, the collation jobs, and the problems met asking Slurm — rendered as
-//! a table. Slurm is asked only when the experiment has submissions.
+//! run (its state, epochs done, latest metrics, and the ETA of a run
+//! training now: [`Training`]), the collation jobs, and the problems met
+//! asking Slurm — rendered as a table or as JSON. Slurm is asked only when
+//! the experiment has submissions.
 
 use std::fmt;
 
+use serde::Serialize;
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use super::manifest::{self, Submission};
 use super::queue::{Queue, TaskState};
 use runner_plan::Plan;
-use runner_store::{RunState, RunStore};
+use runner_store::progress::{self, Phase};
+use runner_store::{RunFolder, RunState, RunStore};
 
 /// One run's line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
     /// The run's id.
     pub id: String,
@@ -28,12 +33,101 @@ pub struct Row {
     pub slurm: String,
     /// What happened or happens next, when there is more to say.
     pub note: String,
+    /// How far it trained and what it scored last.
+    #[serde(flatten)]
+    pub training: Training,
+}
+
+/// How far a run trained and what it scored last, read from its folder:
+/// `progress.json` (where the run stands while it trains) and the last row
+/// of `metrics.csv`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Training {
+    /// Epochs finished, when it started.
+    pub epoch: Option<u64>,
+    /// Epochs in all.
+    pub epochs: u64,
+    /// Optimizer steps taken, when it started training.
+    pub step: Option<u64>,
+    /// Optimizer steps in all, when it started training.
+    pub total_steps: Option<u64>,
+    /// What it is doing, while it trains.
+    pub phase: Option<Phase>,
+    /// The running training loss last read, while it trains.
+    pub loss: Option<f64>,
+    /// Steps per second lately, while it trains.
+    pub steps_per_second: Option<f64>,
+    /// Seconds left, while it trains: its steps left at its recent rate
+    /// ([`runner_store::progress::RunProgress::eta`]).
+    pub eta_seconds: Option<f64>,
+    /// The latest evaluated epoch.
+    pub evaluated_epoch: Option<u64>,
+    /// Its mean training loss.
+    pub train_loss: Option<f64>,
+    /// Its teacher-forced validation distance.
+    pub val_dist: Option<f64>,
+    /// Its greedy validation distance, when evaluated.
+    pub greedy_dist: Option<f64>,
+}
+
+impl Training {
+    /// What `folder` says about a run of `epochs` epochs in `state` (its
+    /// row's word), at `now` (seconds since the Unix epoch). Only a run
+    /// training now has a phase, a rate and an ETA.
+    pub fn of(folder: &RunFolder, epochs: u64, state: &str, now: f64) -> Training {
+        let latest = folder.latest_evaluation();
+        let progress = folder.progress();
+        let live = progress.as_ref().filter(|_| state == "running");
+        Training {
+            epoch: progress.as_ref().map(|p| p.epoch).or(latest.as_ref().map(|l| l.epoch)),
+            epochs,
+            step: progress.as_ref().map(|p| p.step),
+            total_steps: progress.as_ref().map(|p| p.total_steps),
+            phase: live.map(|p| p.phase),
+            loss: live.and_then(|p| p.loss),
+            steps_per_second: live.and_then(|p| p.steps_per_second),
+            eta_seconds: live.and_then(|p| p.eta(now)),
+            evaluated_epoch: latest.as_ref().map(|l| l.epoch),
+            train_loss: latest.as_ref().map(|l| l.train_loss),
+            val_dist: latest.as_ref().map(|l| l.val_dist),
+            greedy_dist: latest.as_ref().and_then(|l| l.greedy_dist),
+        }
+    }
+
+    /// What a run training now is doing, in words (empty otherwise).
+    fn doing(&self) -> String {
+        let (Some(phase), Some(step), Some(total)) = (self.phase, self.step, self.total_steps) else {
+            return String::new();
+        };
+        let mut words = match phase {
+            Phase::Training => format!("training: step {step}/{total}"),
+            Phase::Evaluating => format!("evaluating epoch {}: step {step}/{total}", self.epoch.unwrap_or(0)),
+        };
+        if let Some(rate) = self.steps_per_second {
+            words.push_str(&format!(", {rate:.1} steps/s"));
+        }
+        if let Some(loss) = self.loss {
+            words.push_str(&format!(", loss {loss:.3}"));
+        }
+        words
+    }
+}
+
+/// Seconds as `45s`, `3m 20s` or `2h 05m`.
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 /// The state of one experiment's runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Status {
     /// One row per planned run, in plan order.
+    #[serde(rename = "runs")]
     pub rows: Vec<Row>,
     /// One line per submission still current for some run: its folder, its
     /// jobs and the collation job's state.
@@ -93,6 +187,7 @@ pub fn status(plan: &Plan, store: &RunStore) -> Status {
             })
         })
         .collect();
+    let now = progress::now();
     let rows = plan
         .runs
         .iter()
@@ -103,7 +198,9 @@ pub fn status(plan: &Plan, store: &RunStore) -> Status {
             } else {
                 run.label_text()
             };
-            row(&run.id, label, &store.state(run), placed)
+            let mut row = row(&run.id, label, &store.state(run), placed);
+            row.training = Training::of(&store.folder(&run.id), run.config.train.epochs, row.state, now);
+            row
         })
         .collect();
     let submission_lines = current
@@ -203,21 +300,55 @@ pub fn row(id: &str, label: String, stored: &RunState, placed: Option<Placed<'_>
         state,
         slurm,
         note,
+        training: Training::default(),
+    }
+}
+
+impl Status {
+    /// The status as JSON: `runs` (each row, with its training fields),
+    /// `submissions`, `jobs` and `problems`.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a status serialises")
     }
 }
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Columns that would be `-` for every run are left out.
+        let greedy = self.rows.iter().any(|row| row.training.greedy_dist.is_some());
+        let slurm = self.rows.iter().any(|row| row.slurm != "-");
         let mut builder = Builder::default();
-        builder.push_record(["run", "labels", "state", "slurm", "note"]);
+        let mut header = vec!["run", "labels", "state", "epoch", "train loss", "val dist"];
+        header.extend(greedy.then_some("greedy dist"));
+        header.push("eta");
+        header.extend(slurm.then_some("slurm"));
+        header.push("note");
+        builder.push_record(header);
+        let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
         for row in &self.rows {
-            builder.push_record([
+            let t = &row.training;
+            let mut cells = vec![
                 row.id[..8.min(row.id.len())].to_owned(),
                 row.label.clone(),
                 row.state.to_owned(),
-                row.slurm.clone(),
-                row.note.clone(),
-            ]);
+                or_dash(t.epoch.map(|e| format!("{e}/{}", t.epochs))),
+                or_dash(t.train_loss.map(|l| format!("{l:.3}"))),
+                or_dash(t.val_dist.map(|d| format!("{d:.2}"))),
+            ];
+            if greedy {
+                cells.push(or_dash(t.greedy_dist.map(|d| format!("{d:.2}"))));
+            }
+            cells.push(or_dash(t.eta_seconds.map(duration)));
+            if slurm {
+                cells.push(row.slurm.clone());
+            }
+            let doing = t.doing();
+            cells.push(match (row.note.is_empty(), doing.is_empty()) {
+                (_, true) => row.note.clone(),
+                (true, false) => doing,
+                (false, false) => format!("{doing}; {}", row.note),
+            });
+            builder.push_record(cells);
         }
         let mut table = builder.build();
         table.with(Style::rounded());
@@ -369,6 +500,74 @@ mod tests {
         let row = row("0123456789abcdef", String::new(), &RunState::Pending, Some(placed));
         assert_eq!(row.slurm, "#2: not submitted");
         assert_eq!(merged(RunState::Done, None).slurm, "#2: 40_3 (state unknown)");
+    }
+
+    #[test]
+    fn the_table_shows_epochs_metrics_and_the_eta_of_a_run_training_now() {
+        let mut running = row("0123456789abcdef", "lr=1".to_owned(), &RunState::Running, None);
+        running.training = Training {
+            epoch: Some(1),
+            epochs: 3,
+            step: Some(40),
+            total_steps: Some(120),
+            phase: Some(Phase::Training),
+            loss: Some(3.214),
+            steps_per_second: Some(12.5),
+            eta_seconds: Some(200.4),
+            evaluated_epoch: Some(1),
+            train_loss: Some(3.5),
+            val_dist: Some(12.25),
+            greedy_dist: None,
+        };
+        let mut evaluating = running.clone();
+        evaluating.id = "1111111111111111".to_owned();
+        evaluating.training.phase = Some(Phase::Evaluating);
+        evaluating.training.epoch = Some(2);
+        evaluating.training.loss = None;
+        let mut done = row("fedcba9876543210", "lr=2".to_owned(), &RunState::Done, None);
+        done.training = Training {
+            epoch: Some(3),
+            epochs: 3,
+            evaluated_epoch: Some(3),
+            train_loss: Some(2.75),
+            val_dist: Some(11.5),
+            greedy_dist: Some(13.125),
+            ..Training::default()
+        };
+        let pending = row("2222222222222222", "lr=3".to_owned(), &RunState::Pending, None);
+        let status = Status {
+            rows: vec![running, evaluating, done, pending],
+            submissions: Vec::new(),
+            jobs: Vec::new(),
+            problems: Vec::new(),
+        };
+        // No submission: no slurm column.
+        let expected = "\
+╭──────────┬────────┬─────────┬───────┬────────────┬──────────┬─────────────┬────────┬─────────────────────────────────────────────────╮
+│ run      │ labels │ state   │ epoch │ train loss │ val dist │ greedy dist │ eta    │ note                                            │
+├──────────┼────────┼─────────┼───────┼────────────┼──────────┼─────────────┼────────┼─────────────────────────────────────────────────┤
+│ 01234567 │ lr=1   │ running │ 1/3   │ 3.500      │ 12.25    │ -           │ 3m 20s │ training: step 40/120, 12.5 steps/s, loss 3.214 │
+│ 11111111 │ lr=1   │ running │ 2/3   │ 3.500      │ 12.25    │ -           │ 3m 20s │ evaluating epoch 2: step 40/120, 12.5 steps/s   │
+│ fedcba98 │ lr=2   │ done    │ 3/3   │ 2.750      │ 11.50    │ 13.12       │ -      │                                                 │
+│ 22222222 │ lr=3   │ pending │ -     │ -          │ -        │ -           │ -      │                                                 │
+╰──────────┴────────┴─────────┴───────┴────────────┴──────────┴─────────────┴────────┴─────────────────────────────────────────────────╯
+4 runs: 2 running, 1 done, 1 pending";
+        assert_eq!(status.to_string(), expected);
+        let json: serde_json::Value = serde_json::from_str(&status.json()).unwrap();
+        let first = &json["runs"][0];
+        assert_eq!((first["epoch"].as_u64(), first["epochs"].as_u64()), (Some(1), Some(3)));
+        assert_eq!(first["phase"], "training");
+        assert_eq!(first["eta_seconds"], 200.4);
+        assert_eq!(json["runs"][2]["greedy_dist"], 13.125);
+        assert!(json["runs"][3]["val_dist"].is_null());
+    }
+
+    #[test]
+    fn durations_are_short() {
+        assert_eq!(duration(44.6), "45s");
+        assert_eq!(duration(200.0), "3m 20s");
+        assert_eq!(duration(7500.0), "2h 05m");
+        assert_eq!(duration(-3.0), "0s");
     }
 
     #[test]

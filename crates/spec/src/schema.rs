@@ -423,6 +423,12 @@ pub static FIELDS: &[Field] = &[
         "validation windows whose predictions are saved for plots",
     ),
     field(
+        "evaluate.listen",
+        int(0, 1_000_000),
+        DefaultValue::Int(4),
+        "test pieces written as MIDI, with true and with greedy-predicted velocities, for the report (with test and greedy)",
+    ),
+    field(
         "evaluate.argmax",
         Type::Enum(&["velocities", "vocabulary"]),
         DefaultValue::Str("velocities"),

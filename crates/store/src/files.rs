@@ -23,8 +23,17 @@ pub enum RunFile {
     Metrics,
     /// `lr.csv`: the learning rate applied at each optimizer step.
     Lr,
+    /// `progress.json`: where the run stands while it trains
+    /// ([`crate::progress::RunProgress`]).
+    Progress,
     /// `predictions.json`: a few validation windows, true and predicted.
     Predictions,
+    /// `test-predictions.json`: every note of every test piece, with its
+    /// true and greedy-predicted velocity ([`crate::records::PiecePrediction`]).
+    TestPredictions,
+    /// `listen/`: test pieces as MIDI, `<piece>.true.mid` and
+    /// `<piece>.greedy.mid`, the same notes with true and predicted velocities.
+    Listen,
     /// `summary.json`: the finished run; its presence marks the run done.
     Summary,
     /// `checkpoint/`: model, optimizer, position and manifest, replaced
@@ -38,13 +47,16 @@ pub enum RunFile {
 
 impl RunFile {
     /// What a run's training writes, removed by `runner exec --force`.
-    pub const WRITTEN_BY_TRAINING: [RunFile; 10] = [
+    pub const WRITTEN_BY_TRAINING: [RunFile; 13] = [
         RunFile::Status,
         RunFile::Log,
         RunFile::Data,
         RunFile::Metrics,
         RunFile::Lr,
+        RunFile::Progress,
         RunFile::Predictions,
+        RunFile::TestPredictions,
+        RunFile::Listen,
         RunFile::Summary,
         RunFile::Checkpoint,
         RunFile::CheckpointNext,
@@ -55,7 +67,7 @@ impl RunFile {
     pub fn is_folder(self) -> bool {
         matches!(
             self,
-            RunFile::Checkpoint | RunFile::CheckpointNext | RunFile::CheckpointOld
+            RunFile::Checkpoint | RunFile::CheckpointNext | RunFile::CheckpointOld | RunFile::Listen
         )
     }
 
@@ -70,7 +82,10 @@ impl RunFile {
             RunFile::Data => "data.json",
             RunFile::Metrics => "metrics.csv",
             RunFile::Lr => "lr.csv",
+            RunFile::Progress => "progress.json",
             RunFile::Predictions => "predictions.json",
+            RunFile::TestPredictions => "test-predictions.json",
+            RunFile::Listen => "listen",
             RunFile::Summary => "summary.json",
             RunFile::Checkpoint => "checkpoint",
             RunFile::CheckpointNext => ".checkpoint-next",

@@ -15,7 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::files::RunFile;
-use crate::records::{EpochRecord, Example, Summary};
+use crate::records::{EpochRecord, Example, PiecePrediction, Summary};
+use crate::tensorboard::RunCurves;
 use crate::{Recorded, StoreError, atomic};
 use runner_data::summary::DatasetSummary;
 use runner_plan::config::RunConfig;
@@ -84,6 +85,24 @@ impl RunFolder {
     /// `data.json`.
     pub fn data(&self) -> Result<DatasetSummary, String> {
         read_json(&self.path(RunFile::Data))
+    }
+
+    /// `test-predictions.json`: every test note, true and greedy.
+    pub fn test_predictions(&self) -> Result<Vec<PiecePrediction>, String> {
+        read_json(&self.path(RunFile::TestPredictions))
+    }
+
+    /// The MIDI files in `listen/`, sorted by name (none when it is missing).
+    pub fn listen_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.path(RunFile::Listen))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|e| e == "mid"))
+            .collect();
+        files.sort();
+        files
     }
 
     /// `predictions.json`.
@@ -157,6 +176,7 @@ impl RunFolder {
 #[derive(Debug)]
 pub struct ClaimedRun {
     folder: RunFolder,
+    pub(crate) curves: RunCurves,
     _lock: File,
 }
 
@@ -169,12 +189,19 @@ impl std::ops::Deref for ClaimedRun {
 }
 
 impl ClaimedRun {
-    /// The claimed folder at `dir`, whose `lock` file is held.
+    /// The claimed folder at `dir`, whose `lock` file is held (its curves
+    /// named by its id alone until [`ClaimedRun::with_curves`]).
     pub(crate) fn new(dir: PathBuf, lock: File) -> ClaimedRun {
         ClaimedRun {
+            curves: RunCurves::unlabelled(&dir),
             folder: RunFolder::at(dir),
             _lock: lock,
         }
+    }
+
+    /// The same claim, its curves going where `curves` says.
+    pub(crate) fn with_curves(self, curves: RunCurves) -> ClaimedRun {
+        ClaimedRun { curves, ..self }
     }
 
     /// Records a state transition in `status.json`.
@@ -193,9 +220,10 @@ impl ClaimedRun {
             .map_err(StoreError::at(&path))
     }
 
-    /// Removes everything training wrote ([`RunFile::WRITTEN_BY_TRAINING`]),
-    /// for `--force`.
+    /// Removes everything training wrote ([`RunFile::WRITTEN_BY_TRAINING`],
+    /// and the run's TensorBoard curves), for `--force`.
     pub fn reset(&self) -> Result<(), StoreError> {
+        self.curves.remove()?;
         for file in RunFile::WRITTEN_BY_TRAINING {
             let path = self.path(file);
             let removed = if file.is_folder() {
@@ -228,6 +256,21 @@ impl ClaimedRun {
     /// Writes `predictions.json`.
     pub fn write_predictions(&self, examples: &[Example]) -> Result<(), StoreError> {
         self.write_json(RunFile::Predictions, &examples)
+    }
+
+    /// Writes `test-predictions.json`, compact (a number per note and field:
+    /// pretty-printed it would be a line each).
+    pub fn write_test_predictions(&self, pieces: &[PiecePrediction]) -> Result<(), StoreError> {
+        let text = serde_json::to_string(pieces).expect("records serialise");
+        self.write_bytes(RunFile::TestPredictions, text.as_bytes())
+    }
+
+    /// Writes `listen/<name>` (a MIDI file), creating the folder.
+    pub fn write_listen(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let dir = self.path(RunFile::Listen);
+        std::fs::create_dir_all(&dir).map_err(StoreError::at(&dir))?;
+        let path = dir.join(name);
+        atomic::write(&path, bytes).map_err(StoreError::at(&path))
     }
 
     /// Writes `data.json`.

@@ -5,7 +5,10 @@
 //! folders ([`RunFolder`], read through typed functions), their state as
 //! recorded on disk, and claims ([`ClaimedRun`]: the run's lock held, the
 //! only way to write its files). [`files::RunFile`] names every file a run
-//! folder holds; [`records`] are what training leaves in them.
+//! folder holds; [`records`] are what training leaves in them; [`find_run`]
+//! turns what a user typed (a path, a run id or its prefix) into a run folder.
+//! Beside the run folders, [`tensorboard`] writes each run's curves under
+//! `tensorboard/`, and [`progress`] is where a run in training stands.
 //!
 //! Every write that fails says which file; [`StoreProblem`] tells the
 //! failures that no retry fixes (a full disk, a read-only file system) from
@@ -16,9 +19,12 @@
 pub mod atomic;
 pub mod checkpoint;
 pub mod files;
+pub mod find;
 pub mod folder;
 pub mod metrics;
+pub mod progress;
 pub mod records;
+pub mod tensorboard;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -26,6 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use files::RunFile;
+pub use find::{FindRunError, find_run};
 pub use folder::{ClaimedRun, RunFolder};
 use runner_plan::{PlannedRun, write};
 
@@ -278,7 +285,19 @@ impl RunStore {
         }
         // Writes killed halfway leave temporary files; no one else writes here now.
         atomic::remove_leftovers(&dir).map_err(StoreError::at(&dir))?;
-        let claimed = ClaimedRun::new(dir, file);
+        // Whoever trained it last is gone: its position is no one's now.
+        let progress = folder.path(RunFile::Progress);
+        match std::fs::remove_file(&progress) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::at(&progress)(e)),
+            _ => {}
+        }
+        let label = if run.labels.is_empty() {
+            self.experiment.clone()
+        } else {
+            run.label_text()
+        };
+        let curves = tensorboard::RunCurves::of(&self.root, run, &label);
+        let claimed = ClaimedRun::new(dir, file).with_curves(curves);
         claimed.write_config(&run.config.canonical(), &write::experiment_file(&self.experiment, run))?;
         Ok(Some(claimed))
     }

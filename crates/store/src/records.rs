@@ -77,6 +77,24 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+/// Every note of one test piece with its true and greedy-predicted
+/// velocity (`runner predict`'s windows: each note predicted once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PiecePrediction {
+    /// The piece's name.
+    pub piece: String,
+    /// Each note's pitch.
+    pub pitch: Vec<u8>,
+    /// Each note's onset, in seconds.
+    pub start: Vec<f64>,
+    /// Each note's release (pedal-extended), in seconds.
+    pub end: Vec<f64>,
+    /// Each note's true velocity.
+    pub truth: Vec<u8>,
+    /// Each note's greedy-predicted velocity.
+    pub greedy: Vec<u8>,
+}
+
 /// Saved predictions for one validation window.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Example {

@@ -39,12 +39,73 @@ pub enum WorkerCommand {
         #[command(subcommand)]
         action: BenchCommand,
     },
+    /// Write a trained run's weights for other tools: a T5 run as a HuggingFace checkpoint
+    /// (config.json, model.safetensors), a vanilla run's with runner-vanilla.json, which
+    /// documents them.
+    #[command(after_help = "\
+A T5 run exports when HuggingFace's T5ForConditionalGeneration computes it exactly (encoder shared,
+norm pre, positions relative, tied embeddings); its config.json's `runner` key holds the velocity
+ids and the decoder prefix.
+
+Examples:
+  runner export 3fa2 --hf hf/3fa2/
+  runner export runs/quickstart/3fa2c1d0 --hf exported/ --force")]
+    Export {
+        /// The run: its folder, or its id or an id prefix unique in the store.
+        run: String,
+        /// The folder to write (created when missing; it must be empty).
+        #[arg(long, value_name = "DIR")]
+        hf: PathBuf,
+        /// Write into DIR even when it holds files, replacing those of the same names.
+        #[arg(long)]
+        force: bool,
+        /// The runs store that run ids are looked up in.
+        #[arg(long, value_name = "DIR", default_value = "runs")]
+        store: PathBuf,
+    },
     /// Run a trained run's network (see tests/peer/).
     Model {
         /// What to do with it.
         #[command(subcommand)]
         action: ModelAction,
     },
+    /// Predict the velocity of every note of MIDI (or parquet) files with a finished run, and write
+    /// them as MIDI files with the predicted velocities.
+    Predict(PredictArgs),
+}
+
+/// The arguments of `runner predict`, as typed.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Each input is read with the run's own settings (sustain threshold, bin edges, window length).
+Every note is predicted once, greedily, from the window it is most central in (windows every
+half window length, one more ending at the last note). The output MIDI file is the input file
+with only its note-on velocities changed (predictions of 0 are written as 1, which stays a
+note-on). The MAE against the input's velocities is printed two ways: each note once, and over
+the run's own windows (its length and step), which is how `runner exec` scores a split: over a
+run's test pieces it is the run's greedy test dist.
+
+Examples:
+  runner predict 3fa2 data/bundled/piece.midi --out predicted/
+  runner predict runs/quickstart/3fa2c1d0 a.mid b.mid --out out/ --json")]
+pub struct PredictArgs {
+    /// The run: its folder, or its id or an id prefix unique in the store.
+    pub run: String,
+    /// MIDI files (.mid, .midi) or parquet files of pieces (HuggingFace maestro layout).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// The folder to write `<name>.mid` (and with --json `<name>.notes.json`) into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Also write a per-note table: pitch, start, end, input velocity, predicted velocity.
+    #[arg(long)]
+    pub json: bool,
+    /// Device: auto, cpu, cuda or cuda:K.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
+    /// The runs store that run ids are looked up in.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub store: PathBuf,
 }
 
 /// A `runner model` subcommand.

@@ -170,6 +170,10 @@ impl Progress for EventProgress<'_> {
         }
     }
 
+    fn evaluating(&self, epoch: u64) {
+        self.events.send(&Event::Evaluating { epoch });
+    }
+
     fn epoch(&self, record: &EpochRecord) {
         self.events.send(&Event::Epoch { record: record.clone() });
     }
@@ -266,6 +270,18 @@ fn one(
     match trained {
         Ok(Ok(summary)) => {
             let dist = summary.epochs.last().map(|r| r.val.dist);
+            // The run is done; its test pieces for listening come after, and a
+            // failure there is logged, not a failed run.
+            match crate::predict::listen::write(&claimed, &run.config, &data.summary, &job.folders, device) {
+                Ok(0) => {}
+                Ok(pieces) => {
+                    let _ = claimed.log(&format!("test pieces predicted note by note: {pieces}"));
+                }
+                Err(e) => {
+                    let _ = claimed.log(&format!("test pieces for listening not written: {e}"));
+                    events.line(&format!("{} {}: test pieces for listening not written: {e}", &run.id[..8], job.label));
+                }
+            }
             let _ = claimed.log(&format!("done in {:.1}s", summary.seconds));
             if let Err(e) = claimed.record(&Recorded::Done) {
                 // summary.json is written: the run is done whatever its status says.

@@ -17,7 +17,10 @@
 //! | run | [`run`] | a run config and its dataset → a trained model, metrics, checkpoints, a summary |
 //! | libtorch panics | [`torch_panic`] | a closure that may panic in libtorch → its result or the panic's message |
 //! | one job | [`job`] | a job from `runner exec` → the run trained under its lock, events on stdout |
+//! | live files | [`live`] | where a run in training stands → its TensorBoard curves and `progress.json` |
+//! | predict | [`predict`] | a trained run and pieces → one greedy velocity per note; `runner predict`'s files |
 //! | probe | [`probe`] | a trained run and token ids → logits, greedy picks and the loss |
+//! | export | [`export`] | a trained run → its weights as a HuggingFace T5 checkpoint, or documented (vanilla) |
 //! | benchmark | [`bench`] | options → throughput of the training step, the data side and greedy decoding |
 //! | environment | [`environment`] | the process → libtorch's version and folder, devices, threads |
 //! | command line | [`cli`] | the worker's arguments → a [`cli::WorkerCommand`] |
@@ -29,12 +32,15 @@ pub mod cli;
 pub mod cuda_graph;
 pub mod environment;
 pub mod evaluate;
+pub mod export;
 pub mod fused;
 pub mod job;
+pub mod live;
 pub mod loss;
 pub mod model;
 pub mod optimizer;
 pub mod precision;
+pub mod predict;
 pub mod probe;
 pub mod run;
 pub mod schedule;

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use runner_job::{say, say_text};
 use runner_train::cli::{BenchCommand, ModelAction, WorkerCli, WorkerCommand};
-use runner_train::{bench, environment, job, probe};
+use runner_plan::config::DevicePreference;
+use runner_train::{bench, environment, export, job, predict, probe};
 
 fn main() -> ExitCode {
     let cli = WorkerCli::parse();
@@ -57,6 +58,11 @@ fn run(command: WorkerCommand) -> miette::Result<()> {
             }
             Ok(())
         }
+        WorkerCommand::Export { run, hf, force, store } => {
+            let folder = runner_store::find_run(&store, &run)?;
+            say_text!("{}", export::export(&folder, &hf, force)?.summary());
+            Ok(())
+        }
         WorkerCommand::Model {
             action: ModelAction::Logits { run, ids, json },
         } => {
@@ -67,6 +73,19 @@ fn run(command: WorkerCommand) -> miette::Result<()> {
                 say_text!("{}", probe.summary());
             }
             Ok(())
+        }
+        WorkerCommand::Predict(args) => {
+            let device = DevicePreference::parse(&args.device).ok_or_else(|| {
+                miette::miette!(help = "use auto, cpu, cuda or cuda:K", "unknown device `{}`", args.device)
+            })?;
+            predict::command::run(&predict::command::Request {
+                run: args.run,
+                store: args.store,
+                inputs: args.inputs,
+                out: args.out,
+                json: args.json,
+                device,
+            })
         }
     }
 }

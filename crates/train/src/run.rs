@@ -7,7 +7,8 @@
 //! (true, teacher-forced and greedy velocities of a few fixed validation
 //! windows), `data.json` (the dataset's summary: pieces, notes and windows
 //! per split, bin edges), `summary.json`, and `checkpoint/` (model, optimizer,
-//! position, manifest), replaced whole at every epoch end. A run started again with a
+//! position, manifest), replaced whole at every epoch end; while it trains,
+//! its TensorBoard curves and `progress.json` ([`crate::live`]). A run started again with a
 //! checkpoint present resumes from it and ends exactly where an uninterrupted
 //! run ends: data order and dropout are seeded per epoch from the run's seed.
 //!
@@ -30,6 +31,7 @@ use super::optimizer::Optimizer;
 use super::schedule::{self, Clock};
 use super::step::{DeviceWindows, GraphStatus, Recipe, Stepper};
 use crate::environment::describe_device;
+use crate::live::Live;
 use crate::model;
 use runner_data::TokenWindows;
 use runner_data::dataset::Dataset;
@@ -243,6 +245,12 @@ pub fn train(
         save_checkpoint(run, trained, vs, optimizer, position)
     };
     progress.start(total_steps, position.step);
+    let mut live = Live::open(
+        run,
+        resume.is_some(),
+        (position.step, total_steps),
+        (position.epoch, config.train.epochs),
+    )?;
 
     let use_autocast = config.train.precision == Precision::Bf16 && device.is_cuda();
     if use_autocast {
@@ -316,11 +324,13 @@ pub fn train(
                 });
             }
             progress.step(position.step, lr, loss);
+            live.step(position.step, lr, loss)?;
             if stop.load(Ordering::Relaxed) && b < batches_per_epoch && position.step < total_steps {
                 position.next_batch = b;
                 (position.partial_loss, position.partial_count) = stepper.sums.epoch();
                 save(&position, &vs, &optimizer)?;
                 run.write_learning_rates(&position.lr_log)?;
+                live.checkpointed(position.epoch)?;
                 return Err(TrainError::Interrupted { step: position.step });
             }
         }
@@ -337,6 +347,8 @@ pub fn train(
         position.partial_loss = 0.0;
         position.partial_count = 0;
         if epoch % config.train.eval_every == 0 || epoch == config.train.epochs || position.step >= total_steps {
+            progress.evaluating(epoch);
+            live.evaluating(epoch)?;
             let evaluation = evaluate(&predictor, &criterion, config.loss, &val_split, config.evaluate.greedy);
             let record = EpochRecord {
                 epoch,
@@ -350,11 +362,13 @@ pub fn train(
                 seconds: started.elapsed().as_secs_f64(),
             };
             progress.epoch(&record);
+            live.evaluated(&record)?;
             position.epochs.push(record);
             run.write_metrics(&position.epochs)?;
         }
         save(&position, &vs, &optimizer)?;
         run.write_learning_rates(&position.lr_log)?;
+        live.checkpointed(epoch)?;
         if stop.load(Ordering::Relaxed) && position.epoch < config.train.epochs && position.step < total_steps {
             return Err(TrainError::Interrupted { step: position.step });
         }
@@ -389,6 +403,7 @@ pub fn train(
         cuda_graph,
         seconds: started.elapsed().as_secs_f64(),
     };
+    live.finished(&summary)?;
     run.write_data(&data.summary)?;
     run.write_summary(&summary)?;
     Ok(summary)
