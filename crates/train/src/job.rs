@@ -279,7 +279,11 @@ fn one(
                 }
                 Err(e) => {
                     let _ = claimed.log(&format!("test pieces for listening not written: {e}"));
-                    events.line(&format!("{} {}: test pieces for listening not written: {e}", &run.id[..8], job.label));
+                    events.line(&format!(
+                        "{} {}: test pieces for listening not written: {e}",
+                        &run.id[..8],
+                        job.label
+                    ));
                 }
             }
             let _ = claimed.log(&format!("done in {:.1}s", summary.seconds));
