@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use runner_job::{say, say_text};
-use runner_train::cli::{BenchCommand, ModelAction, WorkerCli, WorkerCommand};
 use runner_plan::config::DevicePreference;
+use runner_train::cli::{BenchCommand, ModelAction, WorkerCli, WorkerCommand};
 use runner_train::{bench, environment, export, job, predict, probe};
 
 fn main() -> ExitCode {
@@ -76,7 +76,11 @@ fn run(command: WorkerCommand) -> miette::Result<()> {
         }
         WorkerCommand::Predict(args) => {
             let device = DevicePreference::parse(&args.device).ok_or_else(|| {
-                miette::miette!(help = "use auto, cpu, cuda or cuda:K", "unknown device `{}`", args.device)
+                miette::miette!(
+                    help = "use auto, cpu, cuda or cuda:K",
+                    "unknown device `{}`",
+                    args.device
+                )
             })?;
             predict::command::run(&predict::command::Request {
                 run: args.run,
