@@ -75,6 +75,9 @@ fn run(command: Command) -> miette::Result<()> {
             backend,
             slurm,
         } => {
+            // Before anything slow (the worker's probe loads libtorch): a
+            // SIGTERM from then on stops the exec cleanly, never by default.
+            let stop = (backend == Backend::Local && !dry_run).then(stop_on_signal);
             let plan = plan::load(&file)?;
             let device = match device.as_deref().map(DevicePreference::parse) {
                 None => None,
@@ -122,7 +125,7 @@ fn run(command: Command) -> miette::Result<()> {
                 );
                 return Ok(());
             }
-            train(&plan, &selected, &store, &options)
+            train(&plan, &selected, &store, &options, &stop.unwrap_or_default())
         }
         Command::Status { file, json, store } => {
             let plan = plan::load(&file)?;
@@ -136,12 +139,13 @@ fn run(command: Command) -> miette::Result<()> {
             Ok(())
         }
         Command::SlurmTask { manifest, index } => {
+            let stop = stop_on_signal();
             let worker = Worker::beside_current_exe()?;
             let environment = worker.environment()?;
             let (plan, options) = runner_slurm::task(&manifest, index, worker, environment)?;
             let store = RunStore::new(&options.runs_root, &plan.experiment);
             let selected = exec::select(&plan, &store, &options)?;
-            train(&plan, &selected, &store, &options)
+            train(&plan, &selected, &store, &options, &stop)
         }
         Command::Info { check_devices } => {
             let flags = if check_devices {
@@ -206,14 +210,9 @@ fn devices_exist(selected: &[(&PlannedRun, RunState)], options: &exec::Options) 
     )
 }
 
-/// Trains the `selected` runs with progress bars and the closing table;
-/// fails when a run failed or was interrupted.
-fn train(
-    plan: &Plan,
-    selected: &[(&PlannedRun, RunState)],
-    store: &RunStore,
-    options: &exec::Options,
-) -> miette::Result<()> {
+/// The flag a Ctrl-C or SIGTERM raises: the run in progress stops at its
+/// next step and later ones never start; a second signal quits at once.
+fn stop_on_signal() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let _ = ctrlc::set_handler(move || {
@@ -222,8 +221,21 @@ fn train(
         }
         eprintln!("stopping after the current step (a second Ctrl-C or SIGTERM quits at once)");
     });
+    stop
+}
+
+/// Trains the `selected` runs with progress bars and the closing table,
+/// stopping when `stop` is raised; fails when a run failed or was
+/// interrupted.
+fn train(
+    plan: &Plan,
+    selected: &[(&PlannedRun, RunState)],
+    store: &RunStore,
+    options: &exec::Options,
+    stop: &Arc<AtomicBool>,
+) -> miette::Result<()> {
     let reporter = Bars::new(selected.len() as u64);
-    let results = exec::execute(plan, selected, store, options, &reporter, &stop);
+    let results = exec::execute(plan, selected, store, options, &reporter, stop);
     reporter.finish();
     say!("{}", exec::table(&results));
     if let Some((path, problem)) = results.iter().find_map(|r| match &r.outcome {
