@@ -33,7 +33,16 @@ fn fixture_store(name: &str, plan: &Plan) -> PathBuf {
         std::fs::create_dir_all(&to).unwrap();
         for entry in std::fs::read_dir(&from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
             let entry = entry.unwrap();
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            if entry.path().is_dir() {
+                // listen/, the test pieces as MIDI.
+                std::fs::create_dir_all(to.join(entry.file_name())).unwrap();
+                for file in std::fs::read_dir(entry.path()).unwrap() {
+                    let file = file.unwrap();
+                    std::fs::copy(file.path(), to.join(entry.file_name()).join(file.file_name())).unwrap();
+                }
+            } else {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
         }
         // What runner writes beside the summary: its configuration and metrics.csv.
         let claimed = RunStore::new(&root, &plan.experiment).claim(run).unwrap().unwrap();
@@ -121,6 +130,83 @@ fn report_states_the_hand_computed_numbers() {
     assert!(text.contains("- **reproduced**: `expect flatness"), "{text}");
     // accuracy of cross-entropy: ≈ 0.04, not above 0.5.
     assert!(text.contains("- **not reproduced**: `expect accuracy"), "{text}");
+    // The fixtures' greedy test predictions of seed 0 are the truth ± 3 (noam,
+    // label smoothing), ± 5 (noam, cross-entropy) and ± 9 (constant, label
+    // smoothing), never clipped: each piece's dist is that offset.
+    for (cell, dist) in [
+        ("schedule=noam loss=label-smoothing", "3.00"),
+        ("schedule=noam loss=cross-entropy", "5.00"),
+        ("schedule=constant loss=label-smoothing", "9.00"),
+    ] {
+        assert!(text.contains(&format!("| {cell} | ")), "{text}");
+        let row = text.lines().find(|l| l.starts_with(&format!("| {cell} | "))).unwrap();
+        assert!(row.contains(&format!("| piece-a.mid | 40 | {dist} |")), "{row}");
+    }
+    // test greedy dist of noam/label-smoothing: 4.7 and 4.8 (summary.json).
+    assert!(text.contains("test greedy dist"), "{text}");
+}
+
+#[test]
+fn the_report_links_each_cells_test_pieces_and_copies_them_beside_it() {
+    let plan = load();
+    let root = fixture_store("listen", &plan);
+    let store = RunStore::new(&root, &plan.experiment);
+    let written = report::write(&plan, &store, None).unwrap();
+    let text = std::fs::read_to_string(&written.path).unwrap();
+    // Seed 0 of each cell has piece-a's files; one link per cell.
+    assert_eq!(written.listen.len(), 4, "{:?}", written.listen);
+    for listen in &written.listen {
+        for kind in ["true", "greedy"] {
+            let file = listen.with_file_name(format!("{}.{kind}.mid", listen.file_name().unwrap().to_string_lossy()));
+            assert_eq!(&std::fs::read(&file).unwrap()[..4], b"MThd", "{}", file.display());
+            let relative = file.strip_prefix(root.join("factorial")).unwrap().display().to_string();
+            assert!(
+                text.contains(&format!("]({relative})")),
+                "{relative} is not linked:\n{text}"
+            );
+        }
+    }
+    assert!(
+        text.contains("(listen/1-schedule-noam-loss-label-smoothing/piece-a.true.mid)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn broken_test_predictions_leave_their_run_out_with_a_note() {
+    let plan = load();
+    let root = fixture_store("broken-listen", &plan);
+    let store = RunStore::new(&root, &plan.experiment);
+    // Run 0: a listening file is gone; run 2: lists of unequal length; run 4: not JSON.
+    let first = store.folder(&plan.runs[0].id);
+    std::fs::remove_file(first.listen_files("piece-a")[1].clone()).unwrap();
+    let uneven = store.folder(&plan.runs[2].id).path(RunFile::TestPredictions);
+    let mut pieces: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&uneven).unwrap()).unwrap();
+    pieces[0]["greedy"].as_array_mut().unwrap().pop();
+    std::fs::write(&uneven, serde_json::to_vec(&pieces).unwrap()).unwrap();
+    std::fs::write(store.folder(&plan.runs[4].id).path(RunFile::TestPredictions), "[{").unwrap();
+    let written = report::write(&plan, &store, None).unwrap();
+    let text = std::fs::read_to_string(&written.path).unwrap();
+    let short = |i: usize| &plan.runs[i].id[..8];
+    assert!(
+        text.contains(&format!(
+            "run {}: listen/piece-a.greedy.mid is missing; its piece is not linked",
+            short(0)
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "run {}: test-predictions.json has lists of unequal length",
+            short(2)
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("run {}: ", short(4))), "{text}");
+    // Runs 0, 2 and 4 are seed 0 of the first three cells, the only seed with
+    // listening files: those cells link no piece, the fourth still does.
+    assert_eq!(written.listen.len(), 1, "{:?}", written.listen);
+    assert!(written.listen[0].ends_with("listen/4-schedule-constant-loss-cross-entropy/piece-a"));
 }
 
 #[test]
@@ -186,16 +272,27 @@ fn figures_are_pngs_of_the_expected_size_and_reports_are_byte_identical() {
             "examples-3-schedule-constant-loss-label-smoothing.png",
             "examples-4-schedule-constant-loss-cross-entropy.png",
             "velocity-histogram.png",
+            "piano-roll-1-schedule-noam-loss-label-smoothing.png",
+            "piano-roll-2-schedule-noam-loss-cross-entropy.png",
+            "piano-roll-3-schedule-constant-loss-label-smoothing.png",
+            "piano-roll-4-schedule-constant-loss-cross-entropy.png",
         ]
     );
+    // Legends below the charts: four cells and two baselines in two columns
+    // of three rows (20 px each, 12 px of margin), the examples' three
+    // entries in two rows, the histogram's two in one.
     let expected_sizes = [
-        (900, 540),
-        (900, 540),
-        (1000, 560),
-        (1000, 560),
-        (1000, 560),
-        (1000, 560),
-        (900, 1040),
+        (900, 540 + 72),
+        (900, 540 + 52),
+        (1000, 560 + 52),
+        (1000, 560 + 52),
+        (1000, 560 + 52),
+        (1000, 560 + 52),
+        (900, 1040 + 32),
+        (1000, 640),
+        (1000, 640),
+        (1000, 640),
+        (1000, 640),
     ];
     for (path, size) in first.figures.iter().zip(expected_sizes) {
         assert_eq!(png_size(path), size, "{}", path.display());
@@ -239,7 +336,12 @@ fn the_binary_writes_the_report_and_its_figures() {
     assert!(stdout.contains("report.md"), "{stdout}");
     let folder = root.join("factorial");
     assert!(folder.join("report.md").is_file());
-    for name in ["learning-curves.png", "learning-rate.png", "velocity-histogram.png"] {
+    for name in [
+        "learning-curves.png",
+        "learning-rate.png",
+        "velocity-histogram.png",
+        "piano-roll-1-schedule-noam-loss-label-smoothing.png",
+    ] {
         assert!(folder.join("figures").join(name).is_file(), "{name}");
     }
     let custom = root.join("elsewhere/out.md");

@@ -1,6 +1,6 @@
 //! The command line: what the user typed, parsed by `clap`, with no I/O.
-//! `runner bench` and `runner model` are parsed by `runner-worker`, which
-//! they are handed to unchanged.
+//! `runner bench`, `model`, `predict` and `export` are parsed by
+//! `runner-worker`, which they are handed to unchanged.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! The `runner` binary: parses the command line and hands each subcommand to
-//! its stage. It never loads libtorch: training, `bench`, `model` and `info`
-//! run in `runner-worker`, found beside it. Exit codes: 0 success, 1
-//! failure, 2 usage error (from clap).
+//! its stage. It never loads libtorch: training, `bench`, `model`, `info`,
+//! `predict` and `export` run in `runner-worker`, found beside it. Exit
+//! codes: 0 success, 1 failure, 2 usage error (from clap).
 
 mod cli;
 
@@ -164,24 +164,32 @@ fn run(command: Command) -> miette::Result<()> {
             let manifest = runner_slurm::manifest::Manifest::read(&manifest)?;
             let store = RunStore::new(&manifest.store, &manifest.plan.experiment);
             let written = runner_report::write(&manifest.plan, &store, None)?;
-            say!("{}", written.main_table.terminal());
-            for (id, damage) in &written.damaged {
-                eprintln!("warning: run {} is damaged and left out: {damage}", &id[..8]);
-            }
-            say!("report: {}", written.path.display());
+            tell(&written);
             Ok(())
         }
         Command::Report { file, output, store } => {
             let plan = plan::load(&file)?;
             let store = RunStore::new(&store, &plan.experiment);
             let written = runner_report::write(&plan, &store, output.as_deref())?;
-            say!("{}", written.main_table.terminal());
-            for (id, damage) in &written.damaged {
-                eprintln!("warning: run {} is damaged and left out: {damage}", &id[..8]);
-            }
-            say!("report: {}", written.path.display());
+            tell(&written);
             Ok(())
         }
+    }
+}
+
+/// Prints what a report wrote: the main table, damaged runs, the file and
+/// how many test pieces it links for listening.
+fn tell(written: &runner_report::Written) {
+    say!("{}", written.main_table.terminal());
+    for (id, damage) in &written.damaged {
+        eprintln!("warning: run {} is damaged and left out: {damage}", &id[..8]);
+    }
+    say!("report: {}", written.path.display());
+    if !written.listen.is_empty() {
+        say!(
+            "listen: {} as MIDI (true and greedy-predicted velocities) in listen/ beside it",
+            show::count(written.listen.len(), "test piece")
+        );
     }
 }
 

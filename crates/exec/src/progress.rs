@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use indicatif::{HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::RunResult;
-use runner_job::Progress;
+use runner_job::{Evaluated, Progress};
 use runner_store::records::EpochRecord;
 
 /// What the executor tells about its progress; only implementations print.
@@ -201,8 +201,8 @@ impl Progress for RunBar<'_> {
         });
     }
 
-    fn evaluating(&self, epoch: u64) {
-        self.bar.set_message(format!("evaluating epoch {epoch}"));
+    fn evaluating(&self, epoch: u64, on: Evaluated) {
+        self.bar.set_message(on.describe(epoch));
     }
 
     fn epoch(&self, r: &EpochRecord) {

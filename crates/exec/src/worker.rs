@@ -200,9 +200,9 @@ impl Worker {
                             progress.step(step, lr, loss);
                         }
                     }
-                    Ok(Event::Evaluating { epoch }) => {
+                    Ok(Event::Evaluating { epoch, on }) => {
                         if let Some(progress) = &progress {
-                            progress.evaluating(epoch);
+                            progress.evaluating(epoch, on);
                         }
                     }
                     Ok(Event::Epoch { record }) => {

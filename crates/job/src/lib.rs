@@ -51,6 +51,29 @@ pub struct Job {
     pub runs_root: PathBuf,
 }
 
+/// What a run is evaluating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Evaluated {
+    /// The validation split, after an epoch.
+    Validation,
+    /// The test split, after training.
+    Test,
+    /// Every test piece note by note, for listening (after the run is done).
+    TestPieces,
+}
+
+impl Evaluated {
+    /// What the progress bar says while it runs.
+    pub fn describe(self, epoch: u64) -> String {
+        match self {
+            Evaluated::Validation => format!("evaluating epoch {epoch}"),
+            Evaluated::Test => "evaluating the test split".to_owned(),
+            Evaluated::TestPieces => "predicting the test pieces note by note".to_owned(),
+        }
+    }
+}
+
 /// What a worker reports, one JSON line each.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -77,10 +100,13 @@ pub enum Event {
         /// The running loss, when read.
         loss: Option<f64>,
     },
-    /// Training stops to evaluate the epoch just trained.
+    /// Training stops to evaluate the epoch just trained, or it ended and
+    /// the test split is evaluated.
     Evaluating {
         /// The epoch (1-based).
         epoch: u64,
+        /// What is evaluated.
+        on: Evaluated,
     },
     /// An epoch was evaluated.
     Epoch {
@@ -234,8 +260,8 @@ pub trait Progress {
     fn start(&self, total: u64, done: u64);
     /// An optimizer step finished; `loss` is present whenever it was read.
     fn step(&self, step: u64, lr: f64, loss: Option<f64>);
-    /// Evaluation of `epoch` starts (by default, nothing is shown).
-    fn evaluating(&self, _epoch: u64) {}
+    /// Evaluation of `on` after `epoch` starts (by default, nothing is shown).
+    fn evaluating(&self, _epoch: u64, _on: Evaluated) {}
     /// An epoch was evaluated.
     fn epoch(&self, record: &EpochRecord);
 }

@@ -5,13 +5,15 @@
 //! [`Collected`]: the frame (columns `id`, one per label key in order of
 //! first appearance — `variant`, axis names, `seed` — then the final-epoch
 //! metrics, the two baselines, `epochs`, `steps`, `parameters`, `seconds`,
-//! `device`, `precision`), each finished run's curves, learning rates and
-//! example predictions, the datasets the runs trained on (`data.json`), the
+//! `device`, `precision`), each finished run's curves, learning rates,
+//! example predictions, baselines and note-by-note test predictions (with
+//! its folder, for the listening files), the datasets the runs trained on (`data.json`), the
 //! runs that are not done (with their state), and notes about files that
 //! were unreadable. Nothing here panics on a missing
 //! or corrupt file: a run without a readable `summary.json` is listed as
-//! missing, and a missing `lr.csv` or `predictions.json` only leaves that run
-//! out of the figure that needs it.
+//! missing, and a missing `lr.csv`, `predictions.json` or
+//! `test-predictions.json` only leaves that run out of the figure that needs
+//! it.
 //!
 //! Every file is read through the store's [`runner_store::RunFolder`]; a
 //! NaN metric (written as `null`) becomes an absent value in the frame.
@@ -22,8 +24,8 @@ use runner_data::summary::DatasetSummary;
 use runner_plan::Plan;
 use runner_plan::config::Scheme;
 use runner_spec::file::Metric;
-use runner_store::records::{Example, Summary};
-use runner_store::{RunState, RunStore};
+use runner_store::records::{Example, PiecePrediction, Summary};
+use runner_store::{RunFile, RunFolder, RunState, RunStore};
 
 /// The frame column holding a metric's final value.
 pub fn column(metric: Metric) -> &'static str {
@@ -37,11 +39,12 @@ pub fn column(metric: Metric) -> &'static str {
         Metric::GreedyFlatness => "greedy_flatness",
         Metric::Accuracy => "accuracy",
         Metric::TestDist => "test_dist",
+        Metric::TestGreedyDist => "test_greedy_dist",
     }
 }
 
 /// The metrics in table order.
-pub const METRICS: [Metric; 9] = [
+pub const METRICS: [Metric; 10] = [
     Metric::ValLoss,
     Metric::ValLsKl,
     Metric::ValCeWithCls,
@@ -51,6 +54,7 @@ pub const METRICS: [Metric; 9] = [
     Metric::GreedyFlatness,
     Metric::Accuracy,
     Metric::TestDist,
+    Metric::TestGreedyDist,
 ];
 
 /// The metrics some run of `frame` has a value of, in table order (each
@@ -101,6 +105,13 @@ pub struct RunRecords {
     pub lr: Vec<(u64, f64)>,
     /// Saved validation windows; empty without `predictions.json`.
     pub examples: Vec<Example>,
+    /// Validation distance of the two baselines (training mean, bin centre).
+    pub baselines: [f64; 2],
+    /// Every test piece predicted note by note; empty without
+    /// `test-predictions.json` (runs without greedy decoding or a test split).
+    pub test: Vec<PiecePrediction>,
+    /// The run's folder (its `listen/` files are named by `test`).
+    pub folder: RunFolder,
 }
 
 /// One dataset (pieces, windows, bins) and the finished runs that trained
@@ -146,7 +157,7 @@ pub struct Collected {
 struct Row {
     id: String,
     labels: Vec<(String, String)>,
-    metrics: [Option<f64>; 9],
+    metrics: [Option<f64>; 10],
     baselines: [Option<f64>; 2],
     epochs: u64,
     steps: u64,
@@ -206,6 +217,35 @@ pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
                 Vec::new()
             }
         };
+        // Absent when the run has no greedy test predictions; a note only
+        // when the file is there and unreadable.
+        let mut test = match folder.test_predictions() {
+            Ok(test) => test,
+            Err(reason) => {
+                if folder.path(RunFile::TestPredictions).exists() {
+                    notes.push(format!("run {short}: {reason}; left out of the test-split figures"));
+                }
+                Vec::new()
+            }
+        };
+        let notes_of = |p: &PiecePrediction| [p.start.len(), p.end.len(), p.truth.len(), p.greedy.len()];
+        if let Some(bad) = test.iter().find(|p| notes_of(p).iter().any(|&n| n != p.pitch.len())) {
+            notes.push(format!(
+                "run {short}: test-predictions.json has lists of unequal length for {}; left out of the test-split figures",
+                bad.piece
+            ));
+            test.clear();
+        }
+        for piece in &mut test {
+            let Some(name) = &piece.listen else { continue };
+            if let Some(gone) = folder.listen_files(name).iter().find(|f| !f.is_file()) {
+                let file = gone.file_name().unwrap_or_default().to_string_lossy();
+                notes.push(format!(
+                    "run {short}: listen/{file} is missing; its piece is not linked"
+                ));
+                piece.listen = None;
+            }
+        }
         match folder.data() {
             Ok(data) => match datasets.iter_mut().find(|d| d.same_data(&data)) {
                 Some(used) => {
@@ -236,6 +276,9 @@ pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
                 .collect(),
             lr,
             examples,
+            baselines: [summary.baseline_mean.dist, summary.baseline_bin_centre.dist],
+            test,
+            folder,
         });
     }
     let mut label_keys: Vec<String> = Vec::new();
@@ -264,6 +307,11 @@ pub fn short_id(id: &str) -> &str {
 fn row(id: &str, labels: &[(String, String)], summary: &Summary) -> Row {
     let last = summary.epochs.last();
     let test = summary.test.as_ref().map(|(tf, _)| tf.dist);
+    let test_greedy = summary
+        .test
+        .as_ref()
+        .and_then(|(_, greedy)| greedy.as_ref())
+        .map(|g| g.dist);
     let metrics = METRICS.map(|metric| match metric {
         Metric::ValLoss => last.map(|e| e.val_loss),
         Metric::ValLsKl => last.and_then(|e| e.val_ls_kl),
@@ -274,6 +322,7 @@ fn row(id: &str, labels: &[(String, String)], summary: &Summary) -> Row {
         Metric::GreedyFlatness => last.and_then(|e| e.greedy.as_ref()).map(|g| g.flatness),
         Metric::Accuracy => last.map(|e| e.val.accuracy),
         Metric::TestDist => test,
+        Metric::TestGreedyDist => test_greedy,
     });
     // Every metric is finite or absent in the frame.
     let finite = |v: Option<f64>| v.filter(|x| x.is_finite());

@@ -8,7 +8,8 @@
 //! The stages, one module each: [`collect`] reads the run folders into a
 //! polars frame; [`table`], [`data`], [`effects`] and [`expect`] are pure
 //! functions of what it collected returning tables, factor effects and verdicts; [`render`] joins
-//! them into Markdown; [`plots`] draws the figures separately. The same runs
+//! them into Markdown; [`plots`] draws the figures separately, and
+//! [`listen`] copies each cell's test pieces as MIDI beside the report. The same runs
 //! give a byte-identical report: nothing in it depends on when or how long
 //! the report itself took.
 
@@ -18,6 +19,7 @@ pub mod collect;
 pub mod data;
 pub mod effects;
 pub mod expect;
+pub mod listen;
 pub mod plots;
 pub mod stats;
 pub mod table;
@@ -25,6 +27,7 @@ pub mod table;
 use std::path::{Path, PathBuf};
 
 use collect::Collected;
+use listen::Listening;
 use plots::Figure;
 use runner_plan::Plan;
 use runner_store::{RunStore, StoreProblem};
@@ -106,6 +109,8 @@ pub struct Report {
     pub figures: Vec<Figure>,
     /// The cells the tables and figures group runs by.
     pub cells: Vec<Cell>,
+    /// The test pieces the report links (not copied yet).
+    pub listenings: Vec<Listening>,
 }
 
 /// What [`write`] wrote.
@@ -115,6 +120,8 @@ pub struct Written {
     pub path: PathBuf,
     /// The figure files.
     pub figures: Vec<PathBuf>,
+    /// The listening files, without their `.true.mid` / `.greedy.mid`.
+    pub listen: Vec<PathBuf>,
     /// The main comparison table (for the terminal).
     pub main_table: Table,
     /// Runs whose files do not hold together, left out of the report: id,
@@ -129,6 +136,7 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
     let cells = table::cells(frame, keys);
     let main_table = table::main_table(frame, keys);
     let figures = plots::figures(collected, &cells);
+    let listenings = listen::choose(collected, &cells);
     let mut md = format!("# Report: {}\n\n", plan.experiment);
     if let Some(description) = &plan.description {
         md.push_str(&format!("{description}\n\n"));
@@ -140,7 +148,8 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
     md.push_str("\n## Results\n\n");
     md.push_str(&main_table.markdown());
     md.push_str(
-        "\nFinal-epoch values on the validation split (test dist: the test split, teacher-forced), as the mean \
+        "\nFinal-epoch values on the validation split (test dist and test greedy dist: the test split, teacher-forced \
+         and greedy-decoded), as the mean \
          ± the half-width of its 95% confidence interval (Student's t over the cell's replicates: seeds, and folds \
          under k-fold) when a cell has several runs; a single run has no interval. val dist and greedy dist are the mean |predicted − true| \
          velocity (teacher-forced and greedy-decoded); lower is better for loss and distances, higher for \
@@ -177,6 +186,10 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
         }
     }
     md.push_str(if figures.is_empty() { "\n" } else { "" });
+    if !listenings.is_empty() {
+        md.push_str(&listen::render(&listenings, collected));
+        md.push('\n');
+    }
     md.push_str("## Hardware and time\n\n");
     md.push_str(&table::hardware_table(frame, keys).markdown());
     let total: f64 = collect::numbers(frame, "seconds").iter().flatten().sum();
@@ -202,6 +215,7 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
         main_table,
         figures,
         cells,
+        listenings,
     }
 }
 
@@ -233,10 +247,20 @@ pub fn write(plan: &Plan, store: &RunStore, output: Option<&Path>) -> Result<Wri
     let written = std::fs::create_dir_all(&folder)
         .map_err(io)
         .and_then(|()| Ok(plots::draw(&report.figures, &collected, &report.cells, &folder)?))
+        .and_then(|()| {
+            listen::copy(&report.listenings, &collected, &folder)
+                .map_err(|(path, source)| ReportError::Io { path, source })
+        })
         .and_then(|()| runner_store::atomic::write(&path, report.markdown.as_bytes()).map_err(io));
     written.map_err(|e| e.or_unwritable(store))?;
+    let base = &folder;
     Ok(Written {
         figures: report.figures.iter().map(|f| folder.join(&f.file)).collect(),
+        listen: report
+            .listenings
+            .iter()
+            .flat_map(|l| l.pieces.iter().map(move |p| base.join(&l.folder).join(&p.files)))
+            .collect(),
         path,
         main_table: report.main_table,
         damaged,

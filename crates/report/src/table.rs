@@ -151,7 +151,8 @@ pub fn better(metric: Metric) -> Better {
         | Metric::ValCeWithCls
         | Metric::ValDist
         | Metric::GreedyDist
-        | Metric::TestDist => Better::Lower,
+        | Metric::TestDist
+        | Metric::TestGreedyDist => Better::Lower,
     }
 }
 
@@ -159,7 +160,12 @@ pub fn better(metric: Metric) -> Better {
 pub fn decimals(metric: Metric) -> usize {
     match metric {
         Metric::ValLoss | Metric::ValLsKl | Metric::ValCeWithCls | Metric::Accuracy => 3,
-        Metric::ValDist | Metric::GreedyDist | Metric::Flatness | Metric::GreedyFlatness | Metric::TestDist => 2,
+        Metric::ValDist
+        | Metric::GreedyDist
+        | Metric::Flatness
+        | Metric::GreedyFlatness
+        | Metric::TestDist
+        | Metric::TestGreedyDist => 2,
     }
 }
 
@@ -175,6 +181,7 @@ pub fn title(metric: Metric) -> &'static str {
         Metric::GreedyFlatness => "greedy flatness",
         Metric::Accuracy => "accuracy",
         Metric::TestDist => "test dist",
+        Metric::TestGreedyDist => "test greedy dist",
     }
 }
 

@@ -162,11 +162,13 @@ pub enum Metric {
     Accuracy,
     /// Teacher-forced distance on the test split.
     TestDist,
+    /// Greedy-decoded distance on the test split (every window of it).
+    TestGreedyDist,
 }
 
 impl Metric {
     /// Every metric with its name in files.
-    pub const ALL: [(&'static str, Metric); 9] = [
+    pub const ALL: [(&'static str, Metric); 10] = [
         ("val-loss", Metric::ValLoss),
         ("val-ls-kl", Metric::ValLsKl),
         ("val-ce-cls", Metric::ValCeWithCls),
@@ -176,6 +178,7 @@ impl Metric {
         ("greedy-flatness", Metric::GreedyFlatness),
         ("accuracy", Metric::Accuracy),
         ("test-dist", Metric::TestDist),
+        ("test-greedy-dist", Metric::TestGreedyDist),
     ];
 
     /// The metric's name in files.

@@ -92,17 +92,11 @@ impl RunFolder {
         read_json(&self.path(RunFile::TestPredictions))
     }
 
-    /// The MIDI files in `listen/`, sorted by name (none when it is missing).
-    pub fn listen_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.path(RunFile::Listen))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|e| e == "mid"))
-            .collect();
-        files.sort();
-        files
+    /// A test piece's listening files, `listen/NAME.true.mid` (its true
+    /// velocities) and `listen/NAME.greedy.mid` (the greedy-predicted ones).
+    pub fn listen_files(&self, name: &str) -> [PathBuf; 2] {
+        let dir = self.path(RunFile::Listen);
+        ["true", "greedy"].map(|kind| dir.join(format!("{name}.{kind}.mid")))
     }
 
     /// `predictions.json`.
@@ -265,12 +259,15 @@ impl ClaimedRun {
         self.write_bytes(RunFile::TestPredictions, text.as_bytes())
     }
 
-    /// Writes `listen/<name>` (a MIDI file), creating the folder.
-    pub fn write_listen(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Writes a test piece's listening files (see [`RunFolder::listen_files`]):
+    /// the MIDI bytes with true and with greedy-predicted velocities.
+    pub fn write_listen(&self, name: &str, truth: &[u8], greedy: &[u8]) -> Result<(), StoreError> {
         let dir = self.path(RunFile::Listen);
         std::fs::create_dir_all(&dir).map_err(StoreError::at(&dir))?;
-        let path = dir.join(name);
-        atomic::write(&path, bytes).map_err(StoreError::at(&path))
+        for (path, bytes) in self.listen_files(name).iter().zip([truth, greedy]) {
+            atomic::write(path, bytes).map_err(StoreError::at(path))?;
+        }
+        Ok(())
     }
 
     /// Writes `data.json`.

@@ -93,6 +93,10 @@ pub struct PiecePrediction {
     pub truth: Vec<u8>,
     /// Each note's greedy-predicted velocity.
     pub greedy: Vec<u8>,
+    /// The name of its files in `listen/` (`NAME.true.mid`,
+    /// `NAME.greedy.mid`), when it has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
 }
 
 /// Saved predictions for one validation window.

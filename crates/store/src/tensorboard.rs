@@ -247,6 +247,10 @@ pub struct Curves {
     file: BufWriter<File>,
 }
 
+/// The HParams plugin's session statuses (`tensorboard.plugins.hparams.api_pb2.Status`).
+const STATUS_SUCCESS: u64 = 1;
+const STATUS_FAILURE: u64 = 2;
+
 impl Curves {
     /// Starts a new event file in `folder` (created when missing) with the
     /// file version and the run's `hparams` (grouped by `group`, the run's
@@ -325,8 +329,19 @@ impl Curves {
     /// The run finished: the HParams plugin's end of session (success),
     /// then everything is handed to the file.
     pub fn finished(&mut self) -> Result<(), StoreError> {
-        // SessionEndInfo { status: STATUS_SUCCESS, end_time_secs }
-        let end = Message::new().int(1, 1).double(2, now());
+        self.ended(STATUS_SUCCESS)
+    }
+
+    /// The run failed (it diverged, a step could not run): the end of its
+    /// session with the status failure, so HParams tells it from a success.
+    pub fn failed(&mut self) -> Result<(), StoreError> {
+        self.ended(STATUS_FAILURE)
+    }
+
+    /// The HParams plugin's end of session with `status`.
+    fn ended(&mut self, status: u64) -> Result<(), StoreError> {
+        // SessionEndInfo { status, end_time_secs }
+        let end = Message::new().int(1, status).double(2, now());
         let data = Message::new().message(4, end);
         self.write(
             &Message::new().message(5, plugin_summary("_hparams_/session_end_info", data)),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tch::Device;
 
 use runner_data::dataset::{self, DataError, Origin};
-use runner_job::{Event, Job, Outcome, Progress, RunResult};
+use runner_job::{Evaluated, Event, Job, Outcome, Progress, RunResult};
 use runner_plan::config::DevicePreference;
 use runner_store::records::EpochRecord;
 use runner_store::{ClaimedRun, Recorded, RunStore, StoreError};
@@ -170,8 +170,8 @@ impl Progress for EventProgress<'_> {
         }
     }
 
-    fn evaluating(&self, epoch: u64) {
-        self.events.send(&Event::Evaluating { epoch });
+    fn evaluating(&self, epoch: u64, on: Evaluated) {
+        self.events.send(&Event::Evaluating { epoch, on });
     }
 
     fn epoch(&self, record: &EpochRecord) {
@@ -272,6 +272,10 @@ fn one(
             let dist = summary.epochs.last().map(|r| r.val.dist);
             // The run is done; its test pieces for listening come after, and a
             // failure there is logged, not a failed run.
+            if run.config.evaluate.test && run.config.evaluate.greedy {
+                let epoch = summary.epochs.last().map_or(0, |r| r.epoch);
+                progress.evaluating(epoch, Evaluated::TestPieces);
+            }
             match crate::predict::listen::write(&claimed, &run.config, &data.summary, &job.folders, device) {
                 Ok(0) => {}
                 Ok(pieces) => {

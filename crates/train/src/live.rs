@@ -102,6 +102,12 @@ impl<'a> Live<'a> {
         self.write()
     }
 
+    /// The run failed: the end of its TensorBoard session, as a failure
+    /// (a write that fails is left unsaid: the run's own error is the news).
+    pub fn failed(&mut self) {
+        let _ = self.curves.failed();
+    }
+
     /// Rewrites `progress.json` and hands the events to the file (in this
     /// order: on a full disk the new file fails first, naming the run's
     /// folder, where an event file may still grow into its last block).

@@ -35,7 +35,7 @@ use crate::live::Live;
 use crate::model;
 use runner_data::TokenWindows;
 use runner_data::dataset::Dataset;
-use runner_job::Progress;
+use runner_job::{Evaluated, Progress};
 use runner_plan::config::{CudaGraph, Precision, RunConfig};
 use runner_store::checkpoint::{CheckpointError, CheckpointFiles, TrainedWith, store_error_in_text};
 use runner_store::metrics;
@@ -311,6 +311,7 @@ pub fn train(
             let lr = schedule::lr(&config.schedule, config.model.d_model, clock, total_steps);
             stepper.step(&mut optimizer, &train_split, &index, batch, lr);
             if let Some(error) = graph_failed(&stepper) {
+                live.failed();
                 return Err(error);
             }
             position.lr_log.push(lr);
@@ -318,6 +319,7 @@ pub fn train(
             if let Some(value) = loss
                 && !value.is_finite()
             {
+                live.failed();
                 return Err(TrainError::Diverged {
                     step: position.step,
                     value,
@@ -337,6 +339,7 @@ pub fn train(
         let (epoch_sum, epoch_count) = stepper.sums.epoch();
         let train_loss = epoch_sum / epoch_count.max(1) as f64;
         if !train_loss.is_finite() {
+            live.failed();
             return Err(TrainError::Diverged {
                 step: position.step,
                 value: train_loss,
@@ -347,7 +350,7 @@ pub fn train(
         position.partial_loss = 0.0;
         position.partial_count = 0;
         if epoch % config.train.eval_every == 0 || epoch == config.train.epochs || position.step >= total_steps {
-            progress.evaluating(epoch);
+            progress.evaluating(epoch, Evaluated::Validation);
             live.evaluating(epoch)?;
             let evaluation = evaluate(&predictor, &criterion, config.loss, &val_split, config.evaluate.greedy);
             let record = EpochRecord {
@@ -377,6 +380,10 @@ pub fn train(
     let validation_truth = truth(&data.validation, first_velocity);
     let train_mean = metrics::mean(&truth(&data.train, first_velocity));
     let velocity_edges = data.quantizer.velocity.as_slice();
+    if config.evaluate.test {
+        progress.evaluating(position.epoch, Evaluated::Test);
+        live.evaluating(position.epoch)?;
+    }
     let test = config.evaluate.test.then(|| {
         let test_split = DeviceWindows::new(&data.test, device);
         let Evaluation {

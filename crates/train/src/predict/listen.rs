@@ -7,7 +7,8 @@
 //! In: the claimed run (its checkpoint just written), its configuration,
 //! its dataset summary (which pieces are in the test split), where its data
 //! is and the device. Out: those files; the number of pieces predicted.
-//! Runs with `evaluate.test` and `evaluate.greedy` only.
+//! Each record names its listening files. Runs with `evaluate.test` and
+//! `evaluate.greedy` only.
 
 use tch::Device;
 
@@ -45,32 +46,34 @@ pub fn write(
         .collect();
     let pieces: Vec<_> = performances.iter().map(|p| &p.piece).collect();
     let predicted = trained.predict(&pieces).map_err(|e| e.to_string())?;
+    let mut names: Vec<String> = Vec::new();
+    for performance in performances.iter().take(config.evaluate.listen) {
+        let mut name = performance.stem();
+        if names.contains(&name) {
+            name = format!("{name}-{}", names.len() + 1);
+        }
+        names.push(name);
+    }
     let records: Vec<PiecePrediction> = performances
         .iter()
         .zip(&predicted)
-        .map(|(p, predicted)| PiecePrediction {
+        .enumerate()
+        .map(|(i, (p, predicted))| PiecePrediction {
             piece: p.piece.name.clone(),
             pitch: p.piece.notes.iter().map(|n| n.pitch).collect(),
             start: p.piece.notes.iter().map(|n| n.start).collect(),
             end: p.piece.notes.iter().map(|n| n.end).collect(),
             truth: p.piece.notes.iter().map(|n| n.velocity).collect(),
             greedy: predicted.velocities.clone(),
+            listen: names.get(i).cloned(),
         })
         .collect();
     run.write_test_predictions(&records).map_err(|e| e.to_string())?;
-    let mut used: Vec<String> = Vec::new();
-    for (performance, predicted) in performances.iter().zip(&predicted).take(config.evaluate.listen) {
-        let mut name = performance.stem();
-        if used.contains(&name) {
-            name = format!("{name}-{}", used.len() + 1);
-        }
+    for ((performance, predicted), name) in performances.iter().zip(&predicted).zip(&names) {
         let truth: Vec<u8> = performance.piece.notes.iter().map(|n| n.velocity).collect();
-        for (kind, velocities) in [("true", &truth), ("greedy", &predicted.velocities)] {
-            let bytes = performance.with_velocities(velocities).map_err(|e| e.to_string())?;
-            run.write_listen(&format!("{name}.{kind}.mid"), &bytes)
-                .map_err(|e| e.to_string())?;
-        }
-        used.push(name);
+        let bytes = |velocities: &[u8]| performance.with_velocities(velocities).map_err(|e| e.to_string());
+        run.write_listen(name, &bytes(&truth)?, &bytes(&predicted.velocities)?)
+            .map_err(|e| e.to_string())?;
     }
     Ok(records.len())
 }
