@@ -206,6 +206,24 @@ pub enum Kind {
     EdgesIncreasing { name: String },
     /// Velocity edges that do not close at 128.
     VelocityEdges,
+    /// A sampled axis without `samples=`.
+    NeedsSamples { sampler: String },
+    /// A sampler with the wrong number of values.
+    SamplerArguments {
+        sampler: String,
+        expected: String,
+        found: usize,
+    },
+    /// A range sampler whose low end is not below its high end.
+    SampleRange { low: String, high: String },
+    /// A log-uniform range that reaches 0 or below.
+    LogOfNonPositive { low: String },
+    /// `weights=` that are not one positive number per value.
+    BadWeights { reason: String },
+    /// A sampled axis that cannot give as many distinct values as asked.
+    TooFewDistinct { axis: String, samples: u32, drawn: usize },
+    /// Two rows of a `zip` of sampled axes that are the same.
+    ZipRowTwice { row: usize, first: usize },
 }
 
 impl Kind {
@@ -261,7 +279,14 @@ impl Kind {
             | Kind::OriginalBins { .. }
             | Kind::EdgesStart { .. }
             | Kind::EdgesIncreasing { .. }
-            | Kind::VelocityEdges => "out-of-range",
+            | Kind::VelocityEdges
+            | Kind::NeedsSamples { .. }
+            | Kind::SamplerArguments { .. }
+            | Kind::SampleRange { .. }
+            | Kind::LogOfNonPositive { .. }
+            | Kind::BadWeights { .. }
+            | Kind::TooFewDistinct { .. } => "out-of-range",
+            Kind::ZipRowTwice { .. } => "duplicate",
             Kind::UnknownWord { .. } | Kind::NoSuchAxisValue { .. } | Kind::UnknownDevice { .. } => "unknown-value",
             Kind::Misplaced { .. } => "misplaced",
             Kind::UnknownField { .. } => "unknown-field",
@@ -376,6 +401,13 @@ impl Kind {
             Kind::EdgesStart { .. } => "must start at 0".to_owned(),
             Kind::EdgesIncreasing { .. } => "not increasing".to_owned(),
             Kind::VelocityEdges => "bad velocity edges".to_owned(),
+            Kind::NeedsSamples { .. } => "needs samples=N".to_owned(),
+            Kind::SamplerArguments { found, .. } => count(*found, "value"),
+            Kind::SampleRange { .. } => "not above the low end".to_owned(),
+            Kind::LogOfNonPositive { .. } => "not above 0".to_owned(),
+            Kind::BadWeights { .. } => "bad weights".to_owned(),
+            Kind::TooFewDistinct { drawn, .. } => format!("only {drawn} distinct"),
+            Kind::ZipRowTwice { first, .. } => format!("the same as row {first}"),
         }
     }
 }
@@ -506,6 +538,25 @@ impl fmt::Display for Kind {
             Kind::EdgesStart { name } => write!(f, "{name} edges must start at 0"),
             Kind::EdgesIncreasing { name } => write!(f, "{name} edges must be strictly increasing"),
             Kind::VelocityEdges => f.write_str("velocity edges need at least two values and close at or below 128"),
+            Kind::NeedsSamples { sampler } => write!(f, "a `{sampler}` axis needs `samples=N`: how many values to draw"),
+            Kind::SamplerArguments {
+                sampler,
+                expected,
+                found,
+            } => write!(f, "`{sampler}` takes {expected}, not {}", count(*found, "value")),
+            Kind::SampleRange { low, high } => {
+                write!(f, "the range `{low} {high}` is empty: its low end must be below its high end")
+            }
+            Kind::LogOfNonPositive { low } => write!(f, "`log-uniform` needs a range above 0, not one from {low}"),
+            Kind::BadWeights { reason } => write!(f, "`weights` must be {reason}"),
+            Kind::TooFewDistinct { axis, samples, drawn } => write!(
+                f,
+                "axis `{axis}` asks for {samples} distinct values; its range gives only {drawn}"
+            ),
+            Kind::ZipRowTwice { row, first } => write!(
+                f,
+                "row {row} of this `zip` draws the same values as row {first}, which would plan one run twice"
+            ),
         }
     }
 }

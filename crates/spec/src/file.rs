@@ -87,8 +87,93 @@ pub struct AxisValue {
 pub struct Axis {
     /// The field path, `variant`, or a bundle's name.
     pub name: Spanned<String>,
-    /// The values, in order.
+    /// The values, in order (for a sampled axis: empty until they are
+    /// drawn, once the experiment's seed is known).
     pub values: Vec<AxisValue>,
+    /// How its values are drawn, for a sampled axis.
+    pub sampling: Option<Sampling>,
+}
+
+impl Axis {
+    /// How many values the axis has, or will have once drawn.
+    pub fn len(&self) -> usize {
+        match &self.sampling {
+            Some(sampling) if self.values.is_empty() => sampling.samples as usize,
+            _ => self.values.len(),
+        }
+    }
+
+    /// Whether the axis has (or will have) no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A sampled axis: `axis schedule.lr log-uniform 1e-5 1e-3 samples=8`.
+#[derive(Debug, Clone)]
+pub struct Sampling {
+    /// What the values are drawn from.
+    pub distribution: Distribution,
+    /// How many values.
+    pub samples: u32,
+    /// Significant digits each drawn number is rounded to (continuous
+    /// distributions), so labels read well and ids do not hang on the last
+    /// bit of a float.
+    pub digits: u32,
+    /// The overrides a value makes: plain fields (several for an alias) or
+    /// one field of a choice.
+    pub target: SampleTarget,
+    /// The field's type, which every drawn value is checked against.
+    pub field: &'static crate::schema::Field,
+    /// The `axis` node.
+    pub span: Span,
+}
+
+/// Where a sampled value goes.
+#[derive(Debug, Clone)]
+pub enum SampleTarget {
+    /// Plain fields (an alias sets several).
+    Fields(Vec<&'static str>),
+    /// One field of a choice, whatever its kind.
+    ChoiceField {
+        /// The choice's path.
+        choice: &'static str,
+        /// The field's name within the kind.
+        field: &'static str,
+    },
+}
+
+/// What a sampled axis draws from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Distribution {
+    /// Uniform over `[low, high]`.
+    Uniform {
+        /// The low end.
+        low: f64,
+        /// The high end.
+        high: f64,
+    },
+    /// Uniform in the logarithm over `[low, high]`, `0 < low`.
+    LogUniform {
+        /// The low end.
+        low: f64,
+        /// The high end.
+        high: f64,
+    },
+    /// A whole number in `low..=high`, each equally likely.
+    IntUniform {
+        /// The low end.
+        low: i64,
+        /// The high end.
+        high: i64,
+    },
+    /// One of the listed values, each with its weight.
+    Choice {
+        /// The values (checked against the field) with their labels as written.
+        values: Vec<(Value, String)>,
+        /// Their weights, positive (all 1 unless `weights=` is given).
+        weights: Vec<f64>,
+    },
 }
 
 /// An independent dimension of the matrix.

@@ -6,7 +6,8 @@
 //! settings come first and this file's override them.
 //!
 //! The stages: [`parse`] checks one file against the [`schema`]; [`load`]
-//! follows `extends` and merges; [`load_all`] does the same but keeps what
+//! follows `extends`, merges, and draws the values of sampled axes from the
+//! experiment's seed; [`load_all`] does the same but keeps what
 //! could be read beside the problems, so the planner can check it too. Expansion into runs is the planner's job
 //! (the `runner-plan` crate). The language is documented in `docs/dsl.md`.
 
@@ -16,6 +17,7 @@ pub mod error;
 mod extends;
 pub mod file;
 pub mod parse;
+mod sample;
 pub mod schema;
 pub mod source;
 pub mod value;
@@ -61,7 +63,10 @@ impl Loaded {
 pub fn load_all(path: &Path) -> Loaded {
     let mut sources = Sources::default();
     let mut problems = Vec::new();
-    let experiment = extends::load_chain(path, None, &mut Vec::new(), &mut sources, &mut problems);
+    let mut experiment = extends::load_chain(path, None, &mut Vec::new(), &mut sources, &mut problems);
+    if let Some(experiment) = &mut experiment {
+        sample::draw_axes(experiment, &mut problems);
+    }
     Loaded {
         experiment,
         sources,

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use kdl::{KdlEntry, KdlNode};
 
 use super::nodes::{Parser, Seen, children, written};
+use super::sampled;
 use crate::error::{Kind, Problem, count, did_you_mean};
-use crate::file::{Axis, AxisValue, Factor, Matrix, Override, Rule};
+use crate::file::{Axis, AxisValue, Factor, Matrix, Override, Rule, SampleTarget, Sampling};
 use crate::schema::{self, Choice, Field, Type};
 use crate::source::{Span, Spanned};
 use crate::value::Value;
@@ -59,15 +60,10 @@ impl Parser {
             })
             .collect();
         if let Some(first) = axes.first() {
-            for axis in axes[1..].iter().filter(|a| a.values.len() != first.values.len()) {
+            for axis in axes[1..].iter().filter(|a| a.len() != first.len()) {
                 self.report(
-                    Problem::at(
-                        Kind::ZipLength {
-                            values: axis.values.len(),
-                        },
-                        axis.name.span,
-                    )
-                    .also(first.name.span, count(first.values.len(), "value")),
+                    Problem::at(Kind::ZipLength { values: axis.len() }, axis.name.span)
+                        .also(first.name.span, count(first.len(), "value")),
                 );
             }
         }
@@ -81,12 +77,20 @@ impl Parser {
     /// `axis variant a b`, `axis NAME { label { overrides } }`.
     pub(super) fn axis(&mut self, node: &KdlNode) -> Option<Axis> {
         let name = self.first_string(node, "axis", "the field to vary, e.g. `axis model.d-model 128 256`")?;
-        self.no_properties(node);
         let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).skip(1).collect();
         let path = name.value.as_str();
         let field = schema::alias_at(path)
             .and_then(|t| schema::field_at(t[0]))
             .or_else(|| schema::field_at(path));
+        if let Some(sampling) = self.sampled_axis(node, &name, field, &args) {
+            self.no_children(node);
+            return sampling.map(|sampling| Axis {
+                name,
+                values: Vec::new(),
+                sampling: Some(sampling),
+            });
+        }
+        self.no_properties(node);
         let values = if path == "variant" {
             self.no_children(node);
             self.variant_values(&args)
@@ -105,7 +109,41 @@ impl Parser {
         if values.is_empty() && self.problems.is_empty() {
             self.report(Problem::at(Kind::EmptyAxis { axis: path.to_owned() }, name.span));
         }
-        Some(Axis { name, values })
+        Some(Axis {
+            name,
+            values,
+            sampling: None,
+        })
+    }
+
+    /// A sampled axis over a plain field or a choice's field
+    /// (`axis schedule.lr log-uniform 1e-5 1e-3 samples=8`): `None` when the
+    /// axis is not a sampled one, `Some(None)` when it is but has problems.
+    fn sampled_axis(
+        &mut self,
+        node: &KdlNode,
+        name: &Spanned<String>,
+        field: Option<&'static Field>,
+        args: &[&KdlEntry],
+    ) -> Option<Option<Sampling>> {
+        let path = name.value.as_str();
+        let (field, target) = match field {
+            Some(field) if !matches!(field.ty, Type::FloatList | Type::StrList) => {
+                let targets = schema::alias_at(path).map_or_else(|| vec![field.path], <[_]>::to_vec);
+                (field, SampleTarget::Fields(targets))
+            }
+            Some(_) => return None,
+            None => {
+                let (choice, field) = schema::choice_field_at(path)?;
+                let target = SampleTarget::ChoiceField {
+                    choice: choice.path,
+                    field: field.path,
+                };
+                (field, target)
+            }
+        };
+        sampled::is_sampled(node, field, args.first().copied())
+            .then(|| self.sampling(node, name.span, field, target, args))
     }
 
     /// `axis variant a b`: the planner takes each variant's overrides.
@@ -168,7 +206,12 @@ impl Parser {
 
     /// `0.1` and `1e-1` are different labels but the same value (the same
     /// label twice is reported by [`Parser::distinct_labels`]).
-    fn same_value_twice(&mut self, path: &str, this: (&Value, &str, Span), seen: &mut Vec<(Value, String, Span)>) {
+    pub(super) fn same_value_twice(
+        &mut self,
+        path: &str,
+        this: (&Value, &str, Span),
+        seen: &mut Vec<(Value, String, Span)>,
+    ) {
         let (value, label, span) = this;
         if let Some((_, first_label, first)) = seen.iter().find(|(v, l, _)| v == value && l != label) {
             self.report(

@@ -3,13 +3,15 @@
 //!
 //! The modules, each used only by those after it: `nodes` (the parser's
 //! state and shared checks), `values` (a value against its field's type),
-//! `settings` (fields, sections, choices), `matrix`, `expect`; this module
+//! `settings` (fields, sections, choices), `sampled` (sampled axes),
+//! `matrix`, `expect`; this module
 //! reads the document and the experiment node. `depth` guards the KDL parser.
 
 mod depth;
 mod expect;
 mod matrix;
 mod nodes;
+mod sampled;
 mod settings;
 mod values;
 
@@ -23,6 +25,7 @@ use crate::source::{FileId, Span, Spanned};
 use nodes::{Parser, Seen, children};
 
 pub use depth::MAX_DEPTH;
+pub use sampled::{DEFAULT_DIGITS, MAX_SAMPLES};
 
 /// Parses one experiment file: what could be read of it (`None` when the
 /// text is not KDL or declares no experiment) and every problem found.
