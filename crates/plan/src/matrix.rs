@@ -8,6 +8,9 @@
 use runner_spec::file::{Axis, AxisValue, Factor, Rule};
 use runner_spec::{Experiment, Kind, Override, Problem};
 
+/// The most cells a matrix's product may have (before seeds).
+pub const MAX_CELLS: usize = 100_000;
+
 /// One combination of axis values.
 #[derive(Debug, Clone)]
 pub struct Cell {
@@ -48,6 +51,24 @@ pub fn cells(experiment: &Experiment) -> Result<Vec<Cell>, Vec<Problem>> {
     let mut problems = check_axes(experiment, &axes);
     for rule in matrix.exclude.iter().chain(&matrix.include) {
         check_rule(rule, &axes, &mut problems);
+    }
+    let size = matrix
+        .factors
+        .iter()
+        .map(|f| f.axes().iter().map(|a| a.values.len()).min().unwrap_or(0) as u128)
+        .try_fold(1u128, u128::checked_mul);
+    if size.is_none_or(|n| n > MAX_CELLS as u128) {
+        let cells = size.map_or_else(|| "more than 2^128".to_owned(), |n| n.to_string());
+        problems.push(
+            Problem::at(
+                Kind::TooManyCells {
+                    cells,
+                    limit: MAX_CELLS,
+                },
+                matrix.span,
+            )
+            .help("draw fewer samples, or `zip` sampled axes (one draw per row) instead of crossing them"),
+        );
     }
     if !problems.is_empty() {
         return Err(problems);

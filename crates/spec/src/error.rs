@@ -224,6 +224,8 @@ pub enum Kind {
     TooFewDistinct { axis: String, samples: u32, drawn: usize },
     /// Two rows of a `zip` of sampled axes that are the same.
     ZipRowTwice { row: usize, first: usize },
+    /// A matrix whose product has more cells than can be planned.
+    TooManyCells { cells: String, limit: usize },
 }
 
 impl Kind {
@@ -287,6 +289,7 @@ impl Kind {
             | Kind::BadWeights { .. }
             | Kind::TooFewDistinct { .. } => "out-of-range",
             Kind::ZipRowTwice { .. } => "duplicate",
+            Kind::TooManyCells { .. } => "too-many-runs",
             Kind::UnknownWord { .. } | Kind::NoSuchAxisValue { .. } | Kind::UnknownDevice { .. } => "unknown-value",
             Kind::Misplaced { .. } => "misplaced",
             Kind::UnknownField { .. } => "unknown-field",
@@ -408,6 +411,7 @@ impl Kind {
             Kind::BadWeights { .. } => "bad weights".to_owned(),
             Kind::TooFewDistinct { drawn, .. } => format!("only {drawn} distinct"),
             Kind::ZipRowTwice { first, .. } => format!("the same as row {first}"),
+            Kind::TooManyCells { cells, .. } => format!("{cells} cells"),
         }
     }
 }
@@ -553,6 +557,9 @@ impl fmt::Display for Kind {
                 f,
                 "axis `{axis}` asks for {samples} distinct values; its range gives only {drawn}"
             ),
+            Kind::TooManyCells { cells, limit } => {
+                write!(f, "this matrix crosses into {cells} cells; at most {limit} can be planned")
+            }
             Kind::ZipRowTwice { row, first } => write!(
                 f,
                 "row {row} of this `zip` draws the same values as row {first}, which would plan one run twice"
