@@ -8,6 +8,8 @@
 
 use std::path::Path;
 
+use runner_store::folder::listen_file_names;
+
 use crate::collect::{Collected, short_id};
 use crate::plots::{notes, slug};
 use crate::stats;
@@ -83,15 +85,16 @@ pub fn render(listenings: &[Listening], collected: &Collected) -> String {
     for listening in listenings {
         let run = short_id(&collected.runs[listening.run].id);
         for piece in &listening.pieces {
-            let link = |kind: &str| format!("[{kind}]({}/{}.{kind}.mid)", listening.folder, piece.files);
+            let [truth, greedy] = listen_file_names(&piece.files);
+            let link = |kind: &str, file: &str| format!("[{kind}]({}/{file})", listening.folder);
             md.push_str(&format!(
                 "| {} | {run} | {} | {} | {} | {} | {} |\n",
                 listening.cell,
                 piece.name.replace('|', "\\|"),
                 piece.notes,
                 stats::fixed(piece.dist, 2),
-                link("true"),
-                link("greedy"),
+                link("true", &truth),
+                link("greedy", &greedy),
             ));
         }
     }

@@ -92,11 +92,11 @@ impl RunFolder {
         read_json(&self.path(RunFile::TestPredictions))
     }
 
-    /// A test piece's listening files, `listen/NAME.true.mid` (its true
+    /// A test piece's listening files (names from [`listen_file_names`]), `listen/NAME.true.mid` (its true
     /// velocities) and `listen/NAME.greedy.mid` (the greedy-predicted ones).
     pub fn listen_files(&self, name: &str) -> [PathBuf; 2] {
         let dir = self.path(RunFile::Listen);
-        ["true", "greedy"].map(|kind| dir.join(format!("{name}.{kind}.mid")))
+        listen_file_names(name).map(|file| dir.join(file))
     }
 
     /// `predictions.json`.
@@ -352,6 +352,12 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
         .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
     serde_json::from_str(&text).map_err(|e| format!("{name} is corrupt: {e}"))
+}
+
+/// The names of a test piece's listening files: `NAME.true.mid` (its true
+/// velocities) and `NAME.greedy.mid` (the greedy-predicted ones).
+pub fn listen_file_names(name: &str) -> [String; 2] {
+    ["true", "greedy"].map(|kind| format!("{name}.{kind}.mid"))
 }
 
 #[cfg(test)]
