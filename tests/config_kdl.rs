@@ -60,6 +60,8 @@ const PARTS: &[&[&str]] = &[
         "",
         "train { max-steps 100; precision bf16; eval-every 2; device \"cuda:1\" }",
         "train { device cpu; epochs 1_000 }",
+        "train { early-stop metric=accuracy patience=2 min-delta=0.005 }",
+        "train { eval-every 2; early-stop metric=val-loss }",
     ],
     &["", "evaluate { greedy #false; test #false; examples 0 }"],
     &["", "seed 12345", "repeats 2"],

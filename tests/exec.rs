@@ -234,11 +234,25 @@ fn a_killed_run_resumes_and_ends_like_an_uninterrupted_one() {
     let straight = work.run(&["exec", file], "straight");
     assert!(straight.status.success(), "{}", text(&straight));
 
-    let mut child = work.command(&["exec", file], "killed").spawn().unwrap();
+    let run_dir = kill_after_first_checkpoint(&work, file, "killed", "kill");
+    let resumed = work.run(&["exec", file], "killed");
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert!(text(&resumed).contains("1 resumed"), "{}", text(&resumed));
+
+    // Bitwise: the same thread count, the same data order, the same dropout.
+    let expected = summary_metrics(&work.run_dirs("straight", "kill")[0]);
+    assert_eq!(summary_metrics(&run_dir), expected);
+}
+
+/// Starts `runner exec file` into `store`, SIGKILLs it once its one run
+/// has a checkpoint, and returns that run's folder, checked unfinished and
+/// shown `partial` by `runner plan`.
+fn kill_after_first_checkpoint(work: &Work, file: &str, store: &str, experiment: &str) -> PathBuf {
+    let mut child = work.command(&["exec", file], store).spawn().unwrap();
     let started = Instant::now();
     let position = loop {
         // The experiment's folder holds `tensorboard/` beside the run's.
-        let found = std::fs::read_dir(work.dir.join("killed/kill"))
+        let found = std::fs::read_dir(work.dir.join(store).join(experiment))
             .ok()
             .and_then(|mut dirs| {
                 dirs.find_map(|d| Some(d.ok()?.path().join("checkpoint/position.json")).filter(|p| p.exists()))
@@ -260,20 +274,99 @@ fn a_killed_run_resumes_and_ends_like_an_uninterrupted_one() {
     // The worker process dies with its parent, moments later.
     let started = Instant::now();
     let plan = loop {
-        let plan = work.run(&["plan", file], "killed");
+        let plan = work.run(&["plan", file], store);
         if !text(&plan).contains("running") || started.elapsed() > Duration::from_secs(10) {
             break plan;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(text(&plan).contains("partial"), "{}", text(&plan));
+    run_dir
+}
+
+/// Epoch records without their wall-clock `seconds`.
+fn without_seconds(epochs: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut epochs = epochs.as_array().unwrap().clone();
+    for epoch in &mut epochs {
+        epoch.as_object_mut().unwrap().remove("seconds");
+    }
+    epochs
+}
+
+fn summary_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn early_stopping_keeps_the_best_weights_and_a_killed_run_resumes_to_the_same_result() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let work = Work::new("early");
+    // No later evaluation can beat the first by 1000: epoch 1 is the best,
+    // and training stops after the two evaluations of patience, at epoch 3 of 8.
+    let rule = "train { early-stop metric=val-dist patience=2 min-delta=1000 }";
+    let file = work.experiment("early", 8, rule);
+    let file = file.to_str().unwrap();
+    let straight = work.run(&["exec", file], "straight");
+    assert!(straight.status.success(), "{}", text(&straight));
+    let dir = &work.run_dirs("straight", "early")[0];
+    let summary = summary_json(dir);
+    let epochs = summary["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 3, "{summary:#}");
+    assert_eq!(summary["best"]["epoch"], 1);
+    assert_eq!(summary["best"]["metric"], "val-dist");
+    assert_eq!(summary["best"]["stopped_early"], true);
+    assert_eq!(summary["best"]["value"], epochs[0]["val"]["dist"]);
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert!(
+        log.contains("early stop after epoch 3: val-dist has not improved on epoch 1's"),
+        "{log}"
+    );
+    let checkpoint = dir.join("checkpoint");
+    let best = std::fs::read(checkpoint.join("best-model.safetensors")).unwrap();
+    assert_ne!(
+        best,
+        std::fs::read(checkpoint.join("model.safetensors")).unwrap(),
+        "best is not the last"
+    );
+
+    // The test split is evaluated with epoch 1's weights: those of a run
+    // that trains one epoch (the same data order, dropout and noam rates).
+    let one = work.experiment("one", 1, "");
+    let one_epoch = work.run(&["exec", one.to_str().unwrap()], "one");
+    assert!(one_epoch.status.success(), "{}", text(&one_epoch));
+    let one_summary = summary_json(&work.run_dirs("one", "one")[0]);
+    assert_eq!(
+        without_seconds(&one_summary["epochs"])[0],
+        without_seconds(&summary["epochs"])[0]
+    );
+    assert_eq!(one_summary["test"], summary["test"]);
+    assert_eq!(
+        std::fs::read(work.run_dirs("one", "one")[0].join("checkpoint/model.safetensors")).unwrap(),
+        best
+    );
+
+    // The report uses the best evaluation and says so.
+    let report = work.run(&["report", file], "straight");
+    assert!(report.status.success(), "{}", text(&report));
+    let markdown = std::fs::read_to_string(work.dir.join("straight/early/report.md")).unwrap();
+    assert!(
+        markdown.contains("the values of 1 run are those of its best evaluation"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("best: epoch 1 (val-dist"), "{markdown}");
+
+    // Killed after its first checkpoint, it resumes to the same result.
+    let run_dir = kill_after_first_checkpoint(&work, file, "killed", "early");
     let resumed = work.run(&["exec", file], "killed");
     assert!(resumed.status.success(), "{}", text(&resumed));
-    assert!(text(&resumed).contains("1 resumed"), "{}", text(&resumed));
-
-    // Bitwise: the same thread count, the same data order, the same dropout.
-    let expected = summary_metrics(&work.run_dirs("straight", "kill")[0]);
-    assert_eq!(summary_metrics(&run_dir), expected);
+    let again = summary_json(&run_dir);
+    assert_eq!(without_seconds(&again["epochs"]), without_seconds(&summary["epochs"]));
+    assert_eq!(again["best"], summary["best"]);
+    assert_eq!(again["test"], summary["test"]);
+    assert_eq!(
+        std::fs::read(run_dir.join("checkpoint/best-model.safetensors")).unwrap(),
+        best
+    );
 }
 
 #[test]

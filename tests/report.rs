@@ -26,6 +26,12 @@ fn load() -> Plan {
 fn fixture_store(name: &str, plan: &Plan) -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{name}"));
     let _ = std::fs::remove_dir_all(&root);
+    copy_fixture_runs(&root, plan);
+    root
+}
+
+/// Copies the fixture run of each of `plan`'s runs into `root/<experiment>/<id>/`.
+fn copy_fixture_runs(root: &Path, plan: &Plan) {
     for run in &plan.runs {
         let values: Vec<&str> = run.labels.iter().map(|(_, v)| v.as_str()).collect();
         let from = Path::new(FIXTURE).join("runs").join(values.join("-"));
@@ -45,10 +51,9 @@ fn fixture_store(name: &str, plan: &Plan) -> PathBuf {
             }
         }
         // What runner writes beside the summary: its configuration and metrics.csv.
-        let claimed = RunStore::new(&root, &plan.experiment).claim(run).unwrap().unwrap();
+        let claimed = RunStore::new(root, &plan.experiment).claim(run).unwrap().unwrap();
         claimed.write_metrics(&claimed.summary().unwrap().epochs).unwrap();
     }
-    root
 }
 
 fn markdown(plan: &Plan, root: &Path) -> String {
@@ -369,4 +374,77 @@ fn the_binary_fails_clearly_without_finished_runs() {
     assert!(stderr.contains("no run of `factorial` has finished"), "{stderr}");
     assert!(stderr.contains("runner exec"), "{stderr}");
     assert!(!root.join("factorial/report.md").exists());
+}
+
+#[test]
+fn several_experiments_make_one_report_with_cells_keyed_by_experiment() {
+    let plan = load();
+    let root = fixture_store("compare", &plan);
+    // A second experiment: factorial's noam half under another name (the
+    // same configurations, so the same fixture runs).
+    let text = std::fs::read_to_string(Path::new(FIXTURE).join("factorial.kdl")).unwrap();
+    let start = text.find("    expect ").unwrap();
+    let noam = text[..start]
+        .replace("experiment factorial", "experiment noam-only")
+        .replace("            constant lr=3e-6\n", "")
+        + "}\n";
+    let noam_file = root.join("noam-only.kdl");
+    std::fs::write(&noam_file, noam).unwrap();
+    let noam_plan = plan::load(&noam_file).unwrap();
+    assert_eq!(noam_plan.runs.len(), 4);
+    copy_fixture_runs(&root, &noam_plan);
+
+    let factorial = Path::new(FIXTURE).join("factorial.kdl");
+    let report = |files: &[&Path]| {
+        Command::new(env!("CARGO_BIN_EXE_runner"))
+            .arg("report")
+            .args(files)
+            .arg("--store")
+            .arg(&root)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let out = report(&[&factorial, &noam_file]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let path = root.join("factorial+noam-only/report.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}\n{stdout}", path.display()));
+    assert!(text.contains("# Report: factorial+noam-only"), "{text}");
+    assert!(text.contains("`experiment` ∈ {factorial, noam-only}"), "{text}");
+    assert!(
+        text.contains("- **runs**: 12 planned, 12 finished, 0 missing"),
+        "{text}"
+    );
+    // The same cells, hand-computed in report_states_the_hand_computed_numbers,
+    // once for each experiment; constant only in factorial.
+    for experiment in ["factorial", "noam-only"] {
+        let row =
+            format!("| {experiment} | noam | label-smoothing | 2 | 2.600 ± 1.271 | 2.000 ± 1.271 | 4.50 ± 6.35 |");
+        assert!(text.contains(&row), "{row}\n{text}");
+    }
+    assert!(
+        text.contains("| factorial | constant | label-smoothing | 2 |"),
+        "{text}"
+    );
+    assert!(!text.contains("| noam-only | constant |"), "{text}");
+    // noam-only lacks constant: neither experiment nor schedule is crossed
+    // with the others, and only loss has an effect.
+    assert!(
+        text.contains("No effect is shown for `experiment`, `schedule`: their levels"),
+        "{text}"
+    );
+    assert!(text.contains("| loss: cross-entropy − label-smoothing |"), "{text}");
+    assert!(!text.contains("| experiment: noam-only − factorial |"), "{text}");
+    // factorial's claims still select its own runs only.
+    assert!(
+        text.contains("`factorial: schedule=constant`'s val dist is 2.24 times `factorial: schedule=noam`'s"),
+        "{text}"
+    );
+
+    // One experiment named twice is refused.
+    let twice = report(&[&factorial, &factorial]);
+    assert_eq!(twice.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&twice.stderr);
+    assert!(stderr.contains("are both experiment `factorial`"), "{stderr}");
 }

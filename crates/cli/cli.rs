@@ -129,12 +129,14 @@ pub enum Command {
         /// The submission's manifest.json.
         manifest: PathBuf,
     },
-    /// Collate an experiment's results into Markdown tables and plots.
+    /// Collate an experiment's results into Markdown tables and plots; several files make one report
+    /// comparing their experiments.
     Report {
-        /// The experiment file (KDL).
-        file: PathBuf,
-        /// Where to write the Markdown report (default: <store>/<experiment>/report.md); figures go in
-        /// `figures/` beside it.
+        /// The experiment files (KDL): one, or several to compare (cells keyed by experiment and labels).
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Where to write the Markdown report (default: <store>/<experiment>/report.md, for several
+        /// <store>/<A>+<B>/report.md); figures go in `figures/` beside it.
         #[arg(short = 'o', long, value_name = "PATH")]
         output: Option<PathBuf>,
         /// The runs store to read (default: runs/ in the current folder).

@@ -167,10 +167,27 @@ fn run(command: Command) -> miette::Result<()> {
             tell(&written);
             Ok(())
         }
-        Command::Report { file, output, store } => {
-            let plan = plan::load(&file)?;
-            let store = RunStore::new(&store, &plan.experiment);
-            let written = runner_report::write(&plan, &store, output.as_deref())?;
+        Command::Report { files, output, store } => {
+            let mut plans: Vec<(PathBuf, Plan)> = Vec::new();
+            for file in files {
+                let planned = plan::load(&file)?;
+                if let Some((other, _)) = plans.iter().find(|(_, p)| p.experiment == planned.experiment) {
+                    miette::bail!(
+                        help = "compare experiments of different names (their runs live in <store>/<name>/)",
+                        "{} and {} are both experiment `{}`",
+                        other.display(),
+                        file.display(),
+                        planned.experiment
+                    );
+                }
+                plans.push((file, planned));
+            }
+            let stores: Vec<RunStore> = plans
+                .iter()
+                .map(|(_, p)| RunStore::new(&store, &p.experiment))
+                .collect();
+            let experiments: Vec<(&Plan, &RunStore)> = plans.iter().map(|(_, p)| p).zip(&stores).collect();
+            let written = runner_report::write_all(&experiments, output.as_deref())?;
             tell(&written);
             Ok(())
         }

@@ -7,6 +7,7 @@
 //! or how a number was spelt, and changes with any value that affects
 //! training. The device a run is placed on is not part of it.
 
+use runner_spec::file::{Better, Metric};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -506,7 +507,7 @@ pub enum Precision {
 }
 
 /// The training loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct TrainConfig {
     /// Passes over the training split.
@@ -530,6 +531,70 @@ pub struct TrainConfig {
     pub precision: Precision,
     /// Evaluate every this many epochs.
     pub eval_every: u64,
+    /// Stop when a validation metric stops improving (none: train every epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
+}
+
+/// `train { early-stop metric=val-dist patience=3 min-delta=0.01 }`:
+/// training stops after `patience` evaluations in a row that do not beat
+/// the best one by more than `min_delta`; the best evaluation's weights are
+/// the run's result.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EarlyStop {
+    /// The validation metric watched (one evaluated after every epoch, with
+    /// a better direction).
+    pub metric: Metric,
+    /// Evaluations in a row without an improvement before training stops.
+    pub patience: u64,
+    /// The least change that counts as an improvement.
+    pub min_delta: f64,
+}
+
+/// Where early stopping stands after some evaluations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    /// The index of the best evaluation so far (`None` before the first).
+    pub best: Option<usize>,
+    /// Evaluations since the best one.
+    pub since_best: u64,
+}
+
+impl EarlyStop {
+    /// Follows the values of the watched metric, one per evaluation in
+    /// order (a missing or non-finite value never improves): an evaluation
+    /// becomes the best when it beats the best so far by more than
+    /// `min_delta` (the first one always does).
+    pub fn watch(&self, values: impl IntoIterator<Item = Option<f64>>) -> Watch {
+        let lower = self.metric.better() != Better::Higher;
+        let mut best: Option<(usize, f64)> = None;
+        let mut since_best = 0;
+        for (i, value) in values.into_iter().enumerate() {
+            let value = value.filter(|v| v.is_finite());
+            let improves = match (value, best) {
+                (Some(_), None) => true,
+                (Some(v), Some((_, b))) if lower => v < b - self.min_delta,
+                (Some(v), Some((_, b))) => v > b + self.min_delta,
+                (None, _) => false,
+            };
+            if let (true, Some(v)) = (improves, value) {
+                best = Some((i, v));
+                since_best = 0;
+            } else {
+                since_best += 1;
+            }
+        }
+        Watch {
+            best: best.map(|(i, _)| i),
+            since_best,
+        }
+    }
+
+    /// Whether training stops after evaluations that stand at `watch`.
+    pub fn stops(&self, watch: Watch) -> bool {
+        watch.best.is_some() && watch.since_best >= self.patience
+    }
 }
 
 /// What is measured.
@@ -703,6 +768,7 @@ mod tests {
             decoder_input: DecoderInput::Cls,
             precision: Precision::Fp32,
             eval_every: 1,
+            early_stop: None,
         }
     }
 
@@ -717,6 +783,63 @@ mod tests {
         }
         assert_eq!(sizes.len() as u64, t.steps_per_epoch(batches));
         sizes
+    }
+
+    fn stop(metric: Metric, patience: u64, min_delta: f64) -> EarlyStop {
+        EarlyStop {
+            metric,
+            patience,
+            min_delta,
+        }
+    }
+
+    #[test]
+    fn early_stop_keeps_the_best_evaluation_and_stops_after_patience_without_improvement() {
+        let rule = stop(Metric::ValDist, 2, 0.1);
+        // 9.0 best; 8.95 is not better by more than 0.1; 8.5 is; then two misses.
+        let values = [9.0, 8.95, 8.5, 8.6, 8.45];
+        let watch = rule.watch(values.iter().map(|&v| Some(v)));
+        assert_eq!(
+            watch,
+            Watch {
+                best: Some(2),
+                since_best: 2
+            }
+        );
+        assert!(rule.stops(watch));
+        let before = rule.watch(values[..4].iter().map(|&v| Some(v)));
+        assert_eq!(
+            before,
+            Watch {
+                best: Some(2),
+                since_best: 1
+            }
+        );
+        assert!(!rule.stops(before));
+        // A missing or NaN value never improves, and nothing stops before a best.
+        let gaps = rule.watch([None, Some(f64::NAN), Some(7.0)]);
+        assert_eq!(
+            gaps,
+            Watch {
+                best: Some(2),
+                since_best: 0
+            }
+        );
+        assert!(!rule.stops(rule.watch([None, None, None])));
+    }
+
+    #[test]
+    fn early_stop_on_accuracy_looks_for_a_higher_value() {
+        let rule = stop(Metric::Accuracy, 1, 0.0);
+        let watch = rule.watch([Some(0.2), Some(0.3), Some(0.3)]);
+        assert_eq!(
+            watch,
+            Watch {
+                best: Some(1),
+                since_best: 1
+            }
+        );
+        assert!(rule.stops(watch));
     }
 
     #[test]

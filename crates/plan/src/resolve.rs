@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use super::config::*;
 use runner_spec::error::count;
+use runner_spec::file::Metric;
 use runner_spec::schema::{self, CHOICES, DefaultValue, FIELDS};
 use runner_spec::value::Value;
 use runner_spec::{Kind, Override, Problem, Span};
@@ -224,6 +225,82 @@ pub fn resolve<'a>(
     }
 }
 
+/// `train { early-stop metric=M patience=P min-delta=D }`, or `None` when
+/// its metric is off; a metric not evaluated after every epoch (or without
+/// a better direction) is a problem at its span.
+fn early_stop(s: &Settings, problems: &mut Vec<Problem>) -> Option<EarlyStop> {
+    const METRIC: &str = "train.early-stop.metric";
+    let word = s.word(METRIC);
+    let Some(metric) = Metric::named(word) else {
+        for field in ["train.early-stop.patience", "train.early-stop.min-delta"] {
+            if let Some(span) = s.written(field) {
+                problems.push(
+                    Problem::at(
+                        Kind::EarlyStopOff {
+                            field: field.to_owned(),
+                        },
+                        span,
+                    )
+                    .help("add metric=val-dist (or another validation metric) to `early-stop`"),
+                );
+            }
+        }
+        return None;
+    };
+    const VALIDATION: &str = "watch a validation metric: val-loss, val-dist, greedy-dist or accuracy";
+    let not_evaluated = |why: &str, help: &str, setting: Option<(&str, &str)>| {
+        let mut problem = Problem::at(
+            Kind::EarlyStopMetric {
+                metric: word.to_owned(),
+                why: why.to_owned(),
+            },
+            s.span(METRIC),
+        )
+        .help(help.to_owned());
+        if let Some((path, what)) = setting {
+            problem = problem.also(s.span(path), what.to_owned());
+        }
+        problem
+    };
+    let problem = match metric {
+        Metric::TestDist | Metric::TestGreedyDist => Some(not_evaluated(
+            "is measured once, on the test split, after training",
+            VALIDATION,
+            None,
+        )),
+        Metric::Flatness | Metric::GreedyFlatness => Some(not_evaluated(
+            "has no better direction (1 is best, and a run can miss it on either side)",
+            VALIDATION,
+            None,
+        )),
+        Metric::GreedyDist if s.bool("evaluate.greedy") == Some(false) => Some(not_evaluated(
+            "is not evaluated with greedy decoding off",
+            "watch val-dist, or turn greedy decoding on",
+            Some(("evaluate.greedy", "evaluate.greedy #false")),
+        )),
+        Metric::ValLsKl if s.word("loss") != "label-smoothing" => Some(not_evaluated(
+            "is evaluated for label-smoothing runs only",
+            "watch val-loss, every run's cross-entropy",
+            Some(("loss", "the loss")),
+        )),
+        Metric::ValCeWithCls if s.word("train.decoder-input") != "shift-right" => Some(not_evaluated(
+            "is evaluated with decoder-input shift-right only",
+            "watch val-loss, every run's cross-entropy",
+            Some(("train.decoder-input", "the decoder input")),
+        )),
+        _ => None,
+    };
+    if let Some(problem) = problem {
+        problems.push(problem);
+        return None;
+    }
+    Some(EarlyStop {
+        metric,
+        patience: s.int("train.early-stop.patience") as u64,
+        min_delta: s.float("train.early-stop.min-delta"),
+    })
+}
+
 fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
     let architecture = match s.word("model.architecture") {
         "t5" => Architecture::T5,
@@ -342,6 +419,7 @@ fn build(s: &Settings, problems: &mut Vec<Problem>) -> RunConfig {
                 Precision::Fp32
             },
             eval_every: s.int("train.eval-every") as u64,
+            early_stop: early_stop(s, problems),
         },
         evaluate: EvaluateConfig {
             teacher_forced: s.bool("evaluate.teacher-forced").unwrap_or(true),

@@ -250,6 +250,14 @@ fn train(s: &mut Section<'_>, t: &TrainConfig, device: DevicePreference) {
         s.line(format_args!("decoder-input {}", word(t.decoder_input)));
         s.line(format_args!("precision {}", word(t.precision)));
         s.line(format_args!("eval-every {}", t.eval_every));
+        if let Some(stop) = t.early_stop {
+            s.line(format_args!(
+                "early-stop metric={} patience={} min-delta={}",
+                stop.metric.name(),
+                stop.patience,
+                float(stop.min_delta)
+            ));
+        }
         s.line(format_args!("device {}", text(&device.to_string())));
     });
 }

@@ -4,7 +4,9 @@
 //! In: the plan (never the experiment file) and the store. Out: a
 //! [`Collected`]: the frame (columns `id`, one per label key in order of
 //! first appearance — `variant`, axis names, `seed` — then the final-epoch
-//! metrics, the two baselines, `epochs`, `steps`, `parameters`, `seconds`,
+//! metrics (the best evaluation's with early stopping), the two baselines,
+//! `epochs`, `result` (with early stopping: which evaluation), `steps`,
+//! `parameters`, `seconds`,
 //! `device`, `precision`), each finished run's curves, learning rates,
 //! example predictions, baselines and note-by-note test predictions (with
 //! its folder, for the listening files), the datasets the runs trained on (`data.json`), the
@@ -20,9 +22,11 @@
 
 use polars::prelude::*;
 
+use crate::stats::fixed;
 use runner_data::summary::DatasetSummary;
 use runner_plan::Plan;
 use runner_plan::config::Scheme;
+use runner_plan::expect::{PlannedClaim, PlannedExpectation, Selection};
 use runner_spec::file::Metric;
 use runner_store::records::{Example, PiecePrediction, Summary};
 use runner_store::{RunFile, RunFolder, RunState, RunStore};
@@ -160,6 +164,8 @@ struct Row {
     metrics: [Option<f64>; 10],
     baselines: [Option<f64>; 2],
     epochs: u64,
+    /// With early stopping: which evaluation the metrics are of.
+    result: Option<String>,
     steps: u64,
     parameters: Option<i64>,
     seconds: f64,
@@ -169,12 +175,24 @@ struct Row {
 
 /// Reads every planned run's folder into a [`Collected`].
 pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
+    collect_in(plan, &vec![store; plan.runs.len()])
+}
+
+/// [`collect`] with each run in its own store: `stores[i]` holds
+/// `plan.runs[i]` (a comparison of experiments, [`compared`]).
+pub fn collect_in(plan: &Plan, stores: &[&RunStore]) -> PolarsResult<Collected> {
     let mut rows = Vec::new();
     let mut runs = Vec::new();
     let mut missing = Vec::new();
     let mut notes = Vec::new();
     let mut datasets: Vec<DataUsed> = Vec::new();
-    for run in &plan.runs {
+    let mut label_keys: Vec<String> = Vec::new();
+    for (run, store) in plan.runs.iter().zip(stores) {
+        for (key, _) in &run.labels {
+            if !label_keys.contains(key) {
+                label_keys.push(key.clone());
+            }
+        }
         let state = store.state(run);
         if state != RunState::Done {
             let reason = match &state {
@@ -281,14 +299,6 @@ pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
             folder,
         });
     }
-    let mut label_keys: Vec<String> = Vec::new();
-    for run in &plan.runs {
-        for (key, _) in &run.labels {
-            if !label_keys.contains(key) {
-                label_keys.push(key.clone());
-            }
-        }
-    }
     Ok(Collected {
         frame: frame(&rows, &label_keys)?,
         label_keys,
@@ -299,13 +309,58 @@ pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
     })
 }
 
+/// Several experiments as one plan, with the store of each of its runs:
+/// every run's labels start with `experiment=NAME` (cells are keyed by
+/// experiment and labels), and every experiment's claims are kept.
+pub fn compared<'a>(experiments: &[(&Plan, &'a RunStore)]) -> (Plan, Vec<&'a RunStore>) {
+    let names: Vec<&str> = experiments.iter().map(|(plan, _)| plan.experiment.as_str()).collect();
+    let mut runs = Vec::new();
+    let mut stores = Vec::new();
+    for &(plan, store) in experiments {
+        for run in &plan.runs {
+            let mut run = run.clone();
+            run.labels.insert(0, ("experiment".to_owned(), plan.experiment.clone()));
+            runs.push(run);
+            stores.push(store);
+        }
+    }
+    let plan = Plan {
+        experiment: names.join("+"),
+        description: Some(format!(
+            "{} experiments compared: {}",
+            names.len(),
+            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        )),
+        runs,
+        merged_duplicates: experiments.iter().map(|(plan, _)| plan.merged_duplicates).sum(),
+        expectations: experiments
+            .iter()
+            .flat_map(|(plan, _)| plan.expectations.iter().map(|e| of_experiment(e, &plan.experiment)))
+            .collect(),
+    };
+    (plan, stores)
+}
+
+/// A claim of `experiment` with its selectors named after it
+/// (`factorial: schedule=noam`): it keeps selecting that experiment's runs.
+fn of_experiment(expectation: &PlannedExpectation, experiment: &str) -> PlannedExpectation {
+    let mut expectation = expectation.clone();
+    let name = |selection: &mut Selection| selection.selector = format!("{experiment}: {}", selection.selector);
+    name(&mut expectation.subject);
+    if let PlannedClaim::BetterThan { other, .. } = &mut expectation.claim {
+        name(other);
+    }
+    expectation
+}
+
 /// The first 8 hex digits of a run id, as tables show it.
 pub fn short_id(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
 fn row(id: &str, labels: &[(String, String)], summary: &Summary) -> Row {
-    let last = summary.epochs.last();
+    // The evaluation that stands for the run: the best with early stopping.
+    let result = summary.result();
     let test = summary.test.as_ref().map(|(tf, _)| tf.dist);
     let test_greedy = summary
         .test
@@ -313,16 +368,9 @@ fn row(id: &str, labels: &[(String, String)], summary: &Summary) -> Row {
         .and_then(|(_, greedy)| greedy.as_ref())
         .map(|g| g.dist);
     let metrics = METRICS.map(|metric| match metric {
-        Metric::ValLoss => last.map(|e| e.val_loss),
-        Metric::ValLsKl => last.and_then(|e| e.val_ls_kl),
-        Metric::ValCeWithCls => last.and_then(|e| e.val_ce_with_cls),
-        Metric::ValDist => last.map(|e| e.val.dist),
-        Metric::GreedyDist => last.and_then(|e| e.greedy.as_ref()).map(|g| g.dist),
-        Metric::Flatness => last.map(|e| e.val.flatness),
-        Metric::GreedyFlatness => last.and_then(|e| e.greedy.as_ref()).map(|g| g.flatness),
-        Metric::Accuracy => last.map(|e| e.val.accuracy),
         Metric::TestDist => test,
         Metric::TestGreedyDist => test_greedy,
+        validation => result.and_then(|e| e.value(validation)),
     });
     // Every metric is finite or absent in the frame.
     let finite = |v: Option<f64>| v.filter(|x| x.is_finite());
@@ -335,6 +383,15 @@ fn row(id: &str, labels: &[(String, String)], summary: &Summary) -> Row {
             finite(Some(summary.baseline_bin_centre.dist)),
         ],
         epochs: summary.epochs.last().map_or(0, |e| e.epoch),
+        result: summary.best.as_ref().map(|best| {
+            let stopped = if best.stopped_early { ", stopped early" } else { "" };
+            format!(
+                "best: epoch {} ({} {}{stopped})",
+                best.epoch,
+                best.metric.name(),
+                fixed(best.value, 3)
+            )
+        }),
         steps: summary.steps,
         parameters: (summary.parameters > 0).then_some(summary.parameters),
         seconds: summary.seconds,
@@ -367,6 +424,10 @@ fn frame(rows: &[Row], label_keys: &[String]) -> PolarsResult<DataFrame> {
     columns.push(Column::new(
         "epochs".into(),
         rows.iter().map(|r| r.epochs).collect::<Vec<u64>>(),
+    ));
+    columns.push(Column::new(
+        "result".into(),
+        rows.iter().map(|r| r.result.clone()).collect::<Vec<Option<String>>>(),
     ));
     columns.push(Column::new(
         "steps".into(),

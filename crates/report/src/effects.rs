@@ -13,7 +13,11 @@
 //! fold on both sides). An interaction of
 //! two two-level factors A and B is, per replicate,
 //! (A's effect where B is at its second level) − (A's effect where B is at
-//! its first level). Groupings are plain Rust over the frame's columns.
+//! its first level). A factor not crossed with the others (its levels do not
+//! hold the same cells of them) has no effect: [`crossed`] sets it aside.
+//! Groupings are plain Rust over the frame's columns.
+
+use std::collections::BTreeSet;
 
 use polars::prelude::DataFrame;
 
@@ -81,6 +85,45 @@ impl Interaction {
     pub fn name(&self) -> String {
         format!("{} × {}", self.a.factor, self.b.factor)
     }
+}
+
+/// `factors` split into those crossed with the others (every level holds
+/// the same combinations of the other factors' levels), whose differences
+/// of means are effects, and the names of those that are not (an
+/// experiment compared with one that lacks some cells): a difference of
+/// their means would mix in the other factors' effects.
+pub fn crossed(factors: Vec<Factor>) -> (Vec<Factor>, Vec<String>) {
+    let others_at = |i: usize, row: usize| -> Vec<Option<usize>> {
+        factors
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(_, f)| f.level_of[row])
+            .collect()
+    };
+    let balanced: Vec<bool> = factors
+        .iter()
+        .enumerate()
+        .map(|(i, factor)| {
+            let mut cells: Vec<BTreeSet<Vec<Option<usize>>>> = vec![BTreeSet::new(); factor.levels.len()];
+            for (row, level) in factor.level_of.iter().enumerate() {
+                if let Some(level) = level {
+                    cells[*level].insert(others_at(i, row));
+                }
+            }
+            cells.windows(2).all(|pair| pair[0] == pair[1])
+        })
+        .collect();
+    let mut kept = Vec::new();
+    let mut confounded = Vec::new();
+    for (factor, balanced) in factors.into_iter().zip(balanced) {
+        if balanced {
+            kept.push(factor);
+        } else {
+            confounded.push(factor.name);
+        }
+    }
+    (kept, confounded)
 }
 
 /// The factors of the frame's matrix.

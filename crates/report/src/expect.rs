@@ -29,9 +29,10 @@ use polars::prelude::DataFrame;
 
 use super::collect;
 use super::stats::{Interval, Spread, fixed, signed, welch};
-use super::table::{self, Better};
+use super::table;
 use runner_plan::expect::{PlannedClaim, PlannedExpectation, Selection};
 use runner_plan::show::count;
+use runner_spec::file::Better;
 use runner_spec::file::Metric;
 
 /// The outcome of one claim.
@@ -189,7 +190,7 @@ fn better_than(metric: Metric, ratio: f64, subject: &Side, other: &Side) -> (Ver
     let name = table::title(metric);
     // The margin is `a − ratio × b` over the values after `f`: positive
     // when the claim holds.
-    let (a, b, f, quantity): (&Side, &Side, fn(f64) -> f64, String) = match table::better(metric) {
+    let (a, b, f, quantity): (&Side, &Side, fn(f64) -> f64, String) = match metric.better() {
         Better::Lower => (other, subject, |v| v, format!("`{}`'s {name}", other.selector)),
         Better::Higher => (subject, other, |v| v, format!("`{}`'s {name}", subject.selector)),
         Better::CloserToOne => (

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use collect::Collected;
 use listen::Listening;
 use plots::Figure;
+use polars::prelude::DataFrame;
 use runner_plan::Plan;
 use runner_store::{RunStore, StoreProblem};
 use table::{Cell, Table};
@@ -50,6 +51,9 @@ pub enum ReportError {
         /// Runs planned.
         planned: usize,
     },
+    /// No experiment was given.
+    #[error("no experiment to report on")]
+    NoExperiment,
     /// The results could not be put into a frame.
     #[error("cannot collate the runs: {0}")]
     Frame(#[from] polars::error::PolarsError),
@@ -96,6 +100,24 @@ impl ReportError {
             None => self,
         }
     }
+}
+
+/// What the results of early-stopped runs are, when there are some (empty
+/// otherwise).
+fn early_stopping(frame: &DataFrame) -> String {
+    let results = collect::strings(frame, "result");
+    let kept = results.iter().flatten().count();
+    if kept == 0 {
+        return String::new();
+    }
+    let stopped = results.iter().flatten().filter(|r| r.contains("stopped early")).count();
+    format!(
+        "\nEarly stopping: the values of {} are those of its best evaluation, not its last ({} stopped early); \
+         the test figures and listening files come from that evaluation's weights. The `result` column of \
+         \"Hardware and time\" says which epoch each run's values are of; summary.json keeps every evaluation.\n",
+        runner_plan::show::count(kept, "run"),
+        stopped
+    )
 }
 
 /// A report rendered in memory.
@@ -166,14 +188,30 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
          MAESTRO: a value here is comparable to the write-up's in definition only when the data and sizes \
          are its own.\n",
     );
+    md.push_str(&early_stopping(frame));
     md.push_str("\n## Expectations\n\n");
     md.push_str(&expect::render(&expect::check_all(&plan.expectations, frame)));
-    let factors = effects::factors(frame, keys);
-    if !factors.is_empty() {
+    let (factors, confounded) = effects::crossed(effects::factors(frame, keys));
+    if !factors.is_empty() || !confounded.is_empty() {
         md.push_str("\n## Factor effects\n\n");
+    }
+    if !factors.is_empty() {
         md.push_str(&effects::render(
             &effects::main_effects(frame, &factors),
             &effects::interactions(frame, &factors),
+        ));
+    }
+    if !confounded.is_empty() {
+        let names: Vec<String> = confounded.iter().map(|n| format!("`{n}`")).collect();
+        let (its, their) = if names.len() == 1 {
+            ("its", "its")
+        } else {
+            ("their", "each one's")
+        };
+        md.push_str(&format!(
+            "\nNo effect is shown for {}: {its} levels do not hold the same cells of the other factors, so a \
+             difference of {their} means would mix in their effects; compare the cells in the results table.\n",
+            names.join(", ")
         ));
     }
     if !figures.is_empty() {
@@ -223,14 +261,44 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
 /// to `output` (default `<store>/<experiment>/report.md`) with its figures
 /// in `figures/` beside it. Fails when no run has finished.
 pub fn write(plan: &Plan, store: &RunStore, output: Option<&Path>) -> Result<Written, ReportError> {
-    let collected = collect::collect(plan, store)?;
+    write_all(&[(plan, store)], output)
+}
+
+/// [`write`] for one or more experiments, each with its store: with several,
+/// one report over all their runs, cells keyed by experiment and labels
+/// ([`collect::compared`]), written by default to
+/// `<store>/<A>+<B>/report.md`.
+pub fn write_all(experiments: &[(&Plan, &RunStore)], output: Option<&Path>) -> Result<Written, ReportError> {
+    let Some(&(first, store)) = experiments.first() else {
+        return Err(ReportError::NoExperiment);
+    };
+    let (plan, stores, default_path) = match experiments {
+        [_] => (
+            first.clone(),
+            vec![store; first.runs.len()],
+            store.root().join("report.md"),
+        ),
+        several => {
+            let (plan, stores) = collect::compared(several);
+            let root = store.root().parent().unwrap_or(store.root());
+            let path = root.join(&plan.experiment).join("report.md");
+            (plan, stores, path)
+        }
+    };
+    let collected = collect::collect_in(&plan, &stores)?;
     if collected.frame.height() == 0 {
+        let mut folders: Vec<String> = experiments
+            .iter()
+            .map(|(_, s)| s.root().display().to_string())
+            .collect();
+        folders.dedup();
         return Err(ReportError::NoFinishedRun {
             experiment: plan.experiment.clone(),
-            store: store.root().display().to_string(),
+            store: folders.join(", "),
             planned: plan.runs.len(),
         });
     }
+    let plan = &plan;
     let report = render(plan, &collected);
     let damaged = collected
         .missing
@@ -238,7 +306,7 @@ pub fn write(plan: &Plan, store: &RunStore, output: Option<&Path>) -> Result<Wri
         .filter(|m| m.state == "damaged")
         .map(|m| (m.id.clone(), m.reason.clone().unwrap_or_default()))
         .collect();
-    let path = output.map_or_else(|| store.root().join("report.md"), Path::to_owned);
+    let path = output.map_or(default_path, Path::to_owned);
     let folder = path.parent().unwrap_or(Path::new("")).to_owned();
     let io = |source| ReportError::Io {
         path: path.clone(),

@@ -130,32 +130,6 @@ pub fn cells(frame: &DataFrame, label_keys: &[String]) -> Vec<Cell> {
     cells
 }
 
-/// Which way a metric improves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Better {
-    /// Losses and distances.
-    Lower,
-    /// Accuracy.
-    Higher,
-    /// Flatness: 1 when the predicted spread matches the true one.
-    CloserToOne,
-}
-
-/// Which way `metric` improves.
-pub fn better(metric: Metric) -> Better {
-    match metric {
-        Metric::Accuracy => Better::Higher,
-        Metric::Flatness | Metric::GreedyFlatness => Better::CloserToOne,
-        Metric::ValLoss
-        | Metric::ValLsKl
-        | Metric::ValCeWithCls
-        | Metric::ValDist
-        | Metric::GreedyDist
-        | Metric::TestDist
-        | Metric::TestGreedyDist => Better::Lower,
-    }
-}
-
 /// Decimals shown for a metric.
 pub fn decimals(metric: Metric) -> usize {
     match metric {
@@ -286,6 +260,9 @@ pub fn hardware_table(frame: &DataFrame, label_keys: &[String]) -> Table {
     ];
     let ids = collect::strings(frame, "id");
     let labels: Vec<Vec<Option<String>>> = label_keys.iter().map(|k| collect::strings(frame, k)).collect();
+    // Shown only when a run stopped early or kept its best evaluation.
+    let result = collect::strings(frame, "result");
+    let with_result = result.iter().any(Option::is_some);
     let device = collect::strings(frame, "device");
     let precision = collect::strings(frame, "precision");
     let parameters = collect::numbers(frame, "parameters");
@@ -305,7 +282,7 @@ pub fn hardware_table(frame: &DataFrame, label_keys: &[String]) -> Table {
                 (Some(s), Some(n)) if n > 0.0 => fixed(1000.0 * s / n, 1),
                 _ => "–".to_owned(),
             };
-            vec![
+            let mut row = vec![
                 short_id(ids[r].as_deref().unwrap_or("?")).to_owned(),
                 pairs.join(" "),
                 text(&device[r]),
@@ -315,13 +292,18 @@ pub fn hardware_table(frame: &DataFrame, label_keys: &[String]) -> Table {
                 whole(steps[r]),
                 seconds[r].map_or_else(|| "–".to_owned(), |s| fixed(s, 1)),
                 per_step,
-            ]
+            ];
+            if with_result {
+                row.insert(6, text(&result[r]));
+            }
+            row
         })
         .collect();
-    Table {
-        header: header.map(str::to_owned).to_vec(),
-        rows,
+    let mut header: Vec<String> = header.map(str::to_owned).to_vec();
+    if with_result {
+        header.insert(6, "result".to_owned());
     }
+    Table { header, rows }
 }
 
 /// The planned runs without a result.

@@ -226,6 +226,11 @@ pub enum Kind {
     ZipRowTwice { row: usize, first: usize },
     /// A matrix whose product has more cells than can be planned.
     TooManyCells { cells: String, limit: usize },
+    /// Early stopping on a metric that is not evaluated after every epoch
+    /// (or has no better direction): `why` completes "`metric` ...".
+    EarlyStopMetric { metric: String, why: String },
+    /// An early-stop setting written while its metric is off.
+    EarlyStopOff { field: String },
 }
 
 impl Kind {
@@ -290,6 +295,7 @@ impl Kind {
             | Kind::TooFewDistinct { .. } => "out-of-range",
             Kind::ZipRowTwice { .. } => "duplicate",
             Kind::TooManyCells { .. } => "too-many-runs",
+            Kind::EarlyStopMetric { .. } => "not-evaluated",
             Kind::UnknownWord { .. } | Kind::NoSuchAxisValue { .. } | Kind::UnknownDevice { .. } => "unknown-value",
             Kind::Misplaced { .. } => "misplaced",
             Kind::UnknownField { .. } => "unknown-field",
@@ -312,7 +318,8 @@ impl Kind {
             | Kind::ColumnNeedsParquet
             | Kind::GroupColumnNeedsTable
             | Kind::FractionsSum { .. }
-            | Kind::BinsContradictEdges { .. } => "inconsistent",
+            | Kind::BinsContradictEdges { .. }
+            | Kind::EarlyStopOff { .. } => "inconsistent",
             Kind::SplitOverlap { .. } => "overlap",
             Kind::BadPattern { .. } => "bad-pattern",
         }
@@ -412,6 +419,8 @@ impl Kind {
             Kind::TooFewDistinct { drawn, .. } => format!("only {drawn} distinct"),
             Kind::ZipRowTwice { first, .. } => format!("the same as row {first}"),
             Kind::TooManyCells { cells, .. } => format!("{cells} cells"),
+            Kind::EarlyStopMetric { .. } => "cannot be watched".to_owned(),
+            Kind::EarlyStopOff { .. } => "early stopping is off".to_owned(),
         }
     }
 }
@@ -559,6 +568,10 @@ impl fmt::Display for Kind {
             ),
             Kind::TooManyCells { cells, limit } => {
                 write!(f, "this matrix crosses into {cells} cells; at most {limit} can be planned")
+            }
+            Kind::EarlyStopMetric { metric, why } => write!(f, "early-stop cannot watch `{metric}`: it {why}"),
+            Kind::EarlyStopOff { field } => {
+                write!(f, "early-stop sets {field} but no metric, so it would never stop")
             }
             Kind::ZipRowTwice { row, first } => write!(
                 f,

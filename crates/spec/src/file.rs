@@ -266,6 +266,26 @@ impl Metric {
         ("test-greedy-dist", Metric::TestGreedyDist),
     ];
 
+    /// Which way it improves.
+    pub fn better(self) -> Better {
+        match self {
+            Metric::Accuracy => Better::Higher,
+            Metric::Flatness | Metric::GreedyFlatness => Better::CloserToOne,
+            Metric::ValLoss
+            | Metric::ValLsKl
+            | Metric::ValCeWithCls
+            | Metric::ValDist
+            | Metric::GreedyDist
+            | Metric::TestDist
+            | Metric::TestGreedyDist => Better::Lower,
+        }
+    }
+
+    /// The metric with this name in files.
+    pub fn named(name: &str) -> Option<Metric> {
+        Metric::ALL.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+    }
+
     /// The metric's name in files.
     pub fn name(self) -> &'static str {
         Metric::ALL
@@ -274,6 +294,17 @@ impl Metric {
             .map(|(n, _)| *n)
             .unwrap_or("?")
     }
+}
+
+/// Which way a metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    /// Losses and distances.
+    Lower,
+    /// Accuracy.
+    Higher,
+    /// Flatness: 1 when the predicted spread matches the true one.
+    CloserToOne,
 }
 
 /// What an expectation claims.

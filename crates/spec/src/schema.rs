@@ -138,6 +138,22 @@ const fn field(path: &'static str, ty: Type, default: DefaultValue, doc: &'stati
 
 const BIG: i64 = 1 << 40;
 
+/// What `train.early-stop.metric` accepts: `off` and every metric's name
+/// (the planner refuses those not evaluated after each epoch).
+const EARLY_STOP_METRICS: &[&str] = &[
+    "off",
+    "val-loss",
+    "val-ls-kl",
+    "val-ce-cls",
+    "val-dist",
+    "greedy-dist",
+    "flatness",
+    "greedy-flatness",
+    "accuracy",
+    "test-dist",
+    "test-greedy-dist",
+];
+
 /// The plain fields (not part of a choice).
 pub static FIELDS: &[Field] = &[
     field(
@@ -391,6 +407,24 @@ pub static FIELDS: &[Field] = &[
         int(1, 1 << 20),
         DefaultValue::Int(1),
         "evaluate every this many epochs",
+    ),
+    field(
+        "train.early-stop.metric",
+        Type::Enum(EARLY_STOP_METRICS),
+        DefaultValue::Str("off"),
+        "stop when this validation metric has not improved for `patience` evaluations; off trains every epoch",
+    ),
+    field(
+        "train.early-stop.patience",
+        int(1, 1 << 20),
+        DefaultValue::Int(3),
+        "evaluations in a row without an improvement before training stops",
+    ),
+    field(
+        "train.early-stop.min-delta",
+        closed(0.0, 1e9),
+        DefaultValue::Float(0.0),
+        "the least change of the metric that counts as an improvement",
     ),
     field(
         "train.device",
@@ -856,6 +890,13 @@ mod tests {
         assert!(names_under("dataset.window").contains(&"length"));
         assert!(names_under("").contains(&"schedule"));
         assert!(names_under("model").contains(&"layers"));
+    }
+
+    #[test]
+    fn early_stop_accepts_off_and_every_metric_name() {
+        let names: Vec<&str> = crate::file::Metric::ALL.iter().map(|(name, _)| *name).collect();
+        assert_eq!(EARLY_STOP_METRICS[0], "off");
+        assert_eq!(&EARLY_STOP_METRICS[1..], names.as_slice());
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! position and `manifest.json`, which names the run and lists every other
 //! file with its size and SHA-256.
 //!
+//! With early stopping it also holds `best-model.safetensors`, the best
+//! evaluation's weights, so that the best and the last change together.
+//!
 //! A new checkpoint is written completely into `.checkpoint-next/`, each
 //! file synced, the manifest last; then `checkpoint/` is renamed to
 //! `.checkpoint-old/`, `.checkpoint-next/` to `checkpoint/`, and the old one
@@ -45,15 +48,29 @@ pub struct CheckpointFiles {
     pub optimizer: PathBuf,
     /// Where training stands (`position.json`).
     pub position: PathBuf,
+    /// With early stopping, the weights of the best evaluation so far
+    /// (`best-model.safetensors`), kept beside the last.
+    pub best_model: PathBuf,
 }
 
 impl CheckpointFiles {
+    /// The weights that are the run's result: the best evaluation's when
+    /// early stopping kept them, else the last.
+    pub fn result_weights(&self) -> &Path {
+        if self.best_model.is_file() {
+            &self.best_model
+        } else {
+            &self.model
+        }
+    }
+
     /// The checkpoint files in `dir`.
     pub fn in_dir(dir: PathBuf) -> CheckpointFiles {
         CheckpointFiles {
             model: dir.join("model.safetensors"),
             optimizer: dir.join("optimizer.safetensors"),
             position: dir.join("position.json"),
+            best_model: dir.join("best-model.safetensors"),
             dir,
         }
     }

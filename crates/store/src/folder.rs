@@ -409,6 +409,7 @@ mod tests {
             step: "eager".to_owned(),
             cuda_graph: Default::default(),
             seconds: 2.0,
+            best: None,
         }
     }
 

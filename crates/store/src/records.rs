@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use runner_plan::config::CudaGraph;
+use runner_spec::file::Metric;
 
 use crate::metrics::{VelocityMetrics, nan_if_null};
 
@@ -39,6 +40,37 @@ pub struct EpochRecord {
     pub greedy: Option<VelocityMetrics>,
     /// Seconds since training started (this process's share for a resumed run).
     pub seconds: f64,
+}
+
+impl EpochRecord {
+    /// Its value of a validation metric (`None` for a metric it did not
+    /// evaluate, and for the test metrics, which no epoch holds).
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::ValLoss => Some(self.val_loss),
+            Metric::ValLsKl => self.val_ls_kl,
+            Metric::ValCeWithCls => self.val_ce_with_cls,
+            Metric::ValDist => Some(self.val.dist),
+            Metric::GreedyDist => self.greedy.as_ref().map(|g| g.dist),
+            Metric::Flatness => Some(self.val.flatness),
+            Metric::GreedyFlatness => self.greedy.as_ref().map(|g| g.flatness),
+            Metric::Accuracy => Some(self.val.accuracy),
+            Metric::TestDist | Metric::TestGreedyDist => None,
+        }
+    }
+}
+
+/// With early stopping: the evaluation whose weights are the run's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestEpoch {
+    /// Its epoch (one of [`Summary::epochs`]).
+    pub epoch: u64,
+    /// The metric watched.
+    pub metric: Metric,
+    /// Its value of that metric.
+    pub value: f64,
+    /// Whether training stopped before its planned epochs and steps.
+    pub stopped_early: bool,
 }
 
 /// A finished run.
@@ -75,6 +107,21 @@ pub struct Summary {
     pub cuda_graph: CudaGraph,
     /// Wall-clock seconds of training and evaluation in this process.
     pub seconds: f64,
+    /// With early stopping: the best evaluation, whose weights the test
+    /// metrics, predictions and listening files come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<BestEpoch>,
+}
+
+impl Summary {
+    /// The evaluation that stands for the run: the best one with early
+    /// stopping, else the last.
+    pub fn result(&self) -> Option<&EpochRecord> {
+        match &self.best {
+            Some(best) => self.epochs.iter().find(|e| e.epoch == best.epoch),
+            None => self.epochs.last(),
+        }
+    }
 }
 
 /// Every note of one test piece with its true and greedy-predicted

@@ -122,7 +122,7 @@ pub fn export(folder: &RunFolder, dir: &Path, force: bool) -> Result<Exported, E
         path: config_path,
         reason,
     })?;
-    let checkpoint = folder.checkpoint().model;
+    let checkpoint = folder.checkpoint().result_weights().to_owned();
     if !checkpoint.is_file() {
         return Err(ExportError::NotTrained(run.to_owned()));
     }

@@ -269,7 +269,7 @@ fn one(
     let checkpoint = claimed.checkpoint().dir;
     match trained {
         Ok(Ok(summary)) => {
-            let dist = summary.epochs.last().map(|r| r.val.dist);
+            let dist = summary.result().map(|r| r.val.dist);
             // The run is done; its test pieces for listening come after, and a
             // failure there is logged, not a failed run.
             if run.config.evaluate.test && run.config.evaluate.greedy {

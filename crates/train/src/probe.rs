@@ -118,7 +118,7 @@ pub fn logits(run: &Path, ids: &Path) -> Result<Probe, ProbeError> {
         path: config_path.clone(),
         reason,
     })?;
-    let checkpoint = folder.checkpoint().model;
+    let checkpoint = folder.checkpoint().result_weights().to_owned();
     if !checkpoint.is_file() {
         return Err(ProbeError::NotTrained(run.to_owned()));
     }

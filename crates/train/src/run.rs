@@ -7,7 +7,9 @@
 //! (true, teacher-forced and greedy velocities of a few fixed validation
 //! windows), `data.json` (the dataset's summary: pieces, notes and windows
 //! per split, bin edges), `summary.json`, and `checkpoint/` (model, optimizer,
-//! position, manifest), replaced whole at every epoch end; while it trains,
+//! position, manifest; with early stopping also the best evaluation's
+//! weights, which the test metrics and predictions then come from),
+//! replaced whole at every epoch end; while it trains,
 //! its TensorBoard curves and `progress.json` ([`crate::live`]). A run started again with a
 //! checkpoint present resumes from it and ends exactly where an uninterrupted
 //! run ends: data order and dropout are seeded per epoch from the run's seed.
@@ -36,10 +38,10 @@ use crate::model;
 use runner_data::TokenWindows;
 use runner_data::dataset::Dataset;
 use runner_job::{Evaluated, Progress};
-use runner_plan::config::{CudaGraph, Precision, RunConfig};
+use runner_plan::config::{CudaGraph, Precision, RunConfig, Watch};
 use runner_store::checkpoint::{CheckpointError, CheckpointFiles, TrainedWith, store_error_in_text};
 use runner_store::metrics;
-use runner_store::records::{EpochRecord, Example, Summary};
+use runner_store::records::{BestEpoch, EpochRecord, Example, Summary};
 use runner_store::{ClaimedRun, StoreError};
 
 /// Optimizer steps between reads of the running loss.
@@ -236,13 +238,13 @@ pub fn train(
         vs.load(&files.model).map_err(|e| unusable(e.to_string()))?;
         optimizer.load(&files.optimizer).map_err(|e| unusable(e.to_string()))?;
     }
-    let save = |position: &Position, vs: &nn::VarStore, optimizer: &Optimizer| {
+    let save = |position: &Position, vs: &nn::VarStore, optimizer: &Optimizer, best: Best| {
         let trained = TrainedWith {
             step: position.step,
             threads,
             device: device_name.clone(),
         };
-        save_checkpoint(run, trained, vs, optimizer, position)
+        save_checkpoint(run, trained, vs, optimizer, position, best)
     };
     progress.start(total_steps, position.step);
     let mut live = Live::open(
@@ -288,7 +290,16 @@ pub fn train(
         return Err(error);
     }
 
-    while position.epoch < config.train.epochs && position.step < total_steps {
+    // Early stopping is decided from the evaluations alone: a resumed run
+    // that had stopped stays stopped.
+    let watch = |epochs: &[EpochRecord]| {
+        config
+            .train
+            .early_stop
+            .map(|rule| (rule, rule.watch(epochs.iter().map(|e| e.value(rule.metric)))))
+    };
+    let stopped = |epochs: &[EpochRecord]| watch(epochs).is_some_and(|(rule, at)| rule.stops(at));
+    while position.epoch < config.train.epochs && position.step < total_steps && !stopped(&position.epochs) {
         let epoch = position.epoch + 1;
         // The data order depends only on (seed, epoch), and dropout only on
         // (seed, step): a resumed run sees exactly what an uninterrupted one saw.
@@ -330,7 +341,16 @@ pub fn train(
             if stop.load(Ordering::Relaxed) && b < batches_per_epoch && position.step < total_steps {
                 position.next_batch = b;
                 (position.partial_loss, position.partial_count) = stepper.sums.epoch();
-                save(&position, &vs, &optimizer)?;
+                save(
+                    &position,
+                    &vs,
+                    &optimizer,
+                    if config.train.early_stop.is_some() {
+                        Best::Keep
+                    } else {
+                        Best::None
+                    },
+                )?;
                 run.write_learning_rates(&position.lr_log)?;
                 live.checkpointed(position.epoch)?;
                 return Err(TrainError::Interrupted { step: position.step });
@@ -346,6 +366,7 @@ pub fn train(
             });
         }
         position.epoch = epoch;
+        let mut best = Best::Keep;
         position.next_batch = 0;
         position.partial_loss = 0.0;
         position.partial_count = 0;
@@ -368,8 +389,28 @@ pub fn train(
             live.evaluated(&record)?;
             position.epochs.push(record);
             run.write_metrics(&position.epochs)?;
+            if let Some((rule, at)) = watch(&position.epochs) {
+                if at.best == Some(position.epochs.len() - 1) {
+                    best = Best::New;
+                }
+                if rule.stops(at) {
+                    let best_epoch = at.best.map_or(0, |i| position.epochs[i].epoch);
+                    run.log(&format!(
+                        "early stop after epoch {epoch}: {} has not improved on epoch {best_epoch}'s by more \
+                         than {} for {} evaluations",
+                        rule.metric.name(),
+                        rule.min_delta,
+                        rule.patience
+                    ))?;
+                }
+            }
         }
-        save(&position, &vs, &optimizer)?;
+        let best = if config.train.early_stop.is_some() {
+            best
+        } else {
+            Best::None
+        };
+        save(&position, &vs, &optimizer, best)?;
         run.write_learning_rates(&position.lr_log)?;
         live.checkpointed(epoch)?;
         if stop.load(Ordering::Relaxed) && position.epoch < config.train.epochs && position.step < total_steps {
@@ -377,6 +418,24 @@ pub fn train(
         }
     }
 
+    // With early stopping, the best evaluation's weights are the result.
+    let best = match watch(&position.epochs) {
+        Some((rule, Watch { best: Some(i), .. })) => {
+            let record = &position.epochs[i];
+            let weights = run.checkpoint().best_model;
+            vs.load(&weights).map_err(|e| TrainError::Checkpoint {
+                dir: run.checkpoint().dir,
+                reason: format!("best-model.safetensors: {e}"),
+            })?;
+            Some(BestEpoch {
+                epoch: record.epoch,
+                metric: rule.metric,
+                value: record.value(rule.metric).unwrap_or(f64::NAN),
+                stopped_early: position.epoch < config.train.epochs && position.step < total_steps,
+            })
+        }
+        _ => None,
+    };
     let validation_truth = truth(&data.validation, first_velocity);
     let train_mean = metrics::mean(&truth(&data.train, first_velocity));
     let velocity_edges = data.quantizer.velocity.as_slice();
@@ -409,6 +468,7 @@ pub fn train(
         step: stepper.graph_status().to_string(),
         cuda_graph,
         seconds: started.elapsed().as_secs_f64(),
+        best,
     };
     live.finished(&summary)?;
     run.write_data(&data.summary)?;
@@ -456,15 +516,29 @@ fn write_examples(
     Ok(run.write_predictions(&examples)?)
 }
 
+/// What a checkpoint holds of the best evaluation's weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Best {
+    /// No early stopping: nothing.
+    None,
+    /// The weights being saved are the best so far.
+    New,
+    /// The previous checkpoint's best weights, unchanged (none before the
+    /// first evaluation).
+    Keep,
+}
+
 /// Saves model, optimizer and position as one checkpoint (see
-/// [`runner_store::checkpoint`]); RNG state needs no file, since every
-/// epoch and step reseeds from the run's seed.
+/// [`runner_store::checkpoint`]), with the best weights as `best` says;
+/// RNG state needs no file, since every epoch and step reseeds from the
+/// run's seed.
 fn save_checkpoint(
     run: &ClaimedRun,
     trained: TrainedWith,
     vs: &nn::VarStore,
     optimizer: &Optimizer,
     position: &Position,
+    best: Best,
 ) -> Result<(), TrainError> {
     // libtorch and safetensors report a full disk as text only.
     fn saved(path: &Path, error: impl Into<TrainError>) -> TrainError {
@@ -479,12 +553,30 @@ fn save_checkpoint(
         optimizer
             .save(&files.optimizer)
             .map_err(|e| saved(&files.optimizer, e))?;
+        let previous = run.checkpoint().best_model;
+        match best {
+            Best::None => {}
+            Best::New => link_or_copy(&files.model, &files.best_model)?,
+            Best::Keep if previous.is_file() => link_or_copy(&previous, &files.best_model)?,
+            Best::Keep => {}
+        }
         let text = serde_json::to_string_pretty(position).expect("a position serialises");
         std::fs::write(&files.position, text).map_err(|source| TrainError::Io {
             path: files.position.clone(),
             source,
         })
     })
+}
+
+/// `to` as a hard link to `from` (the same bytes, no copy), or a copy where
+/// the file system has no links.
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), TrainError> {
+    std::fs::hard_link(from, to)
+        .or_else(|_| std::fs::copy(from, to).map(|_| ()))
+        .map_err(|source| TrainError::Io {
+            path: to.to_owned(),
+            source,
+        })
 }
 
 /// The position saved in a checkpoint, or why it cannot be read.

@@ -48,7 +48,7 @@ impl Parser {
     /// The metric named by the first argument; reported when unknown.
     fn metric(&mut self, entry: &KdlEntry) -> Option<Metric> {
         let word = entry.value().as_string().unwrap_or_default();
-        let metric = Metric::ALL.iter().find(|(n, _)| *n == word).map(|(_, m)| *m);
+        let metric = Metric::named(word);
         if metric.is_none() {
             let names: Vec<&str> = Metric::ALL.iter().map(|(n, _)| *n).collect();
             let help =

@@ -121,7 +121,7 @@ impl TrainedRun {
             config.encoder,
         )
         .map_err(|e| miette::miette!("{dir}: {e}"))?;
-        let checkpoint = folder.checkpoint().model;
+        let checkpoint = folder.checkpoint().result_weights().to_owned();
         weights.load(&checkpoint).map_err(|e| {
             miette::miette!(
                 help = "train it again with this runner (`runner exec FILE --force --only ID`)",
