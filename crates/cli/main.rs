@@ -259,7 +259,12 @@ fn train(
     options: &exec::Options,
     stop: &Arc<AtomicBool>,
 ) -> miette::Result<()> {
-    let reporter = Bars::new(selected.len() as u64);
+    // A search trains its runs rung by rung: each rung's runs are a turn.
+    let turns = match &plan.search {
+        Some(search) => search.runs_per_rung(selected.len()).iter().sum(),
+        None => selected.len(),
+    };
+    let reporter = Bars::new(turns as u64);
     let results = exec::execute(plan, selected, store, options, &reporter, stop);
     reporter.finish();
     say!("{}", exec::table(&results));
@@ -313,6 +318,13 @@ fn submit_to_slurm(
     args: SlurmArgs,
     dry_run: bool,
 ) -> miette::Result<()> {
+    if plan.search.is_some() {
+        miette::bail!(
+            help = "run it here with `runner exec FILE` (the local backend; --jobs trains several runs at once)",
+            "{} declares a search, which runs on the local backend only: each rung is ranked before the next starts",
+            file.display()
+        );
+    }
     let runs = runner_slurm::pending(plan, store, options)?;
     if dry_run {
         for run in &runs {

@@ -8,6 +8,9 @@
 //! recorded as failed with its reason and log tail while the others go on;
 //! a run locked by another `runner exec` is left to it.
 //!
+//! With a search declared ([`Plan::search`]), [`search`] trains the runs
+//! rung by rung (successive halving) instead.
+//!
 //! Every run trains in a `runner-worker` process ([`worker`]), so this
 //! crate, and the `runner` binary, never load libtorch. [`schedule`] keeps
 //! [`Options::jobs`] of them going at once (by default one per CUDA device
@@ -25,6 +28,7 @@
 
 pub mod progress;
 pub mod schedule;
+pub mod search;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -138,6 +142,19 @@ pub enum SelectError {
         /// The closest selectors.
         help: String,
     },
+    /// `--only` or `--failed-only` on an experiment with a search, which
+    /// ranks all of its runs.
+    #[error("{flag} cannot select runs of {experiment}: its search ranks all of its runs")]
+    #[diagnostic(
+        code(runner::search_selects),
+        help("run `runner exec FILE` without {flag}: finished and paused runs are not trained again, failed ones are")
+    )]
+    Search {
+        /// The flag given.
+        flag: String,
+        /// The experiment.
+        experiment: String,
+    },
     /// `--failed-only`, and none of the runs selected failed.
     #[error("--failed-only: none of the {selected} selected has failed")]
     #[diagnostic(
@@ -160,6 +177,13 @@ pub fn select<'a>(
     store: &RunStore,
     options: &Options,
 ) -> Result<Vec<(&'a PlannedRun, RunState)>, SelectError> {
+    if plan.search.is_some() && (!options.only.is_empty() || options.failed_only) {
+        let flag = if options.failed_only { "--failed-only" } else { "--only" };
+        return Err(SelectError::Search {
+            flag: flag.to_owned(),
+            experiment: plan.experiment.clone(),
+        });
+    }
     let picks = |run: &PlannedRun, selector: &str| run.id.starts_with(selector) || run.matches(selector);
     if let Some(selector) = options
         .only
@@ -215,7 +239,16 @@ pub fn execute(
     stop: &AtomicBool,
 ) -> Vec<RunResult> {
     let jobs = jobs(selected, options);
-    schedule::run(plan, selected, store, options, jobs, reporter, stop)
+    match &plan.search {
+        Some(search) => search::run(plan, search, store, options, jobs, reporter, stop),
+        None => {
+            let batch = schedule::Batch {
+                runs: selected,
+                until_epoch: None,
+            };
+            schedule::run(plan, &batch, store, options, jobs, reporter, stop)
+        }
+    }
 }
 
 /// A run's labels as text, or the experiment's name when it has none.
@@ -282,8 +315,12 @@ pub fn table(results: &[RunResult]) -> String {
         0 => String::new(),
         n => format!(", {n} not started"),
     };
+    let paused = match count(|o| matches!(o, Outcome::Paused(_))) {
+        0 => String::new(),
+        n => format!(", {n} paused by the search"),
+    };
     format!(
-        "{table}\n{} trained, {} resumed, {} skipped, {} busy, {} interrupted, {} failed{not_started}",
+        "{table}\n{} trained, {} resumed, {} skipped, {} busy, {} interrupted, {} failed{not_started}{paused}",
         count(|o| *o == Outcome::Trained),
         count(|o| *o == Outcome::Resumed),
         count(|o| *o == Outcome::Skipped),

@@ -62,16 +62,28 @@ pub fn spin_count(openmp: OpenMp, cores: usize, threads: usize, jobs: usize) -> 
     }
 }
 
-/// Trains the selected runs in `jobs` worker processes at once.
+/// Runs to train, and how far.
+pub(super) struct Batch<'a> {
+    /// The runs with their state, in plan order.
+    pub runs: &'a [(&'a PlannedRun, RunState)],
+    /// Pause each run after this epoch (a search's rung); `None`: to the end.
+    pub until_epoch: Option<u64>,
+}
+
+/// Trains the batch's runs in `jobs` worker processes at once.
 pub(super) fn run(
     plan: &Plan,
-    selected: &[(&PlannedRun, RunState)],
+    batch: &Batch<'_>,
     store: &RunStore,
     options: &Options,
     jobs: usize,
     reporter: &dyn Reporter,
     stop: &AtomicBool,
 ) -> Vec<RunResult> {
+    let Batch {
+        runs: selected,
+        until_epoch,
+    } = *batch;
     let cuda_devices = options.environment.cuda_devices;
     let threads = options
         .threads
@@ -106,6 +118,7 @@ pub(super) fn run(
                             spin_count,
                             cuda_graph: options.cuda_graph,
                             force: options.force,
+                            until_epoch,
                             folders: options.folders.clone(),
                             runs_root: options.runs_root.clone(),
                         };

@@ -45,6 +45,10 @@ pub struct Job {
     pub cuda_graph: CudaGraph,
     /// Train again even when done.
     pub force: bool,
+    /// Pause after this epoch, checkpointed (a search's rung); `None`: train
+    /// to the end.
+    #[serde(default)]
+    pub until_epoch: Option<u64>,
     /// Where the run's data is.
     pub folders: Folders,
     /// The runs store's root.
@@ -134,6 +138,9 @@ pub enum Outcome {
     Busy,
     /// Stopped on request, checkpointed.
     Interrupted,
+    /// Trained to a search's rung and checkpointed there, with that epoch's
+    /// evaluation.
+    Paused(Box<EpochRecord>),
     /// Failed, with the reason.
     Failed(String),
     /// Finished, but its files do not hold together: what, and the remedy.
@@ -180,6 +187,7 @@ impl Outcome {
             Outcome::Skipped => "skipped (done)".to_owned(),
             Outcome::Busy => "busy (another exec)".to_owned(),
             Outcome::Interrupted => "interrupted".to_owned(),
+            Outcome::Paused(record) => format!("paused at epoch {} (the search's rung)", record.epoch),
             Outcome::Failed(reason) => format!("FAILED: {reason}"),
             Outcome::Damaged(reason) => format!("DAMAGED: {reason}"),
             Outcome::Unwritable { path, problem } => {

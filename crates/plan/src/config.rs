@@ -731,7 +731,52 @@ impl TrainConfig {
     }
 }
 
+/// Why a metric cannot be watched after each epoch of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unwatchable {
+    /// Completes "`metric` ...".
+    pub why: &'static str,
+    /// What to do instead.
+    pub help: &'static str,
+    /// The setting responsible, with a label for it.
+    pub setting: Option<(&'static str, &'static str)>,
+}
+
 impl RunConfig {
+    /// Why `metric` cannot be watched after each epoch of this run (by
+    /// early stopping or a search); `None` when it can: it is evaluated
+    /// after every epoch and has a better direction.
+    pub fn unwatchable(&self, metric: Metric) -> Option<Unwatchable> {
+        const VALIDATION: &str = "watch a validation metric: val-loss, val-dist, greedy-dist or accuracy";
+        let cannot = |why, help, setting| Some(Unwatchable { why, help, setting });
+        match metric {
+            Metric::TestDist | Metric::TestGreedyDist => {
+                cannot("is measured once, on the test split, after training", VALIDATION, None)
+            }
+            Metric::Flatness | Metric::GreedyFlatness => cannot(
+                "has no better direction (1 is best, and a run can miss it on either side)",
+                VALIDATION,
+                None,
+            ),
+            Metric::GreedyDist if !self.evaluate.greedy => cannot(
+                "is not evaluated with greedy decoding off",
+                "watch val-dist, or turn greedy decoding on",
+                Some(("evaluate.greedy", "evaluate.greedy #false")),
+            ),
+            Metric::ValLsKl if !matches!(self.loss, Loss::LabelSmoothing { .. }) => cannot(
+                "is evaluated for label-smoothing runs only",
+                "watch val-loss, every run's cross-entropy",
+                Some(("loss", "the loss")),
+            ),
+            Metric::ValCeWithCls if self.train.decoder_input != DecoderInput::ShiftRight => cannot(
+                "is evaluated with decoder-input shift-right only",
+                "watch val-loss, every run's cross-entropy",
+                Some(("train.decoder-input", "the decoder input")),
+            ),
+            _ => None,
+        }
+    }
+
     /// The canonical form: compact JSON.
     pub fn canonical(&self) -> String {
         serde_json::to_string(self).expect("a run config always serialises")

@@ -18,6 +18,7 @@ pub mod expect;
 pub mod matrix;
 pub mod presets;
 pub mod resolve;
+pub mod search;
 pub mod show;
 pub mod write;
 
@@ -76,6 +77,9 @@ pub struct Plan {
     /// The claims the report checks, with the runs each side selects.
     #[serde(default)]
     pub expectations: Vec<PlannedExpectation>,
+    /// The search over the runs, if the file declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<search::PlannedSearch>,
 }
 
 /// Loads the experiment file at `path` (with its `extends` chain) and
@@ -159,6 +163,16 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
         }
     }
     problems.extend(selector_problems(experiment, &declared));
+    let search = match &experiment.search {
+        Some(declared) if problems.is_empty() => match search::planned(declared, &runs) {
+            Ok(planned) => Some(planned),
+            Err(found) => {
+                problems.extend(found);
+                None
+            }
+        },
+        _ => None,
+    };
     if problems.is_empty() {
         let expectations = experiment
             .expectations
@@ -171,6 +185,7 @@ pub fn expand(experiment: &Experiment) -> Result<Plan, Vec<Problem>> {
             runs,
             merged_duplicates,
             expectations,
+            search,
         })
     } else {
         Err(problems)

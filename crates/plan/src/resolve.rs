@@ -201,6 +201,23 @@ pub fn resolve<'a>(
         s.apply(item, &mut problems);
     }
     let config = build(&s, &mut problems);
+    if let Some(stop) = config.train.early_stop
+        && let Some(cannot) = config.unwatchable(stop.metric)
+    {
+        let mut problem = Problem::at(
+            Kind::CannotWatch {
+                watcher: "early-stop".to_owned(),
+                metric: stop.metric.name().to_owned(),
+                why: cannot.why.to_owned(),
+            },
+            s.span("train.early-stop.metric"),
+        )
+        .help(cannot.help);
+        if let Some((path, what)) = cannot.setting {
+            problem = problem.also(s.span(path), what);
+        }
+        problems.push(problem);
+    }
     let device = match DevicePreference::parse(s.word("train.device")) {
         Some(device) => device,
         None => {
@@ -226,8 +243,7 @@ pub fn resolve<'a>(
 }
 
 /// `train { early-stop metric=M patience=P min-delta=D }`, or `None` when
-/// its metric is off; a metric not evaluated after every epoch (or without
-/// a better direction) is a problem at its span.
+/// its metric is off (then a patience or min-delta written is a problem).
 fn early_stop(s: &Settings, problems: &mut Vec<Problem>) -> Option<EarlyStop> {
     const METRIC: &str = "train.early-stop.metric";
     let word = s.word(METRIC);
@@ -247,53 +263,6 @@ fn early_stop(s: &Settings, problems: &mut Vec<Problem>) -> Option<EarlyStop> {
         }
         return None;
     };
-    const VALIDATION: &str = "watch a validation metric: val-loss, val-dist, greedy-dist or accuracy";
-    let not_evaluated = |why: &str, help: &str, setting: Option<(&str, &str)>| {
-        let mut problem = Problem::at(
-            Kind::EarlyStopMetric {
-                metric: word.to_owned(),
-                why: why.to_owned(),
-            },
-            s.span(METRIC),
-        )
-        .help(help.to_owned());
-        if let Some((path, what)) = setting {
-            problem = problem.also(s.span(path), what.to_owned());
-        }
-        problem
-    };
-    let problem = match metric {
-        Metric::TestDist | Metric::TestGreedyDist => Some(not_evaluated(
-            "is measured once, on the test split, after training",
-            VALIDATION,
-            None,
-        )),
-        Metric::Flatness | Metric::GreedyFlatness => Some(not_evaluated(
-            "has no better direction (1 is best, and a run can miss it on either side)",
-            VALIDATION,
-            None,
-        )),
-        Metric::GreedyDist if s.bool("evaluate.greedy") == Some(false) => Some(not_evaluated(
-            "is not evaluated with greedy decoding off",
-            "watch val-dist, or turn greedy decoding on",
-            Some(("evaluate.greedy", "evaluate.greedy #false")),
-        )),
-        Metric::ValLsKl if s.word("loss") != "label-smoothing" => Some(not_evaluated(
-            "is evaluated for label-smoothing runs only",
-            "watch val-loss, every run's cross-entropy",
-            Some(("loss", "the loss")),
-        )),
-        Metric::ValCeWithCls if s.word("train.decoder-input") != "shift-right" => Some(not_evaluated(
-            "is evaluated with decoder-input shift-right only",
-            "watch val-loss, every run's cross-entropy",
-            Some(("train.decoder-input", "the decoder input")),
-        )),
-        _ => None,
-    };
-    if let Some(problem) = problem {
-        problems.push(problem);
-        return None;
-    }
     Some(EarlyStop {
         metric,
         patience: s.int("train.early-stop.patience") as u64,

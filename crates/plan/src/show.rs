@@ -76,6 +76,9 @@ pub fn table(plan: &Plan, facts: &dyn Fn(&PlannedRun) -> RunFacts) -> String {
             count(unknown, "run")
         ));
     }
+    if let Some(search) = &plan.search {
+        summary.push_str(&format!("\n{}", search.describe(plan.runs.len())));
+    }
     format!("{table}\n{summary}")
 }
 

@@ -29,6 +29,7 @@ use runner_plan::config::Scheme;
 use runner_plan::expect::{PlannedClaim, PlannedExpectation, Selection};
 use runner_spec::file::Metric;
 use runner_store::records::{Example, PiecePrediction, Summary};
+use runner_store::search::SearchRecord;
 use runner_store::{RunFile, RunFolder, RunState, RunStore};
 
 /// The frame column holding a metric's final value.
@@ -155,6 +156,8 @@ pub struct Collected {
     pub missing: Vec<Missing>,
     /// Problems with files of finished runs (a missing `lr.csv`...).
     pub notes: Vec<String>,
+    /// The experiment's search record (`search.json`), when it has a search.
+    pub search: Option<SearchRecord>,
 }
 
 /// One finished run's row, before it becomes columns.
@@ -173,9 +176,32 @@ struct Row {
     precision: Option<String>,
 }
 
-/// Reads every planned run's folder into a [`Collected`].
+/// Reads every planned run's folder into a [`Collected`], with the search
+/// record when the plan has a search (the runs it stopped are missing as
+/// `stopped by the search`, with the rung).
 pub fn collect(plan: &Plan, store: &RunStore) -> PolarsResult<Collected> {
-    collect_in(plan, &vec![store; plan.runs.len()])
+    let mut collected = collect_in(plan, &vec![store; plan.runs.len()])?;
+    if plan.search.is_some() {
+        match store.search() {
+            Ok(record) => collected.search = record,
+            Err(reason) => collected
+                .notes
+                .push(format!("{reason}; the search's rungs are left out")),
+        }
+    }
+    if let Some(record) = &collected.search {
+        for missing in &mut collected.missing {
+            if let Some(rung) = record.stopped_at(&missing.id) {
+                let value = rung.runs.iter().find(|r| r.id == missing.id).and_then(|r| r.value);
+                let value = value.map_or("no value".to_owned(), |v| {
+                    format!("{} {}", record.metric.name(), fixed(v, 3))
+                });
+                missing.state = "stopped by the search".to_owned();
+                missing.reason = Some(format!("at epoch {} ({value}), not among the runs kept", rung.epoch));
+            }
+        }
+    }
+    Ok(collected)
 }
 
 /// [`collect`] with each run in its own store: `stores[i]` holds
@@ -306,6 +332,7 @@ pub fn collect_in(plan: &Plan, stores: &[&RunStore]) -> PolarsResult<Collected> 
         datasets,
         missing,
         notes,
+        search: None,
     })
 }
 
@@ -337,6 +364,8 @@ pub fn compared<'a>(experiments: &[(&Plan, &'a RunStore)]) -> (Plan, Vec<&'a Run
             .iter()
             .flat_map(|(plan, _)| plan.expectations.iter().map(|e| of_experiment(e, &plan.experiment)))
             .collect(),
+        // Each experiment's own report shows its search.
+        search: None,
     };
     (plan, stores)
 }

@@ -21,6 +21,7 @@ pub mod effects;
 pub mod expect;
 pub mod listen;
 pub mod plots;
+pub mod search;
 pub mod stats;
 pub mod table;
 
@@ -189,6 +190,9 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
          are its own.\n",
     );
     md.push_str(&early_stopping(frame));
+    if let Some(record) = &collected.search {
+        md.push_str(&search::render(record));
+    }
     md.push_str("\n## Expectations\n\n");
     md.push_str(&expect::render(&expect::check_all(&plan.expectations, frame)));
     let (factors, confounded) = effects::crossed(effects::factors(frame, keys));
@@ -272,20 +276,20 @@ pub fn write_all(experiments: &[(&Plan, &RunStore)], output: Option<&Path>) -> R
     let Some(&(first, store)) = experiments.first() else {
         return Err(ReportError::NoExperiment);
     };
-    let (plan, stores, default_path) = match experiments {
+    let (plan, collected, default_path) = match experiments {
         [_] => (
             first.clone(),
-            vec![store; first.runs.len()],
+            collect::collect(first, store)?,
             store.root().join("report.md"),
         ),
         several => {
             let (plan, stores) = collect::compared(several);
+            let collected = collect::collect_in(&plan, &stores)?;
             let root = store.root().parent().unwrap_or(store.root());
             let path = root.join(&plan.experiment).join("report.md");
-            (plan, stores, path)
+            (plan, collected, path)
         }
     };
-    let collected = collect::collect_in(&plan, &stores)?;
     if collected.frame.height() == 0 {
         let mut folders: Vec<String> = experiments
             .iter()

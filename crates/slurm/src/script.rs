@@ -162,6 +162,7 @@ mod tests {
                 runs: Vec::new(),
                 merged_duplicates: 0,
                 expectations: Vec::new(),
+                search: None,
             },
             experiment_file: PathBuf::from("/home/me/exp/sweep.kdl"),
             store: PathBuf::from("/shared/runs"),

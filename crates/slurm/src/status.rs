@@ -399,6 +399,7 @@ mod tests {
                     runs: Vec::new(),
                     merged_duplicates: 0,
                     expectations: Vec::new(),
+                    search: None,
                 },
                 experiment_file: PathBuf::from("/x.kdl"),
                 store: PathBuf::from("/runs"),

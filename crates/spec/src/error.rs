@@ -226,9 +226,21 @@ pub enum Kind {
     ZipRowTwice { row: usize, first: usize },
     /// A matrix whose product has more cells than can be planned.
     TooManyCells { cells: String, limit: usize },
-    /// Early stopping on a metric that is not evaluated after every epoch
-    /// (or has no better direction): `why` completes "`metric` ...".
-    EarlyStopMetric { metric: String, why: String },
+    /// Early stopping or a search on a metric that is not evaluated after
+    /// every epoch (or has no better direction): `why` completes "`metric` ...".
+    CannotWatch {
+        watcher: String,
+        metric: String,
+        why: String,
+    },
+    /// A search kind other than `halving`.
+    UnknownSearch { word: String },
+    /// A search property that is missing.
+    SearchNeeds { property: String, example: String },
+    /// A search property's value that cannot be used: what is wrong.
+    SearchValue { property: String, message: String },
+    /// A search whose rungs do not fit the planned runs: what is wrong.
+    SearchPlan { message: String },
     /// An early-stop setting written while its metric is off.
     EarlyStopOff { field: String },
 }
@@ -295,7 +307,11 @@ impl Kind {
             | Kind::TooFewDistinct { .. } => "out-of-range",
             Kind::ZipRowTwice { .. } => "duplicate",
             Kind::TooManyCells { .. } => "too-many-runs",
-            Kind::EarlyStopMetric { .. } => "not-evaluated",
+            Kind::CannotWatch { .. } => "not-evaluated",
+            Kind::UnknownSearch { .. } => "unknown-kind",
+            Kind::SearchNeeds { .. } => "missing-value",
+            Kind::SearchValue { .. } => "out-of-range",
+            Kind::SearchPlan { .. } => "inconsistent",
             Kind::UnknownWord { .. } | Kind::NoSuchAxisValue { .. } | Kind::UnknownDevice { .. } => "unknown-value",
             Kind::Misplaced { .. } => "misplaced",
             Kind::UnknownField { .. } => "unknown-field",
@@ -419,7 +435,11 @@ impl Kind {
             Kind::TooFewDistinct { drawn, .. } => format!("only {drawn} distinct"),
             Kind::ZipRowTwice { first, .. } => format!("the same as row {first}"),
             Kind::TooManyCells { cells, .. } => format!("{cells} cells"),
-            Kind::EarlyStopMetric { .. } => "cannot be watched".to_owned(),
+            Kind::CannotWatch { .. } => "cannot be watched".to_owned(),
+            Kind::UnknownSearch { .. } => "unknown search".to_owned(),
+            Kind::SearchNeeds { property, .. } => format!("needs {property}="),
+            Kind::SearchValue { property, .. } => property.clone(),
+            Kind::SearchPlan { .. } => "this search".to_owned(),
             Kind::EarlyStopOff { .. } => "early stopping is off".to_owned(),
         }
     }
@@ -569,7 +589,13 @@ impl fmt::Display for Kind {
             Kind::TooManyCells { cells, limit } => {
                 write!(f, "this matrix crosses into {cells} cells; at most {limit} can be planned")
             }
-            Kind::EarlyStopMetric { metric, why } => write!(f, "early-stop cannot watch `{metric}`: it {why}"),
+            Kind::CannotWatch { watcher, metric, why } => write!(f, "{watcher} cannot watch `{metric}`: it {why}"),
+            Kind::UnknownSearch { word } => write!(f, "unknown search `{word}`"),
+            Kind::SearchNeeds { property, example } => {
+                write!(f, "`search halving` needs {property}= (e.g. {property}={example})")
+            }
+            Kind::SearchValue { property, message } => write!(f, "search {property}: {message}"),
+            Kind::SearchPlan { message } => write!(f, "{message}"),
             Kind::EarlyStopOff { field } => {
                 write!(f, "early-stop sets {field} but no metric, so it would never stop")
             }

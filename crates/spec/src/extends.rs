@@ -137,6 +137,7 @@ fn own_experiment(file: ExperimentFile, path: &Path) -> Experiment {
         settings: file.settings,
         variants: file.variants,
         matrix: file.matrix,
+        search: file.search,
         expectations: file.expectations,
         path: path.to_owned(),
     }
@@ -157,6 +158,7 @@ fn merge(base: Experiment, own: Experiment, own_sets_repeats: bool) -> Experimen
         settings: base.settings.into_iter().chain(own.settings).collect(),
         variants,
         matrix: own.matrix.or(base.matrix),
+        search: own.search.or(base.search),
         expectations: own.expectations,
         path: own.path,
     }

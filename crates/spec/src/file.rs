@@ -355,6 +355,25 @@ pub struct ExperimentFile {
     pub matrix: Option<Matrix>,
     /// Claims for the report.
     pub expectations: Vec<Expectation>,
+    /// A search over the matrix's runs, if any.
+    pub search: Option<Search>,
+}
+
+/// `search halving metric=val-dist rungs="1 3 9" keep="1/3"`: successive
+/// halving over the planned runs. Every run trains to the first rung (an
+/// epoch count); the best `keep` share of them, by `metric` at that epoch,
+/// goes on from its checkpoint to the next rung, and so on; the last rung is
+/// the runs' `train.epochs`.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// The metric runs are ranked by, lower better (higher for accuracy).
+    pub metric: Spanned<Metric>,
+    /// The epochs each rung trains to, increasing.
+    pub rungs: Spanned<Vec<u64>>,
+    /// The share of a rung's runs that go on, in (0, 1).
+    pub keep: Spanned<f64>,
+    /// The `search` node.
+    pub span: Span,
 }
 
 /// An experiment with its `extends` chain merged.
@@ -375,6 +394,8 @@ pub struct Experiment {
     pub matrix: Option<Matrix>,
     /// This file's expectations (they are not inherited).
     pub expectations: Vec<Expectation>,
+    /// The search of the last file that has one.
+    pub search: Option<Search>,
     /// The file the experiment was loaded from.
     pub path: PathBuf,
 }

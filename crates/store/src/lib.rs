@@ -24,6 +24,7 @@ pub mod folder;
 pub mod metrics;
 pub mod progress;
 pub mod records;
+pub mod search;
 pub mod tensorboard;
 
 use std::fs::File;

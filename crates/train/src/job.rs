@@ -264,6 +264,7 @@ fn one(
         device,
         threads: job.threads,
         cuda_graph: job.cuda_graph,
+        until_epoch: job.until_epoch,
     };
     let trained = catch_panic(|| training::train(&run.config, &data, &placement, &claimed, &progress, stop));
     let checkpoint = claimed.checkpoint().dir;
@@ -296,6 +297,11 @@ fn one(
                 events.line(&format!("{} {}: done, but {e}", &run.id[..8], job.label));
             }
             (if resuming { Outcome::Resumed } else { Outcome::Trained }, dist)
+        }
+        Ok(Err(TrainError::Paused { record })) => {
+            let _ = claimed.record(&Recorded::Interrupted);
+            let dist = Some(record.val.dist);
+            (Outcome::Paused(record), dist)
         }
         Ok(Err(TrainError::Interrupted { step })) => {
             let _ = claimed.log(&format!("interrupted after step {step}"));

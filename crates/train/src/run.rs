@@ -109,6 +109,13 @@ pub enum TrainError {
         /// The last optimizer step taken.
         step: u64,
     },
+    /// Trained to [`Placement::until_epoch`] and checkpointed there: a
+    /// search's rung. `record` is that epoch's evaluation.
+    #[error("paused at epoch {} (checkpointed; a later rung resumes it)", record.epoch)]
+    Paused {
+        /// The evaluation of the epoch it paused at.
+        record: Box<EpochRecord>,
+    },
 }
 
 impl From<StoreError> for TrainError {
@@ -148,6 +155,9 @@ pub struct Placement {
     pub threads: usize,
     /// Whether CUDA steps replay a captured graph.
     pub cuda_graph: CudaGraph,
+    /// Train no further than this epoch and pause there, checkpointed (a
+    /// search's rung; not part of the run's identity). `None`: to the end.
+    pub until_epoch: Option<u64>,
 }
 
 /// A seed for `(run seed, salt)`: distinct salts give unrelated streams.
@@ -175,7 +185,12 @@ pub fn train(
     stop: &AtomicBool,
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
-    let Placement { device, cuda_graph, .. } = *placement;
+    let Placement {
+        device,
+        cuda_graph,
+        until_epoch,
+        ..
+    } = *placement;
     let device_name = describe_device(device);
     let resume = run.recover_checkpoint().map_err(|e| match e {
         CheckpointError::Store(e) => TrainError::from(e),
@@ -299,7 +314,11 @@ pub fn train(
             .map(|rule| (rule, rule.watch(epochs.iter().map(|e| e.value(rule.metric)))))
     };
     let stopped = |epochs: &[EpochRecord]| watch(epochs).is_some_and(|(rule, at)| rule.stops(at));
-    while position.epoch < config.train.epochs && position.step < total_steps && !stopped(&position.epochs) {
+    let unfinished = |position: &Position| {
+        position.epoch < config.train.epochs && position.step < total_steps && !stopped(&position.epochs)
+    };
+    let before_pause = |position: &Position| until_epoch.is_none_or(|until| position.epoch < until);
+    while unfinished(&position) && before_pause(&position) {
         let epoch = position.epoch + 1;
         // The data order depends only on (seed, epoch), and dropout only on
         // (seed, step): a resumed run sees exactly what an uninterrupted one saw.
@@ -418,6 +437,23 @@ pub fn train(
         }
     }
 
+    if unfinished(&position) {
+        // Paused at a rung (possibly reached before: a rung asked again).
+        let until = until_epoch.unwrap_or(position.epoch);
+        let record = position
+            .epochs
+            .iter()
+            .find(|e| e.epoch == until)
+            .cloned()
+            .ok_or_else(|| {
+                TrainError::Unusable(format!("epoch {until} was not evaluated, so a search cannot rank it"))
+            })?;
+        run.log(&format!("paused at epoch {until}, as the search's rung asks"))?;
+        live.checkpointed(position.epoch)?;
+        return Err(TrainError::Paused {
+            record: Box::new(record),
+        });
+    }
     // With early stopping, the best evaluation's weights are the result.
     let best = match watch(&position.epochs) {
         Some((rule, Watch { best: Some(i), .. })) => {

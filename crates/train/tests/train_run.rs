@@ -66,6 +66,7 @@ fn cpu(cuda_graph: CudaGraph, threads: usize) -> Placement {
         device: Device::Cpu,
         threads,
         cuda_graph,
+        until_epoch: None,
     }
 }
 

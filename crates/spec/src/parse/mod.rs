@@ -12,6 +12,7 @@ mod expect;
 mod matrix;
 mod nodes;
 mod sampled;
+mod search;
 mod settings;
 mod values;
 
@@ -118,12 +119,13 @@ impl Parser {
             variants: Vec::new(),
             matrix: None,
             expectations: Vec::new(),
+            search: None,
         };
         let mut seen_settings = Seen::new();
         let mut seen_top: HashMap<String, Span> = HashMap::new();
         for child in children(node) {
             let word = child.name().value();
-            if matches!(word, "description" | "extends" | "repeats" | "matrix") {
+            if matches!(word, "description" | "extends" | "repeats" | "matrix" | "search") {
                 let span = self.node_span(child);
                 if let Some(first) = seen_top.insert(word.to_owned(), span) {
                     self.report(
@@ -141,6 +143,7 @@ impl Parser {
                     }
                 }
                 "matrix" => file.matrix = Some(self.matrix(child)),
+                "search" => file.search = self.search(child),
                 "expect" => {
                     if let Some(expectation) = self.expectation(child) {
                         file.expectations.push(expectation);

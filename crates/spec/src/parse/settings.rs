@@ -11,7 +11,15 @@ use crate::source::{Span, Spanned};
 use crate::value::Value;
 
 /// The nodes of the experiment itself, not settings.
-pub(super) const TOP_LEVEL: [&str; 6] = ["description", "extends", "repeats", "variant", "matrix", "expect"];
+pub(super) const TOP_LEVEL: [&str; 7] = [
+    "description",
+    "extends",
+    "repeats",
+    "variant",
+    "matrix",
+    "expect",
+    "search",
+];
 
 impl Parser {
     /// A node inside `experiment`, a variant or a section, at `prefix`.
