@@ -193,6 +193,20 @@ fn halving_finds_the_grids_winner_with_half_the_epochs_and_resumes_to_the_same_e
         markdown.contains("8 epochs trained, where the full grid trains 16"),
         "{markdown}"
     );
+    // Each numeric axis against the metric, at the first rung where every run has a value.
+    assert!(
+        markdown.contains("against val dist at the search's first rung (epoch 1)"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("| `schedule.warmup` | 4 | 1 – 1000 |"), "{markdown}");
+    let scatter = std::fs::read(work.dir.join("search/halving/figures/parameter-schedule-warmup.png")).unwrap();
+    assert_eq!(&scatter[1..4], b"PNG");
+    // The runs left behind are listed as stopped by the search.
+    assert_eq!(
+        markdown.matches("| stopped by the search | at epoch ").count(),
+        3,
+        "{markdown}"
+    );
 }
 
 #[test]

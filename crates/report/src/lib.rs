@@ -20,6 +20,7 @@ pub mod data;
 pub mod effects;
 pub mod expect;
 pub mod listen;
+pub mod parameters;
 pub mod plots;
 pub mod search;
 pub mod stats;
@@ -158,7 +159,11 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
     let keys = &collected.label_keys;
     let cells = table::cells(frame, keys);
     let main_table = table::main_table(frame, keys);
-    let figures = plots::figures(collected, &cells);
+    let parameters = parameters::find(plan, collected);
+    let mut figures = plots::figures(collected, &cells);
+    if let Some(parameters) = &parameters {
+        figures.extend(plots::scatter_figures(parameters));
+    }
     let listenings = listen::choose(collected, &cells);
     let mut md = format!("# Report: {}\n\n", plan.experiment);
     if let Some(description) = &plan.description {
@@ -192,6 +197,9 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
     md.push_str(&early_stopping(frame));
     if let Some(record) = &collected.search {
         md.push_str(&search::render(record));
+    }
+    if let Some(parameters) = &parameters {
+        md.push_str(&parameters::render(parameters));
     }
     md.push_str("\n## Expectations\n\n");
     md.push_str(&expect::render(&expect::check_all(&plan.expectations, frame)));

@@ -128,6 +128,57 @@ pub fn welch(a: &Spread, b: &Spread, factor: f64) -> (f64, Option<Interval>) {
     )
 }
 
+/// Spearman's rank correlation of paired values (ties take their mean
+/// rank); `None` for fewer than 3 pairs or when either side is constant.
+pub fn spearman(pairs: &[(f64, f64)]) -> Option<f64> {
+    if pairs.len() < 3 {
+        return None;
+    }
+    let xs = ranks(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
+    let ys = ranks(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let cov: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let vx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let vy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
+    (vx > 0.0 && vy > 0.0).then(|| cov / (vx * vy).sqrt())
+}
+
+/// The 95% interval of a Spearman correlation `rho` over `n` pairs, by
+/// Fisher's z with Fieller, Hartley and Pearson's standard error
+/// √(1.06 / (n − 3)); `None` for fewer than 4 pairs.
+pub fn spearman_ci95(rho: f64, n: usize) -> Option<Interval> {
+    if n < 4 {
+        return None;
+    }
+    let z = rho.clamp(-0.999_999, 0.999_999).atanh();
+    let half = 1.959_964 * (1.06 / (n as f64 - 3.0)).sqrt();
+    Some(Interval {
+        low: (z - half).tanh(),
+        high: (z + half).tanh(),
+    })
+}
+
+/// 1-based ranks, ties given their mean rank.
+fn ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && values[order[j + 1]] == values[order[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            ranks[k] = rank;
+        }
+        i = j + 1;
+    }
+    ranks
+}
+
 /// `value` with `decimals` digits; never `-0.00`.
 pub fn fixed(value: f64, decimals: usize) -> String {
     let text = format!("{value:.decimals$}");
@@ -147,6 +198,25 @@ pub fn signed(value: f64, decimals: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spearman_matches_hand_computed_ranks() {
+        // Monotone: 1; reversed: -1; ranks (1,2,3,4) vs (2,1,4,3): 1 - 6·4/(4·15) = 0.6.
+        let up = [(1.0, 10.0), (2.0, 20.0), (3.0, 25.0), (4.0, 90.0)];
+        assert_eq!(spearman(&up), Some(1.0));
+        let down: Vec<(f64, f64)> = up.iter().map(|&(x, y)| (x, -y)).collect();
+        assert_eq!(spearman(&down), Some(-1.0));
+        let swapped = [(1.0, 2.0), (2.0, 1.0), (3.0, 4.0), (4.0, 3.0)];
+        assert!((spearman(&swapped).unwrap() - 0.6).abs() < 1e-12);
+        // Ties share their mean rank; a constant side has no correlation.
+        assert_eq!(ranks(&[5.0, 1.0, 5.0, 3.0]), [3.5, 1.0, 3.5, 2.0]);
+        assert_eq!(spearman(&[(1.0, 1.0), (2.0, 1.0), (3.0, 1.0)]), None);
+        assert_eq!(spearman(&up[..2]), None);
+        // z = atanh(0.6) = 0.6931, half-width 1.96 · √(1.06 / 7) = 0.7627 (n = 10).
+        let ci = spearman_ci95(0.6, 10).unwrap();
+        assert!((ci.low - (-0.0696_f64).tanh()).abs() < 1e-3, "{ci:?}");
+        assert!((ci.high - 1.4558_f64.tanh()).abs() < 1e-3, "{ci:?}");
+    }
+
     use super::*;
 
     #[test]

@@ -9,12 +9,14 @@
 //! step; [`notes`]: predicted vs true velocity along the saved validation
 //! windows (one PNG per cell), the histogram of true vs greedy-predicted
 //! velocities over the whole test split (one panel per cell), and a
-//! velocity piano roll of one test excerpt per cell. Every legend sits in a
+//! velocity piano roll of one test excerpt per cell; [`scatter`]: each
+//! numeric parameter against the metric. Every legend sits in a
 //! strip below its chart ([`legend`]), so none covers data.
 
 pub mod curves;
 pub mod legend;
 pub mod notes;
+pub mod scatter;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -25,7 +27,8 @@ use plotters::style::{FontStyle, register_font};
 use legend::Entry;
 
 use super::collect::{Collected, short_id};
-use super::table::Cell;
+use super::parameters::{Parameter, Parameters};
+use super::table::{self, Cell};
 
 /// Saved windows drawn per cell.
 const WINDOWS_PER_CELL: usize = 3;
@@ -49,6 +52,11 @@ enum Kind {
         cell: usize,
         run: usize,
         piece: usize,
+    },
+    /// A numeric parameter against the metric (titled).
+    Scatter {
+        parameter: Box<Parameter>,
+        metric: &'static str,
     },
 }
 
@@ -167,6 +175,29 @@ pub fn figures(collected: &Collected, cells: &[Cell]) -> Vec<Figure> {
     found
 }
 
+/// One scatter per numeric parameter.
+pub fn scatter_figures(parameters: &Parameters) -> Vec<Figure> {
+    let metric = table::title(parameters.metric);
+    parameters
+        .each
+        .iter()
+        .map(|p| Figure {
+            file: format!("figures/parameter-{}.png", slug(&p.key)),
+            caption: format!(
+                "{metric} {} against `{}`, one point per run{}",
+                parameters.source,
+                p.key,
+                if p.log { " (log scale)" } else { "" }
+            ),
+            size: (WIDTH, 540),
+            kind: Kind::Scatter {
+                parameter: Box::new(p.clone()),
+                metric,
+            },
+        })
+        .collect()
+}
+
 /// `schedule=noam loss=ce` → `schedule-noam-loss-ce`.
 pub(crate) fn slug(text: &str) -> String {
     let mut slug = String::new();
@@ -205,6 +236,7 @@ pub fn draw(figures: &[Figure], collected: &Collected, cells: &[Cell], folder: &
             Kind::Examples { run, windows, .. } => notes::examples(&root, &runs[*run], *windows),
             Kind::Histogram => notes::histogram(&root, runs, cells),
             Kind::PianoRoll { run, piece, .. } => notes::piano_roll(&root, &runs[*run].test[*piece]),
+            Kind::Scatter { parameter, metric } => scatter::scatter(&root, parameter, metric),
         }
         .map_err(failed(&path))?;
         root.present().map_err(failed(&path))?;
