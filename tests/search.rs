@@ -144,6 +144,8 @@ fn halving_finds_the_grids_winner_with_half_the_epochs_and_resumes_to_the_same_e
     // The three left behind are partial, their checkpoints kept.
     let states = text(&work.run(&file, &["plan"], "search"));
     assert!(states.contains("1 done") && states.contains("3 partial"), "{states}");
+    let status = text(&work.run(&file, &["status"], "search"));
+    assert_eq!(status.matches("stopped by the search at epoch").count(), 3, "{status}");
 
     // Again: nothing trains, the same rungs and winner.
     let again = work.run(&file, &["exec", "--jobs", "2", "--threads", "1"], "search");

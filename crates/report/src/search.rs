@@ -72,7 +72,11 @@ fn rung_table(record: &SearchRecord) -> Table {
                         let value = at.value.map_or("failed".to_owned(), |v| fixed(v, 3));
                         row.push(if at.kept { format!("{value} ✓") } else { value });
                         if !at.kept && stopped == "–" {
-                            stopped = format!("epoch {}", rung.epoch);
+                            stopped = if Some(&rung.epoch) == record.planned.last() {
+                                "trained to the end, not the best".to_owned()
+                            } else {
+                                format!("epoch {}", rung.epoch)
+                            };
                         }
                     }
                     None => row.push(String::new()),

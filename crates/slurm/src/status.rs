@@ -188,6 +188,8 @@ pub fn status(plan: &Plan, store: &RunStore) -> Status {
         })
         .collect();
     let now = progress::now();
+    // A search's record says which partial runs it left behind.
+    let search = plan.search.as_ref().and_then(|_| store.search().ok().flatten());
     let rows = plan
         .runs
         .iter()
@@ -198,7 +200,13 @@ pub fn status(plan: &Plan, store: &RunStore) -> Status {
             } else {
                 run.label_text()
             };
-            let mut row = row(&run.id, label, &store.state(run), placed);
+            let stored = store.state(run);
+            let mut row = row(&run.id, label, &stored, placed);
+            if let Some(rung) = search.as_ref().and_then(|s| s.stopped_at(&run.id))
+                && stored == RunState::Partial
+            {
+                row.note = format!("stopped by the search at epoch {}", rung.epoch);
+            }
             row.training = Training::of(&store.folder(&run.id), run.config.train.epochs, row.state, now);
             row
         })
