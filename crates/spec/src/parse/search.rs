@@ -31,8 +31,14 @@ impl Parser {
             }
             None => {
                 self.report(
-                    Problem::at(Kind::UnknownSearch { word: String::new() }, span)
-                        .help("e.g. `search halving metric=val-dist rungs=\"1 3 9\" keep=\"1/3\"`"),
+                    Problem::at(
+                        Kind::SearchValue {
+                            property: "kind".to_owned(),
+                            message: "`search` needs its kind first: halving".to_owned(),
+                        },
+                        span,
+                    )
+                    .help("e.g. `search halving metric=val-dist rungs=\"1 3 9\" keep=\"1/3\"`"),
                 );
                 false
             }
