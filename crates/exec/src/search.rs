@@ -20,7 +20,6 @@ use runner_job::{Outcome, RunResult};
 use runner_plan::search::PlannedSearch;
 use runner_plan::show::count;
 use runner_plan::{Plan, PlannedRun};
-use runner_spec::file::Better;
 use runner_store::search::{Rung, RungRun, SearchRecord};
 use runner_store::{RunState, RunStore};
 
@@ -118,7 +117,7 @@ pub(super) fn run(
             record.grid_epochs()
         ));
     }
-    plan.runs.iter().zip(last).filter_map(|(_, result)| result).collect()
+    last.into_iter().flatten().collect()
 }
 
 /// The run's metric at the rung's `epoch`: from its pause, or from its
@@ -138,12 +137,8 @@ fn value_at(store: &RunStore, run: &PlannedRun, outcome: &Outcome, search: &Plan
 /// Best first by the search's metric; runs without a value last; ties in
 /// plan order.
 fn sort_best_first(ranked: &mut [(usize, Option<f64>)], search: &PlannedSearch) {
-    let higher = search.metric.better() == Better::Higher;
     ranked.sort_by(|(i, a), (j, b)| match (a, b) {
-        (Some(a), Some(b)) => {
-            let order = if higher { b.total_cmp(a) } else { a.total_cmp(b) };
-            order.then(i.cmp(j))
-        }
+        (Some(a), Some(b)) => search.metric.order(*a, *b).then(i.cmp(j)),
         (Some(_), None) => std::cmp::Ordering::Less,
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => i.cmp(j),

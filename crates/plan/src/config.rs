@@ -731,6 +731,9 @@ impl TrainConfig {
     }
 }
 
+/// What to watch instead of a metric no run evaluates after each epoch.
+pub const WATCH_VALIDATION: &str = "watch a validation metric: val-loss, val-dist, greedy-dist or accuracy";
+
 /// Why a metric cannot be watched after each epoch of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unwatchable {
@@ -747,17 +750,11 @@ impl RunConfig {
     /// early stopping or a search); `None` when it can: it is evaluated
     /// after every epoch and has a better direction.
     pub fn unwatchable(&self, metric: Metric) -> Option<Unwatchable> {
-        const VALIDATION: &str = "watch a validation metric: val-loss, val-dist, greedy-dist or accuracy";
         let cannot = |why, help, setting| Some(Unwatchable { why, help, setting });
+        if let Some(why) = metric.unwatchable() {
+            return cannot(why, WATCH_VALIDATION, None);
+        }
         match metric {
-            Metric::TestDist | Metric::TestGreedyDist => {
-                cannot("is measured once, on the test split, after training", VALIDATION, None)
-            }
-            Metric::Flatness | Metric::GreedyFlatness => cannot(
-                "has no better direction (1 is best, and a run can miss it on either side)",
-                VALIDATION,
-                None,
-            ),
             Metric::GreedyDist if !self.evaluate.greedy => cannot(
                 "is not evaluated with greedy decoding off",
                 "watch val-dist, or turn greedy decoding on",

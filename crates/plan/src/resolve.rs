@@ -204,15 +204,7 @@ pub fn resolve<'a>(
     if let Some(stop) = config.train.early_stop
         && let Some(cannot) = config.unwatchable(stop.metric)
     {
-        let mut problem = Problem::at(
-            Kind::CannotWatch {
-                watcher: "early-stop".to_owned(),
-                metric: stop.metric.name().to_owned(),
-                why: cannot.why.to_owned(),
-            },
-            s.span("train.early-stop.metric"),
-        )
-        .help(cannot.help);
+        let mut problem = cannot_watch("early-stop", stop.metric, cannot, s.span("train.early-stop.metric"));
         if let Some((path, what)) = cannot.setting {
             problem = problem.also(s.span(path), what);
         }
@@ -240,6 +232,20 @@ pub fn resolve<'a>(
     } else {
         Err(problems)
     }
+}
+
+/// The problem of `watcher` (early stopping, a search) watching `metric`,
+/// at `at`, which `cannot` says why it cannot.
+pub(crate) fn cannot_watch(watcher: &str, metric: Metric, cannot: Unwatchable, at: Span) -> Problem {
+    Problem::at(
+        Kind::CannotWatch {
+            watcher: watcher.to_owned(),
+            metric: metric.name().to_owned(),
+            why: cannot.why.to_owned(),
+        },
+        at,
+    )
+    .help(cannot.help)
 }
 
 /// `train { early-stop metric=M patience=P min-delta=D }`, or `None` when

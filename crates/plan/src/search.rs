@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::PlannedRun;
+use super::resolve::cannot_watch;
 use runner_spec::file::{Metric, Search};
 use runner_spec::{Kind, Problem};
 
@@ -35,16 +36,9 @@ impl PlannedSearch {
         counts
     }
 
-    /// Epochs trained when every rung is full: each rung's runs from the
-    /// previous rung's epoch to its own.
+    /// Epochs trained when every rung is full ([`epochs_trained`]).
     pub fn epochs(&self, runs: usize) -> u64 {
-        let mut previous = 0;
-        let mut total = 0;
-        for (&epoch, count) in self.rungs.iter().zip(self.runs_per_rung(runs)) {
-            total += count as u64 * (epoch - previous);
-            previous = epoch;
-        }
-        total
+        epochs_trained(self.rungs.iter().copied().zip(self.runs_per_rung(runs)))
     }
 
     /// One line for `runner plan`: the rungs, the runs at each and the budget.
@@ -71,6 +65,18 @@ impl PlannedSearch {
     pub fn kept(&self, runs: usize) -> usize {
         ((runs as f64 * self.keep).ceil() as usize).clamp(1, runs.max(1))
     }
+}
+
+/// The epochs rungs train, given each rung's (epoch, runs) in order: each
+/// rung's runs from the previous rung's epoch to its own.
+pub fn epochs_trained(rungs: impl IntoIterator<Item = (u64, usize)>) -> u64 {
+    let mut previous = 0;
+    let mut total = 0;
+    for (epoch, runs) in rungs {
+        total += runs as u64 * (epoch - previous);
+        previous = epoch;
+    }
+    total
 }
 
 /// `search` checked against `runs`.
@@ -116,17 +122,7 @@ pub fn planned(search: &Search, runs: &[PlannedRun]) -> Result<PlannedSearch, Ve
         );
     }
     if let Some(cannot) = runs.iter().find_map(|r| r.config.unwatchable(search.metric.value)) {
-        problems.push(
-            Problem::at(
-                Kind::CannotWatch {
-                    watcher: "search".to_owned(),
-                    metric: search.metric.value.name().to_owned(),
-                    why: cannot.why.to_owned(),
-                },
-                search.metric.span,
-            )
-            .help(cannot.help),
-        );
+        problems.push(cannot_watch("search", search.metric.value, cannot, search.metric.span));
     }
     if problems.is_empty() {
         Ok(PlannedSearch {

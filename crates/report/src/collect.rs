@@ -28,7 +28,7 @@ use runner_plan::Plan;
 use runner_plan::config::Scheme;
 use runner_plan::expect::{PlannedClaim, PlannedExpectation, Selection};
 use runner_spec::file::Metric;
-use runner_store::records::{Example, PiecePrediction, Summary};
+use runner_store::records::{BestEpoch, Example, PiecePrediction, Summary};
 use runner_store::search::SearchRecord;
 use runner_store::{RunFile, RunFolder, RunState, RunStore};
 
@@ -117,6 +117,8 @@ pub struct RunRecords {
     pub test: Vec<PiecePrediction>,
     /// The run's folder (its `listen/` files are named by `test`).
     pub folder: RunFolder,
+    /// With early stopping: the evaluation its values are of.
+    pub best: Option<BestEpoch>,
 }
 
 /// One dataset (pieces, windows, bins) and the finished runs that trained
@@ -323,6 +325,7 @@ pub fn collect_in(plan: &Plan, stores: &[&RunStore]) -> PolarsResult<Collected> 
             baselines: [summary.baseline_mean.dist, summary.baseline_bin_centre.dist],
             test,
             folder,
+            best: summary.best.clone(),
         });
     }
     Ok(Collected {

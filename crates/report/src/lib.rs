@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 use collect::Collected;
 use listen::Listening;
 use plots::Figure;
-use polars::prelude::DataFrame;
 use runner_plan::Plan;
 use runner_store::{RunStore, StoreProblem};
 use table::{Cell, Table};
@@ -106,13 +105,15 @@ impl ReportError {
 
 /// What the results of early-stopped runs are, when there are some (empty
 /// otherwise).
-fn early_stopping(frame: &DataFrame) -> String {
-    let results = collect::strings(frame, "result");
-    let kept = results.iter().flatten().count();
+fn early_stopping(runs: &[collect::RunRecords]) -> String {
+    let kept = runs.iter().filter(|r| r.best.is_some()).count();
     if kept == 0 {
         return String::new();
     }
-    let stopped = results.iter().flatten().filter(|r| r.contains("stopped early")).count();
+    let stopped = runs
+        .iter()
+        .filter(|r| r.best.as_ref().is_some_and(|b| b.stopped_early))
+        .count();
     format!(
         "\nEarly stopping: the values of {} are those of its best evaluation, not its last ({} stopped early); \
          the test figures and listening files come from that evaluation's weights. The `result` column of \
@@ -194,7 +195,7 @@ pub fn render(plan: &Plan, collected: &Collected) -> Report {
          MAESTRO: a value here is comparable to the write-up's in definition only when the data and sizes \
          are its own.\n",
     );
-    md.push_str(&early_stopping(frame));
+    md.push_str(&early_stopping(&collected.runs));
     if let Some(record) = &collected.search {
         md.push_str(&search::render(record));
     }
@@ -281,29 +282,28 @@ pub fn write(plan: &Plan, store: &RunStore, output: Option<&Path>) -> Result<Wri
 /// ([`collect::compared`]), written by default to
 /// `<store>/<A>+<B>/report.md`.
 pub fn write_all(experiments: &[(&Plan, &RunStore)], output: Option<&Path>) -> Result<Written, ReportError> {
-    let Some(&(first, store)) = experiments.first() else {
-        return Err(ReportError::NoExperiment);
-    };
-    let (plan, collected, default_path) = match experiments {
-        [_] => (
-            first.clone(),
-            collect::collect(first, store)?,
+    let (plan, collected, store, default_path) = match experiments {
+        [] => return Err(ReportError::NoExperiment),
+        [(plan, store)] => (
+            (*plan).clone(),
+            collect::collect(plan, store)?,
+            *store,
             store.root().join("report.md"),
         ),
         several => {
             let (plan, stores) = collect::compared(several);
             let collected = collect::collect_in(&plan, &stores)?;
+            let store = several[0].1;
             let root = store.root().parent().unwrap_or(store.root());
             let path = root.join(&plan.experiment).join("report.md");
-            (plan, collected, path)
+            (plan, collected, store, path)
         }
     };
     if collected.frame.height() == 0 {
-        let mut folders: Vec<String> = experiments
+        let folders: Vec<String> = experiments
             .iter()
             .map(|(_, s)| s.root().display().to_string())
             .collect();
-        folders.dedup();
         return Err(ReportError::NoFinishedRun {
             experiment: plan.experiment.clone(),
             store: folders.join(", "),

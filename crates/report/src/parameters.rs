@@ -8,7 +8,7 @@
 //! otherwise each finished run's final value.
 
 use runner_plan::Plan;
-use runner_spec::file::{Better, Metric};
+use runner_spec::file::Metric;
 
 use super::collect::{self, Collected};
 use super::stats::{Interval, Spread, fixed, spearman, spearman_ci95};
@@ -132,17 +132,13 @@ pub fn find(plan: &Plan, collected: &Collected) -> Option<Parameters> {
 /// The cell with the best mean of `metric`, as labels text and spread.
 fn best_cell(collected: &Collected, metric: Metric) -> Option<(String, Spread)> {
     let values = collect::numbers(&collected.frame, collect::column(metric));
-    let higher = metric.better() == Better::Higher;
     table::cells(&collected.frame, &collected.label_keys)
         .iter()
         .filter_map(|cell| {
             let cell_values: Vec<f64> = cell.rows.iter().filter_map(|&r| values[r]).collect();
             Some((cell.text(), Spread::of(&cell_values)?))
         })
-        .min_by(|(_, a), (_, b)| {
-            let order = a.mean.total_cmp(&b.mean);
-            if higher { order.reverse() } else { order }
-        })
+        .min_by(|(_, a), (_, b)| metric.order(a.mean, b.mean))
 }
 
 /// The section's Markdown (figure links are added with the others).

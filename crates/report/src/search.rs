@@ -65,26 +65,26 @@ fn rung_table(record: &SearchRecord) -> Table {
         .iter()
         .map(|run| {
             let mut row = vec![short_id(&run.id).to_owned(), run.label.clone()];
-            let mut stopped = "–".to_owned();
             for rung in &record.rungs {
-                match rung.runs.iter().find(|r| r.id == run.id) {
-                    Some(at) => {
-                        let value = at.value.map_or("failed".to_owned(), |v| fixed(v, 3));
-                        row.push(if at.kept { format!("{value} ✓") } else { value });
-                        if !at.kept && stopped == "–" {
-                            stopped = if Some(&rung.epoch) == record.planned.last() {
-                                "trained to the end, not the best".to_owned()
-                            } else {
-                                format!("epoch {}", rung.epoch)
-                            };
-                        }
-                    }
-                    None => row.push(String::new()),
-                }
+                row.push(rung.runs.iter().find(|r| r.id == run.id).map_or(String::new(), |at| {
+                    let value = at.value.map_or("failed".to_owned(), |v| fixed(v, 3));
+                    if at.kept { format!("{value} ✓") } else { value }
+                }));
             }
-            if record.winner().is_some_and(|w| w.id == run.id) {
-                stopped = "winner".to_owned();
-            }
+            let in_last_rung = record.is_complete()
+                && record
+                    .rungs
+                    .last()
+                    .is_some_and(|rung| rung.runs.iter().any(|r| r.id == run.id));
+            let stopped = if record.winner().is_some_and(|w| w.id == run.id) {
+                "winner".to_owned()
+            } else if let Some(rung) = record.stopped_at(&run.id) {
+                format!("epoch {}", rung.epoch)
+            } else if in_last_rung {
+                "trained to the end, not the best".to_owned()
+            } else {
+                "–".to_owned()
+            };
             row.push(stopped);
             row
         })

@@ -281,6 +281,29 @@ impl Metric {
         }
     }
 
+    /// `a` against `b`, the better value first (`Less` when `a` is better):
+    /// lower, higher for accuracy, nearer 1 for flatness.
+    pub fn order(self, a: f64, b: f64) -> std::cmp::Ordering {
+        match self.better() {
+            Better::Lower => a.total_cmp(&b),
+            Better::Higher => b.total_cmp(&a),
+            Better::CloserToOne => (a - 1.0).abs().total_cmp(&(b - 1.0).abs()),
+        }
+    }
+
+    /// Why it cannot be watched after each epoch whatever the run (by early
+    /// stopping or a search): completes "`metric` ..."; `None` when it can
+    /// be, given a run that evaluates it.
+    pub fn unwatchable(self) -> Option<&'static str> {
+        match self {
+            Metric::TestDist | Metric::TestGreedyDist => Some("is measured once, on the test split, after training"),
+            Metric::Flatness | Metric::GreedyFlatness => {
+                Some("has no better direction (1 is best, and a run can miss it on either side)")
+            }
+            _ => None,
+        }
+    }
+
     /// The metric with this name in files.
     pub fn named(name: &str) -> Option<Metric> {
         Metric::ALL.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)

@@ -68,13 +68,7 @@ impl SearchRecord {
     /// Epochs trained by the rungs ranked so far: each rung's runs trained
     /// from the previous rung's epoch to its own.
     pub fn epochs_trained(&self) -> u64 {
-        let mut previous = 0;
-        let mut total = 0;
-        for rung in &self.rungs {
-            total += rung.runs.len() as u64 * (rung.epoch - previous);
-            previous = rung.epoch;
-        }
-        total
+        runner_plan::search::epochs_trained(self.rungs.iter().map(|rung| (rung.epoch, rung.runs.len())))
     }
 
     /// Epochs the full grid trains: every run to the last rung.

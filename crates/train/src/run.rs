@@ -253,13 +253,13 @@ pub fn train(
         vs.load(&files.model).map_err(|e| unusable(e.to_string()))?;
         optimizer.load(&files.optimizer).map_err(|e| unusable(e.to_string()))?;
     }
-    let save = |position: &Position, vs: &nn::VarStore, optimizer: &Optimizer, best: Best| {
+    let save = |position: &Position, vs: &nn::VarStore, optimizer: &Optimizer, new_best: bool| {
         let trained = TrainedWith {
             step: position.step,
             threads,
             device: device_name.clone(),
         };
-        save_checkpoint(run, trained, vs, optimizer, position, best)
+        save_checkpoint(run, trained, vs, optimizer, position, new_best)
     };
     progress.start(total_steps, position.step);
     let mut live = Live::open(
@@ -360,16 +360,7 @@ pub fn train(
             if stop.load(Ordering::Relaxed) && b < batches_per_epoch && position.step < total_steps {
                 position.next_batch = b;
                 (position.partial_loss, position.partial_count) = stepper.sums.epoch();
-                save(
-                    &position,
-                    &vs,
-                    &optimizer,
-                    if config.train.early_stop.is_some() {
-                        Best::Keep
-                    } else {
-                        Best::None
-                    },
-                )?;
+                save(&position, &vs, &optimizer, false)?;
                 run.write_learning_rates(&position.lr_log)?;
                 live.checkpointed(position.epoch)?;
                 return Err(TrainError::Interrupted { step: position.step });
@@ -385,7 +376,7 @@ pub fn train(
             });
         }
         position.epoch = epoch;
-        let mut best = Best::Keep;
+        let mut new_best = false;
         position.next_batch = 0;
         position.partial_loss = 0.0;
         position.partial_count = 0;
@@ -409,9 +400,7 @@ pub fn train(
             position.epochs.push(record);
             run.write_metrics(&position.epochs)?;
             if let Some((rule, at)) = watch(&position.epochs) {
-                if at.best == Some(position.epochs.len() - 1) {
-                    best = Best::New;
-                }
+                new_best = at.best == Some(position.epochs.len() - 1);
                 if rule.stops(at) {
                     let best_epoch = at.best.map_or(0, |i| position.epochs[i].epoch);
                     run.log(&format!(
@@ -424,12 +413,7 @@ pub fn train(
                 }
             }
         }
-        let best = if config.train.early_stop.is_some() {
-            best
-        } else {
-            Best::None
-        };
-        save(&position, &vs, &optimizer, best)?;
+        save(&position, &vs, &optimizer, new_best)?;
         run.write_learning_rates(&position.lr_log)?;
         live.checkpointed(epoch)?;
         if stop.load(Ordering::Relaxed) && position.epoch < config.train.epochs && position.step < total_steps {
@@ -552,29 +536,19 @@ fn write_examples(
     Ok(run.write_predictions(&examples)?)
 }
 
-/// What a checkpoint holds of the best evaluation's weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Best {
-    /// No early stopping: nothing.
-    None,
-    /// The weights being saved are the best so far.
-    New,
-    /// The previous checkpoint's best weights, unchanged (none before the
-    /// first evaluation).
-    Keep,
-}
-
 /// Saves model, optimizer and position as one checkpoint (see
-/// [`runner_store::checkpoint`]), with the best weights as `best` says;
-/// RNG state needs no file, since every epoch and step reseeds from the
-/// run's seed.
+/// [`runner_store::checkpoint`]), with the best evaluation's weights: these
+/// when `new_best` (early stopping found a new best), else the previous
+/// checkpoint's, when it has some (never without early stopping). RNG
+/// state needs no file, since every epoch and step reseeds from the run's
+/// seed.
 fn save_checkpoint(
     run: &ClaimedRun,
     trained: TrainedWith,
     vs: &nn::VarStore,
     optimizer: &Optimizer,
     position: &Position,
-    best: Best,
+    new_best: bool,
 ) -> Result<(), TrainError> {
     // libtorch and safetensors report a full disk as text only.
     fn saved(path: &Path, error: impl Into<TrainError>) -> TrainError {
@@ -590,11 +564,10 @@ fn save_checkpoint(
             .save(&files.optimizer)
             .map_err(|e| saved(&files.optimizer, e))?;
         let previous = run.checkpoint().best_model;
-        match best {
-            Best::None => {}
-            Best::New => link_or_copy(&files.model, &files.best_model)?,
-            Best::Keep if previous.is_file() => link_or_copy(&previous, &files.best_model)?,
-            Best::Keep => {}
+        if new_best {
+            link_or_copy(&files.model, &files.best_model)?;
+        } else if previous.is_file() {
+            link_or_copy(&previous, &files.best_model)?;
         }
         let text = serde_json::to_string_pretty(position).expect("a position serialises");
         std::fs::write(&files.position, text).map_err(|source| TrainError::Io {
